@@ -1,0 +1,41 @@
+# genrec quick start:  `make demo`  (benchmark on the embedded MovieLens)  and  `make test`.
+# Both create .venv on a fresh machine. torch is pinned: an unpinned torch pulls a multi-GB
+# CUDA build; 2.13.0 resolves to the CPU wheel.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH := torch==2.13.0
+
+.PHONY: demo test lint bench install dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e ".[als]"
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/pip install -q -e ".[als,dev]"
+	touch $@
+
+install: $(VENV)/.installed
+dev: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed
+	$(BIN)/genrec benchmark --dataset movielens-small --models popularity,itemknn,ease,als \
+		--seeds 3 --name demo --save-recommendations
+
+test: $(VENV)/.installed-dev
+	$(BIN)/pytest -q
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/python benchmarks/bench_evaluator.py
+
+clean:
+	rm -rf $(VENV) reports build *.egg-info src/*.egg-info

@@ -1,0 +1,7 @@
+"""``python -m genrec`` runs the command line."""
+
+import sys
+
+from genrec.cli import main
+
+sys.exit(main())

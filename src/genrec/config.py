@@ -1,0 +1,181 @@
+"""Config dataclasses <-> dict/YAML, strict: unknown keys and bad values raise.
+
+Every model has one frozen dataclass deriving from :class:`ModelConfig`. A field's
+``metadata["help"]`` is its one-line description (shown by ``genrec train --help-config``).
+Range checks live in ``validate()``; it runs at construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from genrec.errors import ConfigError, suggest
+
+C = TypeVar("C", bound="ModelConfig")
+
+
+def field(default: Any, help: str, **kwargs: Any) -> Any:  # noqa: A002 - mirrors argparse
+    """A dataclass field with a one-line ``help`` text."""
+    return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Base of all model configs. ``seed`` is shared by every model."""
+
+    seed: int = field(0, "random seed for everything the model samples")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            object.__setattr__(self, f.name, _coerce(type(self), f, value))
+        self.validate()
+
+    def validate(self) -> None:
+        """Check value ranges; raise :class:`ConfigError` naming the bad value."""
+
+    # ------------------------------------------------------------------ helpers
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls: type[C], data: Mapping[str, Any] | None) -> C:
+        """Build from a mapping; unknown keys raise :class:`ConfigError`."""
+        data = dict(data or {})
+        names = cls.field_names()
+        unknown = [k for k in data if k not in names]
+        if unknown:
+            key = unknown[0]
+            raise ConfigError(
+                f"unknown config key {key!r} for {cls.__name__}.{suggest(key, names)} "
+                f"Valid keys: {', '.join(names)}"
+            )
+        return cls(**data)
+
+    @classmethod
+    def from_yaml(cls: type[C], path: str | Path) -> C:
+        return cls.from_dict(load_yaml(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self: C, **overrides: Any) -> C:
+        """A copy with ``overrides`` applied (validated, unknown keys raise)."""
+        merged = self.to_dict()
+        merged.update(overrides)
+        return type(self).from_dict(merged)
+
+    def positive(self, *names: str, allow_zero: bool = False) -> None:
+        """Raise unless each named field is > 0 (or >= 0 with ``allow_zero``)."""
+        for name in names:
+            value = getattr(self, name)
+            if value < 0 or (value == 0 and not allow_zero):
+                bound = ">= 0" if allow_zero else "> 0"
+                raise ConfigError(f"{type(self).__name__}.{name} must be {bound}, got {value!r}")
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; raise :class:`ConfigError` on a missing file or non-mapping."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of key: value, got {type(data).__name__}")
+    return data
+
+
+def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
+    """Parse CLI ``key=value`` strings; values are read as YAML scalars (``1e-3``, ``true``)."""
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ConfigError(f"override {pair!r} must look like key=value")
+        key, raw = pair.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"override {pair!r} has an empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+            try:
+                value = float(value) if any(c in value for c in ".eE") else int(value)
+            except ValueError:
+                pass
+        out[key] = value
+    return out
+
+
+def _coerce(cls: type, f: dataclasses.Field, value: Any) -> Any:
+    """Coerce ``value`` to the field's annotated type, raising a clear error if impossible."""
+    hints = typing.get_type_hints(cls)
+    tp = hints.get(f.name, Any)
+    where = f"{cls.__name__}.{f.name}"
+    return _coerce_to(tp, value, where)
+
+
+def _coerce_to(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce_to(arg, value, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: bad value {value!r}")
+    if origin is typing.Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{where} must be one of {list(choices)}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        (inner, *_) = typing.get_args(tp) or (Any,)
+        items = [_coerce_to(inner, v, where) for v in value]
+        return tuple(items) if origin is tuple else items
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise ConfigError(f"{where} must be a number, got {value!r}") from None
+        if not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    return value

@@ -1,0 +1,66 @@
+"""Exception types. Every error genrec raises on bad input names the offending value."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class GenrecError(Exception):
+    """Base class of all genrec errors."""
+
+
+class DataValidationError(GenrecError, ValueError):
+    """Input data is malformed: missing columns, NaN ids, empty tables, too-short histories."""
+
+
+class ConfigError(GenrecError, ValueError):
+    """A configuration key is unknown or a value is out of range."""
+
+
+class UnknownNameError(GenrecError, KeyError):
+    """An unknown model, dataset or metric name."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want plain text
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownIdError(GenrecError, KeyError):
+    """A user or item id that the model or dataset does not know."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ArtifactError(GenrecError, OSError):
+    """A saved artifact directory is missing, partial or corrupt."""
+
+
+class NotFittedError(GenrecError, RuntimeError):
+    """A method that needs a fitted model was called before ``fit``."""
+
+
+class DatasetUnavailableError(GenrecError, FileNotFoundError):
+    """Dataset files are not present locally and could not be downloaded."""
+
+
+class MissingExtraError(GenrecError, ImportError):
+    """An optional dependency is not installed."""
+
+
+def suggest(name: str, choices: Iterable[str]) -> str:
+    """Return a ``" Did you mean 'x'?"`` hint for ``name`` among ``choices`` (or ``""``)."""
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def require_extra(module: str, extra: str):
+    """Import ``module`` or raise :class:`MissingExtraError` naming the extra to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingExtraError(
+            f"this feature needs the optional package {module!r}: pip install 'genrec[{extra}]'"
+        ) from exc

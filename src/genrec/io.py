@@ -1,0 +1,203 @@
+"""Artifact directories, written atomically and loaded without pickle.
+
+Layout of ``<artifact>/``::
+
+    config.json          {"format_version", "genrec_version", "model", "config", "n_users", "n_items"}
+    ids.json             {"users": [...external ids...], "items": [...]}
+    items.json           {"titles": [...]} (optional, for display)
+    weights.safetensors  model arrays ("model.*") and training histories ("history.*")
+
+The directory is first written under a temporary name beside the target and then renamed
+into place, so a crash never leaves a half-written artifact under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from genrec.errors import ArtifactError, GenrecError
+
+if TYPE_CHECKING:
+    from genrec.models.base import Recommender
+
+FORMAT_VERSION = 1
+REQUIRED_FILES = ("config.json", "ids.json", "weights.safetensors")
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary directory that replaces ``path`` once the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a text file atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays and tuples recursively for ``json.dumps``."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def save_model(model: Recommender, path: str | Path) -> Path:
+    """Save a fitted model as an artifact directory (see module docs)."""
+    from safetensors.numpy import save_file
+
+    import genrec
+
+    path = Path(path)
+    hist = model.train_histories_
+    assert hist is not None and model.user_map is not None and model.item_map is not None
+    arrays: dict[str, np.ndarray] = {}
+    for key, value in model._state_dict().items():
+        arrays[f"model.{key}"] = np.ascontiguousarray(value)
+    arrays["history.indptr"] = hist.matrix.indptr.astype(np.int64)
+    arrays["history.indices"] = hist.matrix.indices.astype(np.int64)
+    arrays["history.data"] = hist.matrix.data.astype(np.float32)
+    arrays["history.seq_indptr"] = hist.seq_indptr
+    arrays["history.seq_items"] = hist.seq_items
+    arrays["popularity"] = np.asarray(model.item_popularity_, dtype=np.int64)
+    config = {
+        "format_version": FORMAT_VERSION,
+        "genrec_version": genrec.__version__,
+        "model": model.name,
+        "config": model.config.to_dict(),
+        "n_users": model.user_map.size,
+        "n_items": model.item_map.size,
+        "training": getattr(model, "training_info_", None),
+    }
+    with atomic_dir(path) as tmp:
+        save_file(arrays, str(tmp / "weights.safetensors"))
+        (tmp / "config.json").write_text(json.dumps(to_jsonable(config), indent=2))
+        ids = {"users": model.user_map.to_list(), "items": model.item_map.to_list()}
+        (tmp / "ids.json").write_text(json.dumps(to_jsonable(ids)))
+        if model.item_titles_ is not None:
+            (tmp / "items.json").write_text(json.dumps({"titles": list(model.item_titles_[1:])}))
+    return path
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"artifact is incomplete: {path.name} is missing in {path.parent}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"artifact file {path} is corrupt (not valid JSON): {exc}") from exc
+    if not isinstance(data, dict):
+        raise ArtifactError(f"artifact file {path} is corrupt: expected a JSON object")
+    return data
+
+
+def load_model(path: str | Path) -> Recommender:
+    """Load an artifact directory; identical recommendations to the saved model."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    from genrec.data.dataset import IdMap, UserHistories
+    from genrec.registry import get_model
+
+    path = Path(path)
+    if not path.is_dir():
+        raise ArtifactError(f"no artifact directory at {path}")
+    missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
+    if missing:
+        raise ArtifactError(f"artifact at {path} is incomplete: missing {', '.join(missing)}")
+    meta = _read_json(path / "config.json")
+    for key in ("format_version", "model", "config", "n_users", "n_items"):
+        if key not in meta:
+            raise ArtifactError(f"artifact config.json at {path} lacks the {key!r} field")
+    if meta["format_version"] > FORMAT_VERSION:
+        raise ArtifactError(
+            f"artifact format {meta['format_version']} is newer than this genrec supports "
+            f"({FORMAT_VERSION}); upgrade genrec"
+        )
+    cls = get_model(meta["model"])
+    model = cls(cls.config_class.from_dict(meta["config"]))
+    ids = _read_json(path / "ids.json")
+    try:
+        model.user_map = IdMap(ids["users"])
+        model.item_map = IdMap(ids["items"])
+    except (KeyError, GenrecError) as exc:
+        raise ArtifactError(f"artifact ids.json at {path} is corrupt: {exc}") from exc
+    if model.user_map.size != meta["n_users"] or model.item_map.size != meta["n_items"]:
+        raise ArtifactError(f"artifact at {path}: ids.json does not match config.json sizes")
+    try:
+        arrays = load_file(str(path / "weights.safetensors"))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(f"artifact weights at {path} are corrupt: {exc}") from exc
+    try:
+        n_rows, n_cols = model.user_map.size + 1, model.item_map.size + 1
+        matrix = sp.csr_matrix(
+            (arrays["history.data"], arrays["history.indices"], arrays["history.indptr"]),
+            shape=(n_rows, n_cols),
+        )
+        model.train_histories_ = UserHistories(
+            matrix, arrays["history.seq_indptr"], arrays["history.seq_items"]
+        )
+        model.item_popularity_ = arrays["popularity"]
+    except (KeyError, ValueError) as exc:
+        raise ArtifactError(f"artifact weights at {path} are corrupt or partial: {exc}") from exc
+    titles = [""]
+    if (path / "items.json").is_file():
+        titles += list(_read_json(path / "items.json").get("titles", []))
+    if len(titles) == model.item_map.size + 1:
+        model.item_titles_ = np.array(titles, dtype=object)
+    model.training_info_ = meta.get("training")
+    state = {k[len("model.") :]: v for k, v in arrays.items() if k.startswith("model.")}
+    try:
+        model._load_state_dict(state)
+    except (KeyError, ValueError) as exc:
+        raise ArtifactError(f"artifact weights at {path} do not fit {cls.__name__}: {exc}") from exc
+    return model
+
+
+def load(path: str | Path) -> Recommender:
+    """Public alias: ``genrec.load(path)``."""
+    return load_model(path)

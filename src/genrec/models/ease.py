@@ -1,0 +1,71 @@
+"""EASE: Embarrassingly Shallow Autoencoder (Steck, WWW 2019), closed form.
+
+``B = I - P diagMat(1 / diag(P))`` with ``P = (X^T X + lambda I)^-1`` and ``diag(B) = 0``
+(paper eq. 8). Scores for a user are ``x_u B``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from genrec.config import ModelConfig, field
+from genrec.data.dataset import Dataset, HistoryBatch
+from genrec.models.base import ScoringRecommender
+from genrec.registry import register_model
+
+
+@dataclass(frozen=True)
+class EASEConfig(ModelConfig):
+    """Config of :class:`EASE`."""
+
+    l2: float = field(500.0, "L2 regularisation lambda added to the Gram matrix diagonal")
+    max_items: int = field(
+        60_000, "refuse catalogues larger than this (the item x item matrix is dense)"
+    )
+
+    def validate(self) -> None:
+        self.positive("l2", "max_items")
+
+
+@register_model("ease")
+class EASE(ScoringRecommender):
+    """Closed-form linear item-item model; scores ``x_u B`` from the user's history row."""
+
+    deterministic = True
+    config_class = EASEConfig
+    config: EASEConfig
+
+    def _fit(self, dataset: Dataset, valid: object) -> None:
+        n = dataset.n_items
+        if n > self.config.max_items:
+            raise MemoryError(
+                f"EASE needs a dense {n}x{n} matrix; catalogue exceeds max_items="
+                f"{self.config.max_items}. Raise it if you have the memory."
+            )
+        X = dataset.matrix(binary=True)[:, 1:]  # (U+1, n) drop padding column
+        gram = torch.from_numpy((X.T @ X).toarray().astype(np.float64))  # (n, n)
+        gram.diagonal().add_(self.config.l2)
+        P = torch.cholesky_inverse(torch.linalg.cholesky(gram))  # (n, n), SPD inverse
+        B = P / (-P.diagonal())[None, :]
+        B.diagonal().zero_()
+        self.B_ = B.to(torch.float32)  # (n, n)
+
+    def _score(self, batch: HistoryBatch) -> torch.Tensor:
+        X = batch.matrix[:, 1:].tocsr()
+        X.data[:] = 1.0
+        coo = X.tocoo()
+        Xt = torch.sparse_coo_tensor(
+            np.vstack([coo.row, coo.col]), coo.data, size=X.shape, dtype=torch.float32,
+            check_invariants=False,
+        )
+        scores = torch.sparse.mm(Xt, self.B_)  # (B, n)
+        return torch.nn.functional.pad(scores, (1, 0))  # (B, n+1), padding column 0
+
+    def _state_dict(self) -> dict[str, np.ndarray]:
+        return {"B": self.B_.numpy()}
+
+    def _load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.B_ = torch.from_numpy(state["B"])

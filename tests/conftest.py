@@ -1,0 +1,31 @@
+"""Shared fixtures: tiny hand-made data and the path of the optional real datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data`` beside the repository; skips when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real datasets not available at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def tiny_frame() -> pd.DataFrame:
+    """4 users x 6 items, timestamps deliberately out of order within users."""
+    rows = [
+        # user, item, timestamp
+        (1, "a", 10), (1, "b", 20), (1, "c", 30), (1, "d", 40),
+        (2, "b", 5), (2, "c", 15), (2, "d", 25),
+        (3, "a", 3), (3, "e", 1), (3, "f", 2), (3, "c", 4),
+        (4, "f", 9), (4, "e", 7), (4, "a", 8),
+    ]
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
