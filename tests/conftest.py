@@ -23,9 +23,19 @@ def tiny_frame() -> pd.DataFrame:
     """4 users x 6 items, timestamps deliberately out of order within users."""
     rows = [
         # user, item, timestamp
-        (1, "a", 10), (1, "b", 20), (1, "c", 30), (1, "d", 40),
-        (2, "b", 5), (2, "c", 15), (2, "d", 25),
-        (3, "a", 3), (3, "e", 1), (3, "f", 2), (3, "c", 4),
-        (4, "f", 9), (4, "e", 7), (4, "a", 8),
+        (1, "a", 10),
+        (1, "b", 20),
+        (1, "c", 30),
+        (1, "d", 40),
+        (2, "b", 5),
+        (2, "c", 15),
+        (2, "d", 25),
+        (3, "a", 3),
+        (3, "e", 1),
+        (3, "f", 2),
+        (3, "c", 4),
+        (4, "f", 9),
+        (4, "e", 7),
+        (4, "a", 8),
     ]
     return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])

@@ -49,7 +49,9 @@ def test_replace_and_round_trip():
 
 def test_parse_overrides():
     assert parse_overrides(["lr=1e-3", "flag=true", "name=abc"]) == {
-        "lr": 1e-3, "flag": True, "name": "abc",
+        "lr": 1e-3,
+        "flag": True,
+        "name": "abc",
     }
     with pytest.raises(ConfigError, match="key=value"):
         parse_overrides(["lr"])

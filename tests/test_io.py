@@ -19,7 +19,10 @@ def fitted(tiny_frame):
 def test_round_trip_identical(fitted, tmp_path):
     path = fitted.save(tmp_path / "art")
     assert sorted(p.name for p in path.iterdir()) == [
-        "config.json", "ids.json", "items.json", "weights.safetensors",
+        "config.json",
+        "ids.json",
+        "items.json",
+        "weights.safetensors",
     ]
     loaded = genrec.load(path)
     a = fitted.recommend([1, 2, 3, 4], k=3)
@@ -41,8 +44,10 @@ def test_no_pickle_in_artifact(fitted, tmp_path):
         (lambda p: (p / "weights.safetensors").unlink(), "missing weights.safetensors"),
         (lambda p: (p / "config.json").write_text("{not json"), "not valid JSON"),
         (lambda p: (p / "weights.safetensors").write_bytes(b"\x00" * 20), "corrupt"),
-        (lambda p: (p / "ids.json").write_text(json.dumps({"users": [1], "items": []})),
-         "does not match"),
+        (
+            lambda p: (p / "ids.json").write_text(json.dumps({"users": [1], "items": []})),
+            "does not match",
+        ),
         (lambda p: (p / "config.json").write_text(json.dumps({"format_version": 1})), "lacks"),
     ],
 )

@@ -7,6 +7,7 @@ Range checks live in ``validate()``; it runs at construction.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 import typing
@@ -92,7 +93,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of key: value, got {type(data).__name__}")
+        raise ConfigError(
+            f"config file {path} must hold a mapping of key: value, got {type(data).__name__}"
+        )
     return data
 
 
@@ -111,10 +114,8 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
         except yaml.YAMLError:
             value = raw
         if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
-            try:
+            with contextlib.suppress(ValueError):
                 value = float(value) if any(c in value for c in ".eE") else int(value)
-            except ValueError:
-                pass
         out[key] = value
     return out
 
@@ -160,7 +161,11 @@ def _coerce_to(tp: Any, value: Any, where: str) -> Any:
             return value
         raise ConfigError(f"{where} must be true or false, got {value!r}")
     if tp is int:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or float(value) != int(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or float(value) != int(value)
+        ):
             raise ConfigError(f"{where} must be an integer, got {value!r}")
         return int(value)
     if tp is float:

@@ -2,7 +2,8 @@
 
 Layout of ``<artifact>/``::
 
-    config.json          {"format_version", "genrec_version", "model", "config", "n_users", "n_items"}
+    config.json          {"format_version", "genrec_version", "model", "config",
+                          "n_users", "n_items", "training"}
     ids.json             {"users": [...external ids...], "items": [...]}
     items.json           {"titles": [...]} (optional, for display)
     weights.safetensors  model arrays ("model.*") and training histories ("history.*")
@@ -127,7 +128,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise ArtifactError(f"artifact is incomplete: {path.name} is missing in {path.parent}") from None
+        raise ArtifactError(
+            f"artifact is incomplete: {path.name} is missing in {path.parent}"
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"artifact file {path} is corrupt (not valid JSON): {exc}") from exc
     if not isinstance(data, dict):

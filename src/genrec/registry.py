@@ -42,7 +42,8 @@ def get_model(name: str) -> type[Recommender]:
         return _MODELS[name]
     except KeyError:
         raise UnknownNameError(
-            f"unknown model {name!r}.{suggest(name, _MODELS)} Available: {', '.join(sorted(_MODELS))}"
+            f"unknown model {name!r}.{suggest(name, _MODELS)} "
+            f"Available: {', '.join(sorted(_MODELS))}"
         ) from None
 
 

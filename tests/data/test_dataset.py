@@ -57,10 +57,13 @@ def test_dataset_without_timestamp_uses_row_order():
 
 
 def test_datetime_timestamps_are_converted():
-    df = pd.DataFrame({
-        "user_id": [1, 1], "item_id": [1, 2],
-        "timestamp": pd.to_datetime(["2020-01-02", "2020-01-01"]),
-    })
+    df = pd.DataFrame(
+        {
+            "user_id": [1, 1],
+            "item_id": [1, 2],
+            "timestamp": pd.to_datetime(["2020-01-02", "2020-01-01"]),
+        }
+    )
     ds = Dataset(df)
     assert ds.item_map.to_external(ds.sequences()[1]).tolist() == [2, 1]
 
@@ -86,11 +89,13 @@ def test_not_a_dataframe():
 
 
 def test_item_table_titles_and_genres(tiny_frame):
-    items = pd.DataFrame({
-        "item_id": ["a", "b", "zzz"],
-        "title": ["Alpha", "Beta", "Unknown item"],
-        "genres": ["Drama|Comedy", ["Drama"], "Horror"],
-    })
+    items = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "zzz"],
+            "title": ["Alpha", "Beta", "Unknown item"],
+            "genres": ["Drama|Comedy", ["Drama"], "Horror"],
+        }
+    )
     ds = Dataset(tiny_frame, items=items)
     titles = ds.item_titles()
     assert titles[ds.item_map.to_internal("a")[0]] == "Alpha"

@@ -9,11 +9,13 @@ from genrec.errors import ConfigError, DataValidationError
 
 def _random_dataset(seed=0, n_users=50, n_items=30, n=600):
     rng = np.random.default_rng(seed)
-    df = pd.DataFrame({
-        "user_id": rng.integers(0, n_users, n),
-        "item_id": rng.integers(0, n_items, n),
-        "timestamp": rng.integers(0, 10_000, n),
-    })
+    df = pd.DataFrame(
+        {
+            "user_id": rng.integers(0, n_users, n),
+            "item_id": rng.integers(0, n_items, n),
+            "timestamp": rng.integers(0, 10_000, n),
+        }
+    )
     counts = df.user_id.value_counts()
     return Dataset(df[df.user_id.isin(counts[counts >= 3].index)])
 

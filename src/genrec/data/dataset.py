@@ -8,6 +8,7 @@ row/column 0). External ids are whatever the source data used (ints or strings).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,10 +43,8 @@ class IdMap:
     def from_values(cls, values: Iterable[Any]) -> IdMap:
         """Distinct values, sorted when comparable (reproducible internal ids)."""
         uniq = pd.unique(pd.Series(list(values) if not isinstance(values, pd.Series) else values))
-        try:
+        with contextlib.suppress(TypeError):  # mixed types: keep first-appearance order
             uniq = np.sort(uniq)
-        except TypeError:  # mixed types: keep first-appearance order
-            pass
         return cls(uniq)
 
     def __len__(self) -> int:
@@ -67,8 +66,14 @@ class IdMap:
             out = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
             if not out.isna().any():
                 return out.to_numpy().astype(np.int64)
-        if not self._numeric and values.dtype.kind in "iu" and self._index.dtype == object:
-            return values.astype(str).astype(object)
+        if (
+            not self._numeric
+            and values.dtype.kind in "iuO"
+            and pd.api.types.is_string_dtype(self._index.dtype)
+        ):
+            return np.array(
+                [str(v) if isinstance(v, (int, np.integer)) else v for v in values], dtype=object
+            )
         return values
 
     def to_internal(self, values: Any, *, missing: str = "raise", what: str = "id") -> np.ndarray:
@@ -494,7 +499,10 @@ def _validate_interactions(df: pd.DataFrame, *, allow_empty: bool) -> pd.DataFra
 def _to_epoch(ts: pd.Series) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(ts):
         if ts.isna().any():
-            raise DataValidationError(f"column 'timestamp' has {int(ts.isna().sum())} missing values")
+            n_missing = int(ts.isna().sum())
+            raise DataValidationError(f"column 'timestamp' has {n_missing} missing values")
+        if getattr(ts.dt, "tz", None) is not None:  # time-zone aware: compare in UTC
+            ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
         return (ts.astype("datetime64[ns]").astype("int64") // 10**9).to_numpy()
     if pd.api.types.is_bool_dtype(ts):
         raise DataValidationError("column 'timestamp' must be numeric or datetime, got booleans")
@@ -529,7 +537,9 @@ def _as_list(value: Any) -> list[str]:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return []
     if isinstance(value, str):
-        return [g.strip() for g in value.split("|") if g.strip() and g.strip() != "(no genres listed)"]
+        return [
+            g.strip() for g in value.split("|") if g.strip() and g.strip() != "(no genres listed)"
+        ]
     if isinstance(value, (list, tuple, np.ndarray)):
         out: list[str] = []
         for v in value:

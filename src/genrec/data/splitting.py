@@ -146,7 +146,10 @@ def temporal_split(
         raise DataValidationError("temporal split: no test user has history before the test period")
     cut = float(ts[order[n - n_test]])
     return Split(
-        train, valid, test, "temporal",
+        train,
+        valid,
+        test,
+        "temporal",
         {"test_fraction": test_fraction, "valid_fraction": valid_fraction, "test_start": cut},
     )
 
@@ -162,7 +165,9 @@ def ratio_split(
     """Per-user split: the last ``test_fraction`` of each user's interactions -> test (or a
     seeded random share with ``shuffle=True``), the ``valid_fraction`` before -> validation.
     Users keep at least one training interaction."""
-    if not (0 < test_fraction < 1 and 0 <= valid_fraction < 1 and test_fraction + valid_fraction < 1):
+    if not (
+        0 < test_fraction < 1 and 0 <= valid_fraction < 1 and test_fraction + valid_fraction < 1
+    ):
         raise ConfigError(
             f"ratio split needs 0 < test_fraction, 0 <= valid_fraction and a sum < 1; "
             f"got {test_fraction}, {valid_fraction}"
@@ -187,8 +192,12 @@ def ratio_split(
     test = _holdout(dataset, test_mask, dataset.subset(~test_mask))
     if len(test) == 0:
         raise DataValidationError("ratio split: no user has enough interactions for a test item")
-    params = {"test_fraction": test_fraction, "valid_fraction": valid_fraction,
-              "shuffle": shuffle, "seed": seed}
+    params = {
+        "test_fraction": test_fraction,
+        "valid_fraction": valid_fraction,
+        "shuffle": shuffle,
+        "seed": seed,
+    }
     return Split(train, valid, test, "ratio", params)
 
 

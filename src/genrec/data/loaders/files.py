@@ -1,0 +1,588 @@
+"""Generic tabular loaders (CSV, Parquet) and the file helpers every loader shares.
+
+:func:`load_csv` and :func:`load_parquet` map source column names onto the canonical ones in
+:mod:`genrec.columns` (``user_id``, ``item_id``, ``timestamp``, ``weight``, ``rating``; item
+tables ``item_id``, ``title``, ``genres``, ``year``, ``text``)::
+
+    ds = load_csv("ratings.csv", columns={"userId": "user_id", "movieId": "item_id",
+                                          "rating": "rating", "timestamp": "timestamp"})
+"""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import io
+import json
+import re
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from genrec import columns as C
+from genrec.data.dataset import Dataset
+from genrec.errors import DatasetUnavailableError, DataValidationError, MissingExtraError
+
+PathLike = str | Path
+
+INTERACTION_COLUMNS = (C.USER, C.ITEM, C.TIMESTAMP, C.WEIGHT, C.RATING)
+
+# Source names recognised when no explicit mapping is given (lower-cased comparison).
+_ALIASES: dict[str, tuple[str, ...]] = {
+    C.USER: ("user_id", "userid", "user", "uid", "reviewerid", "customer_id", "visitorid"),
+    C.ITEM: ("item_id", "itemid", "item", "iid", "movieid", "asin", "product_id", "business_id"),
+    C.TIMESTAMP: ("timestamp", "time", "ts", "unixreviewtime", "datetime", "date"),
+    C.WEIGHT: ("weight", "count", "play_count", "plays"),
+    C.RATING: ("rating", "overall", "score", "stars"),
+}
+
+_INT_RE = re.compile(r"^-?(?:0|[1-9]\d*)$")
+
+
+# ---------------------------------------------------------------------- shared file helpers
+def find_file(root: PathLike, names: Sequence[str], *, depth: int = 2) -> Path | None:
+    """First existing file among ``names`` in ``root`` or its subfolders (breadth first).
+
+    Args:
+        root: folder to search.
+        names: candidate file names, in order of preference.
+        depth: how many folder levels below ``root`` to look into (0 = only ``root``).
+
+    Returns:
+        The path, or ``None`` when no candidate exists.
+    """
+    root = Path(root)
+    level = [root]
+    for _ in range(depth + 1):
+        for folder in level:
+            for name in names:
+                p = folder / name
+                if p.is_file():
+                    return p
+        nxt: list[Path] = []
+        for folder in level:
+            try:
+                nxt.extend(sorted(p for p in folder.iterdir() if p.is_dir()))
+            except OSError:
+                continue
+        level = nxt
+        if not level:
+            break
+    return None
+
+
+def require_file(root: PathLike, names: Sequence[str], *, dataset: str, hint: str = "") -> Path:
+    """Like :func:`find_file` but raise :class:`DatasetUnavailableError` naming the file.
+
+    Args:
+        root: folder to search.
+        names: candidate file names (the first is named in the error).
+        dataset: dataset name for the message.
+        hint: extra sentence appended to the message.
+    """
+    path = find_file(root, names)
+    if path is None:
+        alts = " or ".join(repr(n) for n in names)
+        raise DatasetUnavailableError(
+            f"{dataset}: required file {alts} not found in data_dir={str(root)!r} "
+            f"(or its subfolders).{(' ' + hint) if hint else ''}"
+        )
+    return path
+
+
+def read_text(path: PathLike, *, encoding: str | None = None) -> str:
+    """Whole file as text; ``.gz`` is decompressed; corrupt archives raise DataValidationError.
+
+    Args:
+        path: the file.
+        encoding: text encoding; ``None`` tries UTF-8 and falls back to latin-1 (the
+            encoding of the older GroupLens files).
+    """
+    path = Path(path)
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as fh:
+                raw = fh.read()
+        else:
+            raw = path.read_bytes()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataValidationError(
+            f"{path} is corrupt or truncated ({type(exc).__name__}: {exc}); "
+            "delete it and fetch it again"
+        ) from exc
+    except FileNotFoundError as exc:
+        raise DatasetUnavailableError(f"file not found: {path}") from exc
+    if encoding is not None:
+        return raw.decode(encoding)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def read_bytes(path: PathLike) -> bytes:
+    """Raw (decompressed for ``.gz``) bytes; corrupt archives raise DataValidationError."""
+    path = Path(path)
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as fh:
+                return fh.read()
+        return path.read_bytes()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataValidationError(
+            f"{path} is corrupt or truncated ({type(exc).__name__}: {exc}); "
+            "delete it and fetch it again"
+        ) from exc
+    except FileNotFoundError as exc:
+        raise DatasetUnavailableError(f"file not found: {path}") from exc
+
+
+def iter_records(path: PathLike) -> Iterator[dict[str, Any]]:
+    """Dicts from a JSON-lines file, one per non-empty line (``.gz`` allowed).
+
+    Lines that are not strict JSON are parsed as Python literals with
+    :func:`ast.literal_eval` (the Amazon 2014 metadata is written that way); nothing is ever
+    ``eval``-ed or unpickled.
+
+    Raises:
+        DataValidationError: on a corrupt archive or a line that is neither, naming the line.
+    """
+    for lineno, line in enumerate(iter_lines(path), 1):
+        line = line.strip()
+        if not line:
+            continue
+        yield parse_record(line, path=path, lineno=lineno)
+
+
+def iter_lines(path: PathLike, *, encoding: str = "utf-8") -> Iterator[str]:
+    """Stream the lines of a text file (``.gz`` decompressed on the fly).
+
+    Raises:
+        DatasetUnavailableError: the file does not exist.
+        DataValidationError: the archive is corrupt or truncated, naming the file.
+    """
+    path = Path(path)
+    try:
+        fh = (
+            gzip.open(path, "rt", encoding=encoding)  # noqa: SIM115 - closed below
+            if path.suffix == ".gz"
+            else open(path, encoding=encoding)  # noqa: SIM115
+        )
+    except FileNotFoundError as exc:
+        raise DatasetUnavailableError(f"file not found: {path}") from exc
+    with fh:
+        try:
+            yield from fh
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise DataValidationError(
+                f"{path} is corrupt or truncated ({type(exc).__name__}: {exc}); "
+                "delete it and fetch it again"
+            ) from exc
+        except UnicodeDecodeError as exc:
+            raise DataValidationError(f"{path} is not {encoding} text: {exc}") from exc
+
+
+def parse_record(line: str, *, path: PathLike = "?", lineno: int = 0) -> dict[str, Any]:
+    """One JSON (or Python-literal) object; DataValidationError names file and line."""
+    try:
+        rec = json.loads(line)
+    except json.JSONDecodeError:
+        try:
+            rec = ast.literal_eval(line)
+        except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
+            raise DataValidationError(
+                f"{path}, line {lineno}: not a JSON or Python-literal object: {line[:80]!r}"
+            ) from exc
+    if not isinstance(rec, dict):
+        raise DataValidationError(
+            f"{path}, line {lineno}: expected an object, got {type(rec).__name__}"
+        )
+    return rec
+
+
+def coerce_ids(values: pd.Series | np.ndarray | Sequence[Any]) -> np.ndarray:
+    """Integer ids when every value is a plain integer string, else strings (object array).
+
+    Ids with leading zeros (ISBN-style ASINs such as ``"0001713353"``) stay strings, so
+    nothing is silently renumbered.
+    """
+    s = pd.Series(values)
+    if pd.api.types.is_integer_dtype(s.dtype):
+        return s.to_numpy(dtype=np.int64)
+    if pd.api.types.is_float_dtype(s.dtype):
+        if s.notna().all() and (s == np.floor(s)).all():
+            return s.to_numpy(dtype=np.int64)
+        return s.to_numpy()
+    strs = s.astype(str).str.strip()
+    if len(strs) and strs.str.fullmatch(_INT_RE.pattern).all():
+        try:
+            return strs.astype(np.int64).to_numpy()
+        except (OverflowError, ValueError):
+            pass
+    return strs.to_numpy(dtype=object)
+
+
+def split_genres(value: Any) -> list[str]:
+    """Genres as a clean list from ``"A|B"``, a list, or nested category paths (flattened,
+    first occurrence kept, ``"(no genres listed)"`` dropped)."""
+    out: list[str] = []
+
+    def add(v: Any) -> None:
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return
+        if isinstance(v, str):
+            for g in v.split("|"):
+                g = g.strip()
+                if g and g != "(no genres listed)" and g not in out:
+                    out.append(g)
+        elif isinstance(v, (list, tuple, np.ndarray)):
+            for x in v:
+                add(x)
+        else:
+            add(str(v))
+
+    add(value)
+    return out
+
+
+# ---------------------------------------------------------------------- column mapping
+def _resolve_mapping(
+    available: Sequence[str],
+    columns: Mapping[str, str] | None,
+    *,
+    what: str,
+    path: PathLike,
+    required: Sequence[str],
+    aliases: Mapping[str, Sequence[str]] | None,
+) -> dict[str, str]:
+    """source -> canonical mapping, validated against the file's columns."""
+    available = [str(c) for c in available]
+    if columns is not None:
+        missing = [src for src in columns if src not in available]
+        if missing:
+            raise DataValidationError(
+                f"{what} file {str(path)!r} has no column(s) {missing} (from the columns= "
+                f"mapping); available columns: {available}"
+            )
+        mapping = {str(k): str(v) for k, v in columns.items()}
+        # canonical columns already present and not mapped are kept as they are
+        for col in available:
+            if col in (aliases or {}) and col not in mapping and col not in mapping.values():
+                mapping[col] = col
+    else:
+        mapping = {}
+        lower = {c.lower(): c for c in available}
+        for target, names in (aliases or {}).items():
+            for n in names:
+                if n in lower and lower[n] not in mapping:
+                    mapping[lower[n]] = target
+                    break
+    targets = set(mapping.values())
+    lacking = [r for r in required if r not in targets]
+    if lacking:
+        raise DataValidationError(
+            f"{what} file {str(path)!r}: no column for {lacking}; available columns: "
+            f"{available}. Pass columns={{'<source name>': '<canonical name>', ...}}, e.g. "
+            f"columns={{{available[0]!r}: {lacking[0]!r}}}"
+            if available
+            else f"{what} file {str(path)!r} has no columns"
+        )
+    return mapping
+
+
+def _finish_interactions(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    for col in (C.USER, C.ITEM):
+        if col in df.columns and df[col].notna().all():
+            df[col] = coerce_ids(df[col])
+    if C.TIMESTAMP in df.columns:
+        ts = df[C.TIMESTAMP]
+        if isinstance(ts.dtype, pd.DatetimeTZDtype):  # the Dataset wants naive UTC
+            df[C.TIMESTAMP] = ts.dt.tz_convert("UTC").dt.tz_localize(None)
+            return df
+        if not pd.api.types.is_numeric_dtype(ts) and not pd.api.types.is_datetime64_any_dtype(ts):
+            num = pd.to_numeric(ts, errors="coerce")
+            if num.notna().all():
+                df[C.TIMESTAMP] = num
+            else:
+                try:
+                    parsed = pd.to_datetime(ts, utc=True, format="mixed")
+                    df[C.TIMESTAMP] = parsed.dt.tz_localize(None)
+                except (ValueError, TypeError) as exc:
+                    raise DataValidationError(
+                        f"column 'timestamp' is neither unix time nor a date: "
+                        f"{ts.iloc[0]!r} ({exc})"
+                    ) from exc
+    return df
+
+
+def _finish_items(items: pd.DataFrame) -> pd.DataFrame:
+    items = items.copy()
+    if items[C.ITEM].notna().all():
+        items[C.ITEM] = coerce_ids(items[C.ITEM])
+    if C.GENRES in items.columns:
+        items[C.GENRES] = [split_genres(g) for g in items[C.GENRES].tolist()]
+    if C.YEAR in items.columns:
+        items[C.YEAR] = pd.to_numeric(items[C.YEAR], errors="coerce").astype("Int64")
+    return items
+
+
+_ITEM_ALIASES: dict[str, tuple[str, ...]] = {
+    C.ITEM: _ALIASES[C.ITEM],
+    C.TITLE: ("title", "name"),
+    C.GENRES: ("genres", "genre", "categories", "category"),
+    C.YEAR: ("year",),
+    C.TEXT: ("text", "description"),
+}
+
+
+def _item_mapping(
+    available: Sequence[str], item_columns: Mapping[str, str] | None, path: PathLike
+) -> dict[str, str]:
+    mapping = _resolve_mapping(
+        available,
+        item_columns,
+        what="item",
+        path=path,
+        required=[C.ITEM],
+        aliases=_ITEM_ALIASES,
+    )
+    if item_columns is None:  # keep the other columns of the item table as they are
+        for col in available:
+            if col not in mapping and col not in mapping.values():
+                mapping[col] = col
+    return mapping
+
+
+# ---------------------------------------------------------------------- public loaders
+def load_csv(
+    path: PathLike,
+    columns: Mapping[str, str] | None = None,
+    sep: str = ",",
+    items_path: PathLike | None = None,
+    item_columns: Mapping[str, str] | None = None,
+    name: str | None = None,
+    *,
+    header: bool = True,
+    names: Sequence[str] | None = None,
+    items_sep: str | None = None,
+    encoding: str = "utf-8",
+) -> Dataset:
+    """Load interactions (and optionally an item table) from delimited text files.
+
+    Args:
+        path: interactions file (``.gz``/``.zip`` compressed files are fine).
+        columns: mapping from source column names to canonical names, e.g.
+            ``{"userId": "user_id", "movieId": "item_id"}``. ``None`` recognises common
+            names (``user_id``/``userId``/``user``, ``item_id``/``movieId``/``asin``,
+            ``timestamp``, ``rating``, ``weight`` ...). Unmapped columns are dropped.
+        sep: field separator (``"\\t"`` for TSV).
+        items_path: optional item table file (same separator unless ``items_sep``).
+        item_columns: mapping for the item table (needs a column mapped to ``item_id``);
+            ``None`` recognises common names and keeps every other column as it is.
+        name: dataset name (defaults to the file stem).
+        header: whether the file has a header row; without one pass ``names``.
+        names: column names for a header-less file.
+        items_sep: separator of the item file (defaults to ``sep``).
+        encoding: text encoding.
+
+    Returns:
+        A :class:`~genrec.data.dataset.Dataset`.
+
+    Raises:
+        DatasetUnavailableError: when a file does not exist.
+        DataValidationError: when mapped columns are missing (the message lists the available
+            ones) or the data is malformed.
+    """
+    path = Path(path)
+    opts = {"sep": sep, "encoding": encoding}
+    available = _peek_columns(path, header=header, names=names, **opts)
+    mapping = _resolve_mapping(
+        available,
+        columns,
+        what="interactions",
+        path=path,
+        required=[C.USER, C.ITEM],
+        aliases=_ALIASES,
+    )
+    mapping = {s: d for s, d in mapping.items() if d in INTERACTION_COLUMNS}
+    frame = _read_delimited(
+        path,
+        header=header,
+        names=names,
+        usecols=list(mapping),
+        ids=[s for s, d in mapping.items() if d in (C.USER, C.ITEM)],
+        **opts,
+    )
+    items = None
+    if items_path is not None:
+        ipath = Path(items_path)
+        iopts = {"sep": items_sep or sep, "encoding": encoding}
+        imap = _item_mapping(
+            _peek_columns(ipath, header=True, names=None, **iopts), item_columns, ipath
+        )
+        iframe = _read_delimited(
+            ipath,
+            header=True,
+            names=None,
+            usecols=list(imap),
+            ids=[s for s, d in imap.items() if d == C.ITEM],
+            **iopts,
+        )
+        items = _finish_items(iframe[list(imap)].rename(columns=imap))
+    return _dataset_from_frame(frame, mapping, path, items, name or _stem(path))
+
+
+def load_parquet(
+    path: PathLike,
+    columns: Mapping[str, str] | None = None,
+    items_path: PathLike | None = None,
+    item_columns: Mapping[str, str] | None = None,
+    name: str | None = None,
+) -> Dataset:
+    """Load interactions (and optionally an item table) from Parquet files.
+
+    Args:
+        path: interactions file (or a folder of Parquet parts).
+        columns: mapping from source column names to canonical names (see :func:`load_csv`).
+        items_path: optional item table Parquet file.
+        item_columns: mapping for the item table.
+        name: dataset name (defaults to the file stem).
+
+    Returns:
+        A :class:`~genrec.data.dataset.Dataset`.
+
+    Raises:
+        MissingExtraError: when pyarrow is not installed.
+        DatasetUnavailableError: when a file does not exist.
+        DataValidationError: on missing mapped columns or malformed data.
+    """
+    path = Path(path)
+    frame = _read_parquet(path)
+    mapping = _resolve_mapping(
+        list(frame.columns),
+        columns,
+        what="interactions",
+        path=path,
+        required=[C.USER, C.ITEM],
+        aliases=_ALIASES,
+    )
+    mapping = {s: d for s, d in mapping.items() if d in INTERACTION_COLUMNS}
+    items = None
+    if items_path is not None:
+        ipath = Path(items_path)
+        iframe = _read_parquet(ipath)
+        imap = _item_mapping([str(c) for c in iframe.columns], item_columns, ipath)
+        items = _finish_items(iframe[list(imap)].rename(columns=imap))
+    return _dataset_from_frame(frame, mapping, path, items, name or _stem(path))
+
+
+def _dataset_from_frame(
+    frame: pd.DataFrame,
+    mapping: Mapping[str, str],
+    path: Path,
+    items: pd.DataFrame | None,
+    name: str,
+) -> Dataset:
+    df = pd.DataFrame({dst: frame[src].to_numpy() for src, dst in mapping.items()})
+    if len(df) == 0:
+        raise DataValidationError(f"interactions file {str(path)!r} has no rows")
+    df = _finish_interactions(df)
+    return Dataset(df, items, name=name)
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".gz", ".zip", ".bz2", ".xz"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return Path(name).stem or name
+
+
+def _csv_errors(path: Path, exc: Exception) -> DataValidationError:
+    if isinstance(exc, (EOFError, gzip.BadGzipFile, zlib.error)):
+        return DataValidationError(
+            f"{path} is corrupt or truncated ({type(exc).__name__}: {exc}); "
+            "delete it and fetch it again"
+        )
+    if isinstance(exc, pd.errors.EmptyDataError):
+        return DataValidationError(f"{path} is empty")
+    return DataValidationError(f"{path} could not be parsed: {exc}")
+
+
+_CSV_FAILURES = (
+    EOFError,
+    gzip.BadGzipFile,
+    zlib.error,
+    pd.errors.EmptyDataError,
+    pd.errors.ParserError,
+    UnicodeDecodeError,
+)
+
+
+def _peek_columns(
+    path: Path, *, sep: str, header: bool, names: Sequence[str] | None, encoding: str
+) -> list[str]:
+    if not path.exists():
+        raise DatasetUnavailableError(f"file not found: {str(path)!r}")
+    if not header:
+        if names is None:
+            raise DataValidationError(
+                f"{path}: header=False needs names=[...] for the columns (then map them "
+                "with columns={...} if they are not canonical)"
+            )
+        return [str(n) for n in names]
+    try:
+        head = pd.read_csv(path, sep=sep, nrows=0, encoding=encoding)
+    except _CSV_FAILURES as exc:
+        raise _csv_errors(path, exc) from exc
+    return [str(c) for c in head.columns]
+
+
+def _read_delimited(
+    path: Path,
+    *,
+    sep: str,
+    header: bool,
+    names: Sequence[str] | None,
+    encoding: str,
+    usecols: Sequence[str],
+    ids: Sequence[str],
+) -> pd.DataFrame:
+    try:
+        return pd.read_csv(
+            path,
+            sep=sep,
+            header=0 if header else None,
+            names=list(names) if names is not None else None,
+            usecols=list(usecols),
+            dtype={c: str for c in ids},
+            encoding=encoding,
+            low_memory=False,
+        )
+    except _CSV_FAILURES as exc:
+        raise _csv_errors(path, exc) from exc
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise DatasetUnavailableError(f"file not found: {str(path)!r}")
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingExtraError(
+            "reading Parquet needs the optional package 'pyarrow': pip install pyarrow"
+        ) from exc
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise DataValidationError(f"{path} is not a readable Parquet file: {exc}") from exc
+
+
+def read_table_bytes(data: bytes, **kwargs: Any) -> pd.DataFrame:
+    """``pd.read_csv`` over in-memory bytes (used by the ``::``-separated GroupLens files)."""
+    return pd.read_csv(io.BytesIO(data), **kwargs)

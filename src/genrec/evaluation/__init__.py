@@ -1,0 +1,1 @@
+"""Evaluation: metrics, the evaluator, statistics and reports."""

@@ -1,0 +1,145 @@
+"""End-to-end command-line tests on a tiny CSV dataset."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pandas as pd
+import pytest
+
+import genrec
+from genrec.cli import main
+from genrec.testing import make_synthetic_dataset
+
+SCHEMA = json.loads(
+    (Path(genrec.__file__).parent / "evaluation" / "results_schema.json").read_text()
+)
+
+
+@pytest.fixture(scope="module")
+def csv_path(tmp_path_factory) -> Path:
+    ds = make_synthetic_dataset(n_users=80, n_items=40, seed=1, noise=0.1)
+    path = tmp_path_factory.mktemp("data") / "inter.csv"
+    ds.interactions[["user_id", "item_id", "timestamp"]].to_csv(path, index=False)
+    return path
+
+
+def test_help_and_module_entry_point():
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = subprocess.run(
+        [sys.executable, "-m", "genrec", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "benchmark" in out.stdout
+
+
+def test_benchmark_end_to_end(csv_path, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main([
+        "benchmark", "--dataset", "csv", "--data-dir", str(csv_path),
+        "--models", "popularity,itemknn,ease", "--seeds", "2", "--k", "5,10",
+        "--out", str(out), "--save-recommendations", "--set", "ease.l2=10",
+    ])  # fmt: skip
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    jsonschema.validate(results, SCHEMA)
+    assert list(results["models"]) == ["popularity", "itemknn", "ease"]
+    assert results["models"]["ease"]["config"]["l2"] == 10.0
+    assert results["manifest"]["seeds"] == [0, 1]
+    assert results["reference_model"] == "ease"
+    assert "significance" in results["models"]["popularity"]
+    assert results["command"].startswith("genrec benchmark")
+    report = (out / "report.md").read_text()
+    assert "| popularity" in report and "data hash" in report
+    assert "recall@10" in capsys.readouterr().out
+
+    # anyone can re-check the metrics from the saved recommendations
+    recs = pd.read_csv(out / "recommendations" / "ease.csv")
+    assert list(recs.columns) == ["user_id", "rank", "item_id"]
+    raw = pd.read_csv(csv_path).sort_values(["user_id", "timestamp"], kind="stable")
+    last = raw.groupby("user_id").tail(1).set_index("user_id")["item_id"]
+    top10 = recs[recs["rank"] <= 10]
+    hits = top10.apply(lambda r: last[r.user_id] == r.item_id, axis=1).groupby(top10.user_id)
+    recall = hits.any().reindex(last.index, fill_value=False).mean()
+    assert recall == pytest.approx(results["models"]["ease"]["metrics"]["recall@10"]["mean"])
+
+
+def test_train_evaluate_recommend(csv_path, tmp_path, capsys):
+    art = tmp_path / "ease"
+    base = ["--dataset", "csv", "--data-dir", str(csv_path)]
+    assert main(["train", "ease", *base, "--set", "l2=5", "--out", str(art)]) == 0
+    assert genrec.load(art).config.l2 == 5.0
+    capsys.readouterr()
+    assert main(["evaluate", str(art), *base, "--k", "10", "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    assert 0.0 <= metrics["recall@10"] <= 1.0
+    user = str(pd.read_csv(csv_path)["user_id"].iloc[0])
+    assert main(["recommend", str(art), "--user", user, "--k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 4 and lines[1].lstrip().startswith("1.")
+
+
+def test_evaluate_refuses_full_data_artifact(csv_path, tmp_path, capsys):
+    art = tmp_path / "pop"
+    base = ["--dataset", "csv", "--data-dir", str(csv_path)]
+    assert main(["train", "popularity", *base, "--full", "--out", str(art)]) == 0
+    assert main(["evaluate", str(art), *base]) == 2
+    assert "leak" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["benchmark", "--models", "eaze"], "Did you mean 'ease'"),
+        (["benchmark", "--dataset", "movielens-smal"], "Did you mean 'movielens-small'"),
+        (["benchmark", "--models", "ease", "--set", "ease.lambda=3"], "unknown config key"),
+        (["benchmark", "--models", "ease", "--set", "l2=3"], "MODEL.KEY=VALUE"),
+        (["benchmark", "--models", "ease", "--set", "ease.l2=-1"], "l2 must be > 0"),
+        (["benchmark", "--models", "ease", "--config", "ease=/nonexistent.yaml"], "not found"),
+        (["train", "ease", "--dataset", "amazon-beauty", "--data-dir", "/nonexistent",
+          "--out", "/tmp/x"], "/nonexistent"),
+        (["recommend", "/nonexistent-artifact", "--user", "1"], "no artifact directory"),
+    ],
+)
+def test_errors_are_clear(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_argparse_rejects_bad_k(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["benchmark", "--k", "0"])
+    assert exc.value.code == 2
+    assert "positive" in capsys.readouterr().err
+
+
+def test_unknown_user_message(csv_path, tmp_path, capsys):
+    art = tmp_path / "pop"
+    main(["train", "popularity", "--dataset", "csv", "--data-dir", str(csv_path),
+          "--out", str(art)])  # fmt: skip
+    assert main(["recommend", str(art), "--user", "no-such-user"]) == 2
+    assert "no-such-user" in capsys.readouterr().err
+
+
+def test_datasets_and_models_commands(capsys):
+    assert main(["datasets", "list"]) == 0
+    assert "movielens-small" in capsys.readouterr().out
+    assert main(["models", "ease"]) == 0
+    assert "l2" in capsys.readouterr().out
+
+
+def test_recommendations_are_deterministic_across_runs(csv_path, tmp_path):
+    outs = []
+    for name in ("a", "b"):
+        main([
+            "benchmark", "--dataset", "csv", "--data-dir", str(csv_path), "--models",
+            "itemknn", "--out", str(tmp_path / name), "--save-recommendations",
+        ])  # fmt: skip
+        outs.append(pd.read_csv(tmp_path / name / "recommendations" / "itemknn.csv"))
+    assert np.array_equal(outs[0].to_numpy(), outs[1].to_numpy())
