@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from toy import Toy
+
+import genrec
+from genrec.errors import ConfigError
+from genrec.testing import make_synthetic_dataset
+from genrec.training import TrainingError
+
+
+@pytest.fixture(scope="module")
+def split():
+    return genrec.split_dataset(make_synthetic_dataset(n_users=80, n_items=40, seed=3), "loo")
+
+
+def _weights(model):
+    return {k: v.detach().clone() for k, v in model.network_.state_dict().items()}
+
+
+def test_trains_and_beats_random(split):
+    model = Toy(epochs=15, lr=0.05, progress=False, patience=0).fit(split.train, split.valid)
+    hist = model.training_history_
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    assert "ndcg@10" in hist[0] and hist[0]["sequences_per_second"] > 0
+    res = genrec.evaluate(model, split, ks=[10])
+    assert res.metrics["recall@10"] > 0.5  # random is ~10/33
+
+
+def test_early_stopping_restores_best(split):
+    model = Toy(epochs=40, lr=0.3, patience=2, progress=False).fit(split.train, split.valid)
+    info = model.training_info_
+    assert info["stopped_early"] and info["epochs_run"] < 40
+    best = max(h["ndcg@10"] for h in model.training_history_)
+    assert info["best_metric"] == pytest.approx(best)
+    res = genrec.evaluate(model, split, stage="valid", ks=[10], metrics=["ndcg"])
+    assert res.metrics["ndcg@10"] == pytest.approx(best)
+
+
+def test_same_seed_same_weights(split):
+    a = Toy(epochs=3, progress=False, seed=1).fit(split.train, split.valid)
+    b = Toy(epochs=3, progress=False, seed=1).fit(split.train, split.valid)
+    c = Toy(epochs=3, progress=False, seed=2).fit(split.train, split.valid)
+    wa, wb, wc = _weights(a), _weights(b), _weights(c)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_resume_can_extend_training_but_not_change_config(split, tmp_path):
+    full = Toy(epochs=6, progress=False, patience=0).fit(split.train, split.valid)
+    ckpt = tmp_path / "ckpt"
+    Toy(epochs=3, progress=False, patience=0).fit(split.train, split.valid, checkpoint_dir=ckpt)
+    with pytest.raises(TrainingError, match="differs in \\['lr'\\]"):
+        Toy(epochs=6, lr=0.5, progress=False, patience=0).fit(
+            split.train, split.valid, checkpoint_dir=ckpt, resume=True
+        )
+    longer = Toy(epochs=6, progress=False, patience=0)
+    longer.fit(split.train, split.valid, checkpoint_dir=ckpt, resume=True)
+    assert longer.training_info_["resumed_from_epoch"] == 3
+    wa, wb = _weights(full), _weights(longer)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_after_interrupt_identical(split, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    full = Toy(epochs=6, batch_size=16, progress=False, patience=0).fit(split.train, split.valid)
+
+    class Boom(Exception):
+        pass
+
+    model = Toy(epochs=6, batch_size=16, progress=False, patience=0)
+    calls = {"n": 0}
+    original = Toy.training_step
+
+    def flaky(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 13:  # 5 batches per epoch: dies in the middle of the third epoch
+            raise Boom
+        return original(self, batch)
+
+    Toy.training_step = flaky
+    try:
+        with pytest.raises(Boom):
+            model.fit(split.train, split.valid, checkpoint_dir=ckpt)
+    finally:
+        Toy.training_step = original
+    resumed = Toy(epochs=6, batch_size=16, progress=False, patience=0)
+    resumed.fit(split.train, split.valid, checkpoint_dir=ckpt, resume=True)
+    assert resumed.training_info_["resumed_from_epoch"] == 2
+    wa, wb = _weights(full), _weights(resumed)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert [h["loss"] for h in resumed.training_history_] == [
+        h["loss"] for h in full.training_history_
+    ]
+
+
+def test_nan_loss_stops_with_clear_message(split, tmp_path):
+    model = Toy(epochs=2, progress=False)
+    original = Toy.training_step
+    Toy.training_step = lambda self, batch: original(self, batch) * float("nan")
+    try:
+        with pytest.raises(TrainingError, match="loss became nan"):
+            model.fit(split.train, split.valid, checkpoint_dir=tmp_path / "c")
+    finally:
+        Toy.training_step = original
+
+
+def test_save_load_round_trip_unregistered_is_clear(split, tmp_path):
+    model = Toy(epochs=1, progress=False).fit(split.train)
+    scores = model.recommend([split.train.user_map.to_external([1])[0]], k=5).scores
+    assert np.isfinite(scores).all()
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="val_metric"):
+        Toy(val_metric="ndcg")
+    with pytest.raises(ConfigError, match="epochs must be > 0"):
+        Toy(epochs=0)
+    with pytest.raises(ConfigError, match="resume=True needs a checkpoint_dir"):
+        Toy().fit(None, resume=True)  # type: ignore[arg-type]
