@@ -4,7 +4,8 @@ Used to choose the presets in ``configs/<dataset>/``. Prints NDCG@10 / Recall@10
 validation holdout for each grid point and the best one per model.
 
     python benchmarks/tune_classical.py --dataset movielens-small
-    python benchmarks/tune_classical.py --dataset amazon-beauty --data-dir ../shared/data/amazon-beauty
+    python benchmarks/tune_classical.py --dataset amazon-beauty \
+        --data-dir ../shared/data/amazon-beauty
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
+
+# Tiny models train faster on one thread than on two contending ones (and CI has 2 cores).
+torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -153,6 +153,7 @@ def run_benchmark(
         fit_s: list[float] = []
         rec_s: list[float] = []
         user_arrays: list[dict[str, np.ndarray]] = []
+        training: list[dict[str, Any] | None] = []
         deterministic = bool(getattr(cls, "deterministic", False))
         for seed in seeds:
             if deterministic and seed > 0:  # same output for every seed: reuse, say so
@@ -160,6 +161,7 @@ def run_benchmark(
                 fit_s.append(fit_s[0])
                 rec_s.append(rec_s[0])
                 user_arrays.append(user_arrays[0])
+                training.append(training[0])
                 continue
             say(f"{name}: fitting (seed {seed})")
             model = cls(cls.config_class.from_dict({**cfg, "seed": seed}))
@@ -172,6 +174,7 @@ def run_benchmark(
             fit_s.append(float(model.fit_seconds_ or 0.0))
             rec_s.append(res.seconds)
             user_arrays.append(res.per_user)
+            training.append(getattr(model, "training_info_", None))
             last_eval[name] = res
         metrics: dict[str, Any] = {}
         for key in per_seed[0]:
@@ -190,6 +193,7 @@ def run_benchmark(
             "fit_seconds": {"mean": float(np.mean(fit_s)), "per_seed": fit_s},
             "recommend_seconds": {"mean": float(np.mean(rec_s)), "per_seed": rec_s},
             "deterministic": deterministic,
+            "training": training if any(t is not None for t in training) else None,
             "config": cfg,
             "config_source": source,
         }

@@ -82,6 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train on all interactions (for serving); the artifact then cannot be evaluated",
     )
+    p.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        metavar="DIR",
+        help="neural models: write a checkpoint after every epoch to DIR",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="neural models: continue from the checkpoint (default DIR: <out>.ckpt)",
+    )
 
     p = sub.add_parser("evaluate", help="evaluate a saved artifact on a dataset's test split")
     p.add_argument("artifact")
@@ -156,9 +167,10 @@ def _load(args: argparse.Namespace):
 
 
 def _console():
-    from rich.console import Console
+    """The stderr console, shared with the trainer's progress bar (rich nests the two)."""
+    from genrec.training.trainer import progress_console
 
-    return Console(stderr=True)
+    return progress_console()
 
 
 def _model_overrides(pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -222,15 +234,32 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """Fit and save. Neural models accept ``--checkpoint-dir``/``--resume``; under
+    ``torchrun`` every process trains (DDP) and only rank 0 prints and saves the artifact."""
+    import contextlib
+
     from genrec.config import load_yaml, parse_overrides
     from genrec.data.splitting import split_dataset
+    from genrec.models.neural import NeuralRecommender
     from genrec.registry import get_model
+    from genrec.training.trainer import process_rank
 
     cls = get_model(args.model)
+    neural = issubclass(cls, NeuralRecommender)
+    checkpoint_dir = args.checkpoint_dir
+    if (checkpoint_dir or args.resume) and not neural:
+        flag = "--resume" if args.resume else "--checkpoint-dir"
+        raise ConfigError(
+            f"{flag} only applies to neural models (trained epoch by epoch); "
+            f"{args.model!r} is fitted in one go"
+        )
+    if args.resume and not checkpoint_dir:
+        checkpoint_dir = str(Path(args.out)) + ".ckpt"
     data = load_yaml(args.config) if args.config else {}
     data.update(parse_overrides(args.set))
     config = cls.config_class.from_dict(data)
     ds = _load(args)
+    main_process = process_rank() == 0
     console = _console()
     if args.full:
         train, valid, split_name = ds, None, "none (all interactions)"
@@ -238,11 +267,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         split = split_dataset(ds, args.split)
         train, valid, split_name = split.train, split.valid, args.split
     model = cls(config)
-    with console.status(
-        f"fitting {args.model} on {ds.name} ({train.n_interactions:,} interactions)"
-    ):
-        model.fit(train, valid=valid)
+    what = f"fitting {args.model} on {ds.name} ({train.n_interactions:,} interactions)"
+    status = console.status(what) if main_process else contextlib.nullcontext()
+    with status:
+        if neural:
+            model.fit(train, valid=valid, checkpoint_dir=checkpoint_dir, resume=args.resume)
+        else:
+            model.fit(train, valid=valid)
+    if not main_process:
+        return 0  # the weights are identical on every rank: rank 0 saves them
     model.training_info_ = {
+        **(getattr(model, "training_info_", None) or {}),
         "dataset": args.dataset,
         "data_dir": args.data_dir,
         "split": split_name,
@@ -250,8 +285,32 @@ def cmd_train(args: argparse.Namespace) -> int:
         "fit_seconds": model.fit_seconds_,
     }
     model.save(args.out)
-    console.print(f"fitted {args.model} in {model.fit_seconds_:.1f}s, saved to {args.out}")
+    if neural:
+        console.print(_training_summary(model.training_info_), soft_wrap=True, markup=False)
+    console.print(
+        f"fitted {args.model} in {model.fit_seconds_:.1f}s, saved to {args.out}",
+        soft_wrap=True,
+        markup=False,
+    )
     return 0
+
+
+def _training_summary(info: dict[str, Any]) -> str:
+    """One line: epochs run, best epoch and metric, early stop, resume (epochs 1-based)."""
+    line = f"trained {info.get('epochs_run', 0)} epochs"
+    if info.get("best_metric") is not None:
+        line += (
+            f", best epoch {int(info['best_epoch']) + 1} "
+            f"({info['val_metric']} {float(info['best_metric']):.4f})"
+        )
+    else:
+        line += ", no validation"
+    line += ", stopped early" if info.get("stopped_early") else ", did not stop early"
+    if info.get("resumed_from_epoch") is not None:
+        line += f", resumed after epoch {info['resumed_from_epoch']}"
+    if int(info.get("world_size") or 1) > 1:
+        line += f", {info['world_size']} processes"
+    return line
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -104,6 +104,8 @@ def save_model(model: Recommender, path: str | Path) -> Path:
     arrays["history.data"] = hist.matrix.data.astype(np.float32)
     arrays["history.seq_indptr"] = hist.seq_indptr
     arrays["history.seq_items"] = hist.seq_items
+    if hist.seq_times is not None:
+        arrays["history.seq_times"] = hist.seq_times
     arrays["popularity"] = np.asarray(model.item_popularity_, dtype=np.int64)
     config = {
         "format_version": FORMAT_VERSION,
@@ -182,7 +184,10 @@ def load_model(path: str | Path) -> Recommender:
             shape=(n_rows, n_cols),
         )
         model.train_histories_ = UserHistories(
-            matrix, arrays["history.seq_indptr"], arrays["history.seq_items"]
+            matrix,
+            arrays["history.seq_indptr"],
+            arrays["history.seq_items"],
+            arrays.get("history.seq_times"),
         )
         model.item_popularity_ = arrays["popularity"]
     except (KeyError, ValueError) as exc:

@@ -132,3 +132,14 @@ def test_history_batch_padding(tiny_frame):
     assert padded.shape == (2, 5)
     assert padded[0, 0] == 0 and (padded[0, 1:] > 0).all()
     assert batch.matrix.shape == (2, 7)
+
+
+def test_timestamps_flow_into_histories_and_subsets(tiny_frame):
+    ds = Dataset(tiny_frame)
+    batch = ds.histories().batch(np.array([3]))
+    assert batch.seq_times.tolist() == [1.0, 2.0, 3.0, 4.0]  # user 3, chronological
+    assert batch.padded_times(6).tolist() == [[0.0, 0.0, 1.0, 2.0, 3.0, 4.0]]
+    order_only = Dataset(tiny_frame, has_timestamps=False)
+    assert order_only.histories().seq_times is None
+    assert order_only.subset(order_only.user_idx > 1).has_timestamps is False
+    assert ds.subset(ds.user_idx > 1).has_timestamps is True

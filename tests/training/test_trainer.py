@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +10,7 @@ from toy import Toy
 import genrec
 from genrec.errors import ConfigError
 from genrec.testing import make_synthetic_dataset
-from genrec.training import TrainingError
+from genrec.training import TrainingError, find_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,7 @@ def test_resume_after_interrupt_identical(split, tmp_path):
     ckpt = tmp_path / "ckpt"
     full = Toy(epochs=6, batch_size=16, progress=False, patience=0).fit(split.train, split.valid)
 
-    class Boom(Exception):
+    class BoomError(Exception):
         pass
 
     model = Toy(epochs=6, batch_size=16, progress=False, patience=0)
@@ -77,12 +79,12 @@ def test_resume_after_interrupt_identical(split, tmp_path):
     def flaky(self, batch):
         calls["n"] += 1
         if calls["n"] == 13:  # 5 batches per epoch: dies in the middle of the third epoch
-            raise Boom
+            raise BoomError
         return original(self, batch)
 
     Toy.training_step = flaky
     try:
-        with pytest.raises(Boom):
+        with pytest.raises(BoomError):
             model.fit(split.train, split.valid, checkpoint_dir=ckpt)
     finally:
         Toy.training_step = original
@@ -120,3 +122,83 @@ def test_config_validation():
         Toy(epochs=0)
     with pytest.raises(ConfigError, match="resume=True needs a checkpoint_dir"):
         Toy().fit(None, resume=True)  # type: ignore[arg-type]
+
+
+def test_nan_keeps_last_good_checkpoint_loadable(split, tmp_path):
+    ckpt = tmp_path / "ckpt"
+    cfg = dict(epochs=5, batch_size=16, progress=False, patience=0)  # 5 batches per epoch
+    model = Toy(**cfg)
+    calls = {"n": 0}
+    original = Toy.training_step
+
+    def nan_in_third_epoch(self, batch):
+        calls["n"] += 1
+        loss = original(self, batch)
+        return loss * float("nan") if calls["n"] > 10 else loss
+
+    Toy.training_step = nan_in_third_epoch
+    try:
+        with pytest.raises(TrainingError) as exc:
+            model.fit(split.train, split.valid, checkpoint_dir=ckpt)
+    finally:
+        Toy.training_step = original
+    message = str(exc.value)
+    assert "loss became nan at epoch 3" in message
+    assert str(ckpt / "last") in message and "after epoch 2" in message
+    assert find_checkpoint(ckpt) == ckpt / "last"
+    meta = json.loads((ckpt / "last" / "trainer.json").read_text())
+    assert meta["epoch"] == 2 and len(meta["history"]) == 2
+    # loadable, and exactly the weights of 2 good epochs
+    two = Toy(**{**cfg, "epochs": 2}).fit(split.train, split.valid)
+    resumed = Toy(**{**cfg, "epochs": 2})
+    resumed.fit(split.train, split.valid, checkpoint_dir=ckpt, resume=True)
+    assert resumed.training_info_["resumed_from_epoch"] == 2
+    wa, wb = _weights(two), _weights(resumed)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_nan_without_checkpoint_says_so(split, tmp_path):
+    original = Toy.training_step
+    Toy.training_step = lambda self, batch: original(self, batch) * float("nan")
+    try:
+        with pytest.raises(TrainingError, match="no checkpoint was written"):
+            Toy(epochs=2, progress=False).fit(split.train, checkpoint_dir=tmp_path / "c")
+    finally:
+        Toy.training_step = original
+
+
+def test_silent_without_progress_or_terminal(split, capfd):
+    Toy(epochs=2, progress=False).fit(split.train, split.valid)
+    assert capfd.readouterr() == ("", "")
+    Toy(epochs=2, progress=True).fit(split.train, split.valid)  # stderr is not a TTY here
+    assert capfd.readouterr() == ("", "")
+
+
+def test_progress_bar_on_a_terminal_is_transient(split, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from genrec.training import trainer
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=100)
+    monkeypatch.setattr(trainer, "progress_console", lambda: console)
+    Toy(epochs=2, progress=True).fit(split.train, split.valid)
+    assert "epoch 1/2" in buf.getvalue() or "epoch 2/2" in buf.getvalue()
+
+
+def test_history_counts_sequences(split):
+    model = Toy(epochs=1, batch_size=16, progress=False).fit(split.train)
+    (rec,) = model.training_history_
+    assert rec["sequences"] == 80 and rec["batches"] == 5
+    assert rec["sequences_per_second"] == pytest.approx(rec["sequences"] / rec["seconds"])
+
+
+def test_time_budget_stops_after_the_epoch(split):
+    model = Toy(epochs=500, progress=False, patience=0, time_budget_minutes=1e-6)
+    model.fit(split.train, split.valid)
+    info = model.training_info_
+    assert info["out_of_time"] and info["epochs_run"] == 1
+    with pytest.raises(ConfigError, match="time_budget_minutes must be >= 0"):
+        Toy(time_budget_minutes=-1)

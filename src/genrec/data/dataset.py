@@ -141,12 +141,15 @@ class HistoryBatch:
         matrix: ``(B, n_items + 1)`` CSR rows of the users' history (weights).
         seq_indptr: ``(B + 1,)`` offsets into ``seq_items``.
         seq_items: chronological internal item ids of all users, concatenated.
+        seq_times: timestamps aligned with ``seq_items`` (float64), or ``None`` when the
+            history has no real timestamps (ad-hoc histories, datasets without times).
     """
 
     user_ids: np.ndarray
     matrix: sp.csr_matrix
     seq_indptr: np.ndarray
     seq_items: np.ndarray
+    seq_times: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.user_ids)
@@ -154,6 +157,18 @@ class HistoryBatch:
     def sequence(self, row: int) -> np.ndarray:
         """Chronological history of batch row ``row``."""
         return self.seq_items[self.seq_indptr[row] : self.seq_indptr[row + 1]]
+
+    def padded_times(self, max_len: int) -> np.ndarray | None:
+        """Timestamps of the last ``max_len`` items, left-padded with 0: ``(B, max_len)``
+        float64, aligned with :meth:`padded_sequences`; ``None`` without timestamps."""
+        if self.seq_times is None:
+            return None
+        out = np.zeros((len(self), max_len), dtype=np.float64)
+        for r in range(len(self)):
+            t = self.seq_times[self.seq_indptr[r] : self.seq_indptr[r + 1]][-max_len:]
+            if len(t):
+                out[r, max_len - len(t) :] = t
+        return out
 
     def padded_sequences(self, max_len: int, *, left: bool = True) -> np.ndarray:
         """Last ``max_len`` items of each history, zero padded: ``(B, max_len)`` int64."""
@@ -169,14 +184,24 @@ class HistoryBatch:
 
 
 class UserHistories:
-    """Every user's history as a CSR matrix ``(n_users + 1, n_items + 1)`` plus sequences."""
+    """Every user's history as a CSR matrix ``(n_users + 1, n_items + 1)`` plus sequences
+    (and their timestamps when the data has real ones)."""
 
-    def __init__(self, matrix: sp.csr_matrix, seq_indptr: np.ndarray, seq_items: np.ndarray):
+    def __init__(
+        self,
+        matrix: sp.csr_matrix,
+        seq_indptr: np.ndarray,
+        seq_items: np.ndarray,
+        seq_times: np.ndarray | None = None,
+    ):
         self.matrix = matrix.tocsr()
         self.seq_indptr = np.asarray(seq_indptr, dtype=np.int64)
         self.seq_items = np.asarray(seq_items, dtype=np.int64)
+        self.seq_times = None if seq_times is None else np.asarray(seq_times, dtype=np.float64)
         if len(self.seq_indptr) != self.matrix.shape[0] + 1:
             raise DataValidationError("UserHistories: seq_indptr length must be n_rows + 1")
+        if self.seq_times is not None and len(self.seq_times) != len(self.seq_items):
+            raise DataValidationError("UserHistories: seq_times must align with seq_items")
 
     @property
     def n_rows(self) -> int:
@@ -195,6 +220,7 @@ class UserHistories:
         weights: np.ndarray,
         n_users: int,
         n_items: int,
+        times: np.ndarray | None = None,
     ) -> UserHistories:
         """Build from interaction arrays already sorted by (user, time)."""
         users = np.asarray(users, dtype=np.int64)
@@ -207,7 +233,7 @@ class UserHistories:
         counts = np.bincount(users, minlength=n_users + 1)
         indptr = np.zeros(n_users + 2, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
-        return cls(mat, indptr, items)
+        return cls(mat, indptr, items, times)
 
     @classmethod
     def from_sequences(cls, sequences: Sequence[Sequence[int]], n_items: int) -> UserHistories:
@@ -235,16 +261,17 @@ class UserHistories:
         lens = ends - starts
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lens, out=indptr[1:])
-        if lens.sum():
-            take = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)])
-            seq_items = self.seq_items[take]
-        else:
-            seq_items = np.zeros(0, dtype=np.int64)
+        take = (
+            np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)])
+            if lens.sum()
+            else np.zeros(0, dtype=np.int64)
+        )
         return HistoryBatch(
             user_ids=rows if user_ids is None else np.asarray(user_ids, dtype=np.int64),
             matrix=self.matrix[rows],
             seq_indptr=indptr,
-            seq_items=seq_items,
+            seq_items=self.seq_items[take],
+            seq_times=None if self.seq_times is None else self.seq_times[take],
         )
 
 
@@ -261,6 +288,9 @@ class Dataset:
         name: dataset name used in reports.
         user_map, item_map: reuse existing id maps (splits share them); every id in
             ``interactions`` must then be known.
+        has_timestamps: whether the ``timestamp`` column holds real times; default: whether
+            the column is present. Pass ``False`` for data whose "timestamps" only encode the
+            order (e.g. P5 sequence positions): time-aware models then ignore them.
 
     Raises:
         DataValidationError: on missing columns, empty data, NaN ids, non-numeric timestamps
@@ -277,10 +307,14 @@ class Dataset:
         user_map: IdMap | None = None,
         item_map: IdMap | None = None,
         allow_empty: bool = False,
+        has_timestamps: bool | None = None,
     ):
         self.name = name
         df = _validate_interactions(interactions, allow_empty=allow_empty)
-        self.has_timestamps = C.TIMESTAMP in interactions.columns
+        #: whether ``timestamp`` holds real times (False: it only encodes the order)
+        self.has_timestamps = (
+            C.TIMESTAMP in interactions.columns if has_timestamps is None else has_timestamps
+        )
         self.user_map = user_map if user_map is not None else IdMap.from_values(df[C.USER])
         self.item_map = item_map if item_map is not None else IdMap.from_values(df[C.ITEM])
         u = self.user_map.to_internal(df[C.USER].to_numpy(), what="user")
@@ -339,8 +373,9 @@ class Dataset:
     def histories(self) -> UserHistories:
         """CSR matrix and chronological sequences of every user (cached)."""
         if self._histories is None:
+            times = self._t.astype(np.float64) if self.has_timestamps else None
             self._histories = UserHistories.from_arrays(
-                self._u, self._i, self._w, self.n_users, self.n_items
+                self._u, self._i, self._w, self.n_users, self.n_items, times
             )
         return self._histories
 
@@ -408,6 +443,7 @@ class Dataset:
             user_map=self.user_map,
             item_map=self.item_map,
             allow_empty=allow_empty,
+            has_timestamps=self.has_timestamps,
         )
 
     def with_interactions(self, interactions: pd.DataFrame) -> Dataset:
@@ -420,6 +456,7 @@ class Dataset:
             user_map=self.user_map,
             item_map=self.item_map,
             allow_empty=True,
+            has_timestamps=self.has_timestamps,
         )
 
     # ------------------------------------------------------------------ summaries

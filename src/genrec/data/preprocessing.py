@@ -179,11 +179,13 @@ def preprocess(
         df = kcore(df, user_k, item_core)
         trail.append(f"{len(df)} after k-core (users >= {user_k}, items >= {max(item_core, 1)})")
         _nonempty(df, trail, params)
-    if not dataset.has_timestamps:
-        # rows are already in (user, position) order; without a timestamp column the new
-        # Dataset uses that order, so has_timestamps stays False
-        df = df.drop(columns=[C.TIMESTAMP])
-    return Dataset(df.reset_index(drop=True), dataset.items, dataset.users, name=dataset.name)
+    return Dataset(
+        df.reset_index(drop=True),
+        dataset.items,
+        dataset.users,
+        name=dataset.name,
+        has_timestamps=dataset.has_timestamps,
+    )
 
 
 # the keyword argument of preprocess shadows the function inside it

@@ -1,6 +1,16 @@
 """Built-in models. Importing this package registers them all."""
 
-from genrec.models import als, ease, itemknn, popularity  # noqa: F401
+from genrec.models import (  # noqa: F401
+    als,
+    bert4rec,
+    ease,
+    gru4rec,
+    hstu,
+    itemknn,
+    nextitnet,
+    popularity,
+    sasrec,
+)
 from genrec.models.base import (
     GenerativeRecommender,
     Recommendations,

@@ -46,9 +46,13 @@ class NeuralConfig(ModelConfig):
     device: str = field("auto", "'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
     amp: bool = field(True, "bfloat16 autocast on CUDA (ignored on CPU)")
     progress: bool = field(True, "show a progress bar")
+    time_budget_minutes: float = field(
+        0.0, "stop after the epoch during which this many minutes of training passed (0 = off)"
+    )
 
     def validate(self) -> None:
         self.positive("epochs", "batch_size", "lr", "eval_every")
+        self.positive("time_budget_minutes", allow_zero=True)
         self.positive("weight_decay", "warmup_steps", "grad_clip", "patience", allow_zero=True)
         if "@" not in self.val_metric:
             raise ConfigError(f"val_metric must look like 'ndcg@10', got {self.val_metric!r}")

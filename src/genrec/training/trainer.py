@@ -4,16 +4,38 @@ computed by the real evaluator, best-checkpoint restore, atomic checkpoints with
 resume, and DistributedDataParallel under ``torchrun`` with the same code path.
 
 Checkpoints (``<checkpoint_dir>/last/``) hold ``state.safetensors`` (weights, optimizer
-moments, the best weights so far, RNG state) and ``trainer.json`` (epoch, step, metric
-history, optimizer hyper-parameters). The folder is replaced atomically after each epoch,
-so a ``kill -9`` leaves the previous complete checkpoint.
+moments, the best weights so far, RNG state of every process) and ``trainer.json`` (epoch,
+step, metric history, optimizer hyper-parameters). The folder is replaced atomically after
+each epoch (written beside it, then renamed), so a ``kill -9`` leaves the previous complete
+checkpoint; if the kill lands between the two renames of the swap, the previous checkpoint
+is found under ``.last.old-*`` and resumed from (see :func:`find_checkpoint`).
+
+Distributed training (DDP)
+--------------------------
+Launch the ordinary command under ``torchrun``; nothing else changes::
+
+    torchrun --standalone --nproc_per_node=N -m genrec train sasrec --dataset ... --out model
+    # several machines: torchrun --nnodes=M --node_rank=R --master_addr=HOST ... -m genrec ...
+
+Each process reads ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` from torchrun's environment, joins
+a process group (NCCL on CUDA, gloo on CPU; one GPU per process, ``cuda:LOCAL_RANK``) and
+trains on every N-th batch of the same seeded epoch order (``batch_size`` is per process; a
+few trailing batches are dropped so that every rank runs the same number of steps).
+Gradients are averaged by DDP, so all ranks hold identical weights. Validation runs on rank 0
+with the unwrapped network and its metric is broadcast, so early stopping agrees everywhere;
+only rank 0 writes checkpoints (and ``genrec train`` only saves the artifact on rank 0). The
+history's ``loss`` is the mean over ranks, ``sequences_per_second`` the sum. A process group
+created by the trainer is destroyed when ``fit`` returns; one created by the caller is left
+as it was.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +47,8 @@ from genrec.errors import GenrecError
 from genrec.io import atomic_dir, to_jsonable
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from genrec.data.dataset import Dataset
     from genrec.models.neural import NeuralRecommender
 
@@ -43,8 +67,36 @@ def _dist_info() -> tuple[int, int, int]:
     return rank, world, local
 
 
+def process_rank() -> int:
+    """This process's rank under ``torchrun`` (0 when not distributed)."""
+    return _dist_info()[0]
+
+
+@functools.lru_cache(maxsize=1)
+def progress_console() -> Console:
+    """The stderr console shared by the trainer's progress bar and the CLI's status line
+    (one console, so rich nests the two live displays instead of garbling them)."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def find_checkpoint(checkpoint_dir: str | Path) -> Path | None:
+    """The newest complete checkpoint folder in ``checkpoint_dir``: ``last/``, or the
+    previous one left as ``.last.old-*`` by a kill between the two renames of the swap."""
+    root = Path(checkpoint_dir)
+    if (root / "last" / "trainer.json").is_file():
+        return root / "last"
+    old = [d for d in root.glob(".last.old-*") if (d / "trainer.json").is_file()]
+    return max(old, key=lambda d: d.stat().st_mtime) if old else None
+
+
 class Trainer:
     """Trains a :class:`~genrec.models.neural.NeuralRecommender`.
+
+    Under ``torchrun`` (``WORLD_SIZE > 1``) the same loop runs with DDP; see the module
+    docstring for how to launch it. The progress bar (``config.progress``) is transient and
+    only drawn on rank 0 when stderr is a terminal; otherwise the trainer prints nothing.
 
     Args:
         model: the estimator; its ``network_`` is already built on its device.
@@ -72,19 +124,39 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self.best_state: dict[str, torch.Tensor] | None = None
         self.stopped_early = False
+        self.out_of_time = False
         self.resumed_from: int | None = None
+        self._owns_process_group = False
 
     # ------------------------------------------------------------------ setup
     def _setup_distributed(self) -> None:
         if self.world <= 1:
             return
+        if not dist.is_available():
+            raise TrainingError(
+                f"WORLD_SIZE={self.world} but this torch build has no torch.distributed"
+            )
+        model = self.model
+        if model.device_.type == "cuda":
+            model.device_ = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(model.device_)
+            model.network_.to(model.device_)  # type: ignore[union-attr]
         if not dist.is_initialized():
-            backend = "nccl" if self.model.device_.type == "cuda" else "gloo"
+            backend = "nccl" if model.device_.type == "cuda" else "gloo"
             dist.init_process_group(backend=backend)
-        if self.model.device_.type == "cuda":
-            self.model.device_ = torch.device("cuda", self.local_rank)
-            torch.cuda.set_device(self.model.device_)
-            self.model.network_.to(self.model.device_)  # type: ignore[union-attr]
+            self._owns_process_group = True
+        if dist.get_world_size() != self.world:
+            raise TrainingError(
+                f"WORLD_SIZE={self.world} but the process group has {dist.get_world_size()}"
+            )
+        # same initial weights everywhere (DDP also broadcasts rank 0's), but each rank
+        # draws its own dropout masks
+        torch.manual_seed(int(self.cfg.seed) * 1_000_003 + 7919 * (self.rank + 1))
+
+    def _teardown_distributed(self) -> None:
+        if self._owns_process_group and dist.is_initialized():
+            dist.destroy_process_group()
+        self._owns_process_group = False
 
     def _lr(self, step: int) -> float:
         warm = self.cfg.warmup_steps
@@ -97,22 +169,28 @@ class Trainer:
         net = model.network_
         assert net is not None
         self._setup_distributed()
-        train_net: torch.nn.Module = net
-        if self.world > 1:
-            ids = [model.device_.index] if model.device_.type == "cuda" else None
-            train_net = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
-        model.train_net_ = train_net
-        optimizer = torch.optim.AdamW(
-            net.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay
-        )
-        if self.resume and self.checkpoint_dir is not None:
-            self._load_checkpoint(optimizer)
-        use_amp = self.cfg.amp and model.device_.type == "cuda"
         try:
+            optimizer = torch.optim.AdamW(
+                net.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay
+            )
+            if self.resume and self.checkpoint_dir is not None:
+                self._load_checkpoint(optimizer)  # before DDP, which broadcasts rank 0's
+            train_net: torch.nn.Module = net
+            if self.world > 1:
+                ids = [model.device_.index] if model.device_.type == "cuda" else None
+                train_net = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
+            model.train_net_ = train_net
+            use_amp = self.cfg.amp and model.device_.type == "cuda"
+            started = time.perf_counter()
+            budget = self.cfg.time_budget_minutes * 60.0
             while self.epoch < self.cfg.epochs and not self.stopped_early:
                 self._run_epoch(dataset, valid, optimizer, use_amp)
+                if budget and time.perf_counter() - started >= budget:
+                    self.out_of_time = True  # a fair, stated budget: the best epoch is kept
+                    break
         finally:
             model.train_net_ = None
+            self._teardown_distributed()
         if self.best_state is not None:  # best-checkpoint restore
             net.load_state_dict(self.best_state)
         return self.history
@@ -126,45 +204,62 @@ class Trainer:
         batches = list(model._epoch_batches(dataset, epoch_generator(self.cfg.seed, self.epoch)))
         if self.world > 1:  # equal batch counts on every rank, or DDP would hang
             n = len(batches) // self.world * self.world
+            if n == 0:
+                raise TrainingError(
+                    f"only {len(batches)} training batches for {self.world} processes; "
+                    "lower batch_size or use fewer processes"
+                )
             batches = batches[self.rank : n : self.world]
         net.train()
         total, count, n_seq = 0.0, 0, 0
         bar = self._progress(len(batches))
-        for batch in batches:
-            batch = {k: v.to(model.device_, non_blocking=True) for k, v in batch.items()}
-            for group in optimizer.param_groups:
-                group["lr"] = self._lr(self.step)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                loss = model.training_step(batch)
-            if not torch.isfinite(loss):
-                where = f" (last good checkpoint: {self.checkpoint_dir / 'last'})" if (
-                    self.checkpoint_dir and (self.checkpoint_dir / "last").exists()
-                ) else ""
-                raise TrainingError(
-                    f"loss became {loss.item()} at epoch {self.epoch}, step {self.step}; "
-                    f"try a lower lr (now {self.cfg.lr}) or grad_clip{where}"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), self.cfg.grad_clip)
-            optimizer.step()
-            self.step += 1
-            total += float(loss.detach())
-            count += 1
-            first = next(iter(batch.values()))
-            n_seq += int(first.shape[0])
+        try:
+            for batch in batches:
+                batch = {k: v.to(model.device_, non_blocking=True) for k, v in batch.items()}
+                for group in optimizer.param_groups:
+                    group["lr"] = self._lr(self.step)
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                    loss = model.training_step(batch)
+                value = loss.detach().float()
+                if self.world > 1:  # every rank sees a NaN anywhere, and the mean loss
+                    value = value.clone()
+                    dist.all_reduce(value)
+                    value /= self.world
+                value = float(value)
+                if not math.isfinite(value):
+                    self._raise_not_finite(value)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if self.cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), self.cfg.grad_clip)
+                optimizer.step()
+                self.step += 1
+                total += value
+                count += 1
+                first = next(iter(batch.values()))
+                n_seq += int(first.shape[0])
+                if bar is not None:
+                    elapsed = max(time.perf_counter() - start, 1e-9)
+                    rate = n_seq * self.world / elapsed
+                    bar[0].update(bar[1], advance=1, loss=total / count, rate=rate)
+        finally:
             if bar is not None:
-                elapsed = max(time.perf_counter() - start, 1e-9)
-                bar[0].update(bar[1], advance=1, loss=total / count, rate=n_seq / elapsed)
-        if bar is not None:
-            bar[0].stop()
+                bar[0].stop()
         seconds = time.perf_counter() - start
+        n_batches = count
+        if self.world > 1:  # throughput of the whole job: sequences of all ranks / slowest
+            sums = torch.tensor([n_seq, count], dtype=torch.float64)
+            slowest = torch.tensor([seconds], dtype=torch.float64)
+            dist.all_reduce(sums)
+            dist.all_reduce(slowest, op=dist.ReduceOp.MAX)
+            n_seq, n_batches, seconds = int(sums[0]), int(sums[1]), float(slowest[0])
         record: dict[str, Any] = {
             "epoch": self.epoch,
             "loss": total / max(count, 1),
             "seconds": seconds,
-            "sequences_per_second": n_seq * self.world / max(seconds, 1e-9),
+            "sequences": n_seq,
+            "batches": n_batches,
+            "sequences_per_second": n_seq / max(seconds, 1e-9),
         }
         if valid is not None and (self.epoch + 1) % self.cfg.eval_every == 0:
             record[self.cfg.val_metric] = metric = self._validate(valid)
@@ -177,8 +272,22 @@ class Trainer:
                     self.stopped_early = True
         self.history.append(record)
         self.epoch += 1
-        if self.checkpoint_dir is not None and self.rank == 0:
-            self._save_checkpoint(optimizer)
+        if self.checkpoint_dir is not None:
+            self._save_checkpoint(optimizer)  # every rank sends its RNG state; rank 0 writes
+
+    def _raise_not_finite(self, value: float) -> None:
+        where = ""
+        if self.checkpoint_dir is not None:
+            found = find_checkpoint(self.checkpoint_dir)
+            if found is not None:
+                done = json.loads((found / "trainer.json").read_text()).get("epoch")
+                where = f"; the last good checkpoint (after epoch {done}) is at {found}"
+            else:
+                where = f"; no checkpoint was written to {self.checkpoint_dir} yet"
+        raise TrainingError(
+            f"loss became {value} at epoch {self.epoch + 1}, step {self.step}; "
+            f"try a lower lr (now {self.cfg.lr}) or grad_clip{where}"
+        )
 
     def _validate(self, valid: Any) -> float:
         """The validation metric, computed by the real evaluator on rank 0 and shared."""
@@ -186,9 +295,15 @@ class Trainer:
 
         name, k = self.cfg.val_metric.split("@")
         value = [0.0]
-        if self.rank == 0:
-            res = evaluate(self.model, valid, stage="valid", ks=[int(k)], metrics=[name],
-                           beyond_accuracy=False)
+        if self.rank == 0:  # scores with the unwrapped network_, in eval mode
+            res = evaluate(
+                self.model,
+                valid,
+                stage="valid",
+                ks=[int(k)],
+                metrics=[name],
+                beyond_accuracy=False,
+            )
             value = [res.metrics[self.cfg.val_metric]]
         if self.world > 1:
             dist.broadcast_object_list(value, src=0)
@@ -197,6 +312,9 @@ class Trainer:
     def _progress(self, total: int):
         if not self.cfg.progress or self.rank != 0 or total == 0:
             return None
+        console = progress_console()
+        if not console.is_terminal:  # CI logs, pipes, files: no bar at all
+            return None
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         progress = Progress(
@@ -204,6 +322,7 @@ class Trainer:
             BarColumn(),
             TextColumn("loss {task.fields[loss]:.4f}  {task.fields[rate]:.0f} seq/s"),
             TimeRemainingColumn(),
+            console=console,
             transient=True,
         )
         task = progress.add_task("train", total=total, loss=float("nan"), rate=0.0)
@@ -218,6 +337,7 @@ class Trainer:
             "best_metric": None if self.best_epoch < 0 else self.best_metric,
             "val_metric": self.cfg.val_metric,
             "stopped_early": self.stopped_early,
+            "out_of_time": self.out_of_time,
             "resumed_from_epoch": self.resumed_from,
             "world_size": self.world,
         }
@@ -226,6 +346,13 @@ class Trainer:
     def _save_checkpoint(self, optimizer: torch.optim.Optimizer) -> None:
         from safetensors.torch import save_file
 
+        rng = torch.get_rng_state()
+        all_rng = [rng]
+        if self.world > 1:
+            all_rng = [torch.empty(0, dtype=torch.uint8)] * self.world
+            dist.all_gather_object(all_rng, rng)
+        if self.rank != 0:
+            return
         net = self.model.network_
         assert net is not None and self.checkpoint_dir is not None
         tensors: dict[str, torch.Tensor] = {}
@@ -239,7 +366,9 @@ class Trainer:
             for name, value in state.items():
                 t = value if torch.is_tensor(value) else torch.tensor(value)
                 tensors[f"optim.{idx}.{name}"] = t.detach().cpu().contiguous()
-        tensors["rng.torch"] = torch.get_rng_state()
+        tensors["rng.torch"] = rng
+        for r, state in enumerate(all_rng[1:], start=1):
+            tensors[f"rng.torch.rank{r}"] = state.cpu().contiguous()
         if torch.cuda.is_available() and self.model.device_.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.model.device_)
         meta = {
@@ -248,6 +377,7 @@ class Trainer:
             "config": self.model.config.to_dict(),
             "epoch": self.epoch,
             "step": self.step,
+            "world_size": self.world,
             "best_metric": self.best_metric if self.best_epoch >= 0 else None,
             "best_epoch": self.best_epoch,
             "bad_evals": self.bad_evals,
@@ -255,17 +385,22 @@ class Trainer:
             "history": self.history,
             "param_groups": opt_state["param_groups"],
         }
-        with atomic_dir(self.checkpoint_dir / "last") as tmp:
+        root = self.checkpoint_dir
+        with atomic_dir(root / "last") as tmp:
             save_file(tensors, str(tmp / "state.safetensors"))
-            (tmp / "trainer.json").write_text(json.dumps(to_jsonable(meta)))
+            _write_synced(tmp / "trainer.json", json.dumps(to_jsonable(meta)))
+            _fsync(tmp / "state.safetensors")
+        # leftovers of a run killed mid-swap (ours are gone once atomic_dir returns)
+        for stale in [*root.glob(".last.old-*"), *root.glob(".last.tmp-*")]:
+            shutil.rmtree(stale, ignore_errors=True)
 
     def _load_checkpoint(self, optimizer: torch.optim.Optimizer) -> None:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         assert self.checkpoint_dir is not None
-        path = self.checkpoint_dir / "last"
-        if not (path / "trainer.json").is_file():
+        path = find_checkpoint(self.checkpoint_dir)
+        if path is None:
             return  # nothing to resume: start from scratch
         try:
             meta = json.loads((path / "trainer.json").read_text())
@@ -273,7 +408,7 @@ class Trainer:
         except (OSError, json.JSONDecodeError, SafetensorError) as exc:
             raise TrainingError(f"checkpoint at {path} is unreadable: {exc}") from exc
         # a resumed run may train longer or show/hide the bar; anything else must match
-        free = {"epochs", "progress"}
+        free = {"epochs", "progress", "time_budget_minutes"}
         own = {k: v for k, v in self.model.config.to_dict().items() if k not in free}
         saved = {k: v for k, v in meta.get("config", {}).items() if k not in free}
         if meta.get("model") != self.model.name or saved != own:
@@ -285,7 +420,8 @@ class Trainer:
         net = self.model.network_
         assert net is not None
         dev = self.model.device_
-        net.load_state_dict({k[6:]: v.to(dev) for k, v in tensors.items() if k.startswith("model.")})
+        weights = {k[6:]: v.to(dev) for k, v in tensors.items() if k.startswith("model.")}
+        net.load_state_dict(weights)
         best = {k[5:]: v.to(dev) for k, v in tensors.items() if k.startswith("best.")}
         self.best_state = best or None
         state: dict[int, dict[str, torch.Tensor]] = {}
@@ -294,7 +430,9 @@ class Trainer:
                 _, idx, name = key.split(".", 2)
                 state.setdefault(int(idx), {})[name] = value
         optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-        torch.set_rng_state(tensors["rng.torch"])
+        own_rng = f"rng.torch.rank{self.rank}"
+        same_world = int(meta.get("world_size", 1)) == self.world
+        torch.set_rng_state(tensors[own_rng if same_world and own_rng in tensors else "rng.torch"])
         if "rng.cuda" in tensors and dev.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"], dev)
         self.epoch, self.step = int(meta["epoch"]), int(meta["step"])
@@ -303,3 +441,18 @@ class Trainer:
         self.stopped_early = bool(meta["stopped_early"])
         self.history = list(meta["history"])
         self.resumed_from = self.epoch
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_synced(path: Path, text: str) -> None:
+    with open(path, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())

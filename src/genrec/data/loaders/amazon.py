@@ -214,7 +214,8 @@ def load_p5(
                 items = raw
             elif not {"asin", "business_id"} & set(items.columns):
                 items = items.merge(raw, on=C.ITEM, how="left")
-    return Dataset(inter, items, users, name=name)
+    # the P5 files carry order only: the positions are not times (time-aware models skip them)
+    return Dataset(inter, items, users, name=name, has_timestamps=False)
 
 
 def read_p5_sequences(path: PathLike) -> pd.DataFrame:

@@ -1,0 +1,195 @@
+"""GRU4Rec: session-based recommendations with recurrent neural networks.
+
+References:
+    B. Hidasi, A. Karatzoglou, L. Baltrunas, D. Tikk. "Session-based Recommendations with
+    Recurrent Neural Networks", ICLR 2016.
+    B. Hidasi, A. Karatzoglou. "Recurrent Neural Networks with Top-k Gains for Session-based
+    Recommendations", CIKM 2018 (the BPR-max loss, eq. 9-10, and its score regulariser).
+    B. Hidasi, A. T. Czapp. "The effect of third party implementations on reproducibility",
+    RecSys 2023 (what a faithful GRU4Rec needs: shared "constrained" embeddings, output
+    bias, BPR-max with popularity-sampled negatives and ELU-transformed scores, or CE).
+
+A GRU reads the (left-padded, left-truncated) item sequence; the hidden state at every
+position scores all items through the item embedding matrix that also embeds the input
+(the official implementation's ``constrained_embedding``), plus an item bias. Unlike the
+original session-parallel mini-batches, each training sequence is one padded row trained
+on all of its positions, as in SASRec-style trainers; the recurrence itself is unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genrec.config import field
+from genrec.data.dataset import Dataset, HistoryBatch
+from genrec.data.sequences import causal_pairs, last_items, minibatches, training_rows
+from genrec.errors import ConfigError
+from genrec.models.neural import NeuralConfig, NeuralRecommender
+from genrec.registry import register_model
+
+
+@dataclass(frozen=True)
+class GRU4RecConfig(NeuralConfig):
+    """Config of :class:`GRU4Rec`."""
+
+    embedding_dim: int = field(64, "item embedding size (input and output, shared)")
+    hidden_dim: int = field(64, "GRU hidden size (projected to embedding_dim if different)")
+    n_layers: int = field(1, "stacked GRU layers")
+    dropout: float = field(0.2, "dropout on the input embeddings and the GRU output")
+    max_seq_len: int = field(50, "keep the last max_seq_len items of each sequence")
+    loss: Literal["ce", "bpr_max"] = field("ce", "'ce' (full softmax) or 'bpr_max' (sampled)")
+    n_negatives: int = field(256, "bpr_max: negatives sampled per batch (shared by positions)")
+    sample_alpha: float = field(0.5, "bpr_max: negatives ~ popularity**alpha (0 = uniform)")
+    bpreg: float = field(1.0, "bpr_max: weight of the softmax-weighted score regulariser")
+    elu_param: float = field(0.5, "bpr_max: ELU(alpha) applied to scores in the loss (0 = off)")
+
+    def validate(self) -> None:
+        super().validate()
+        self.positive("embedding_dim", "hidden_dim", "n_layers", "max_seq_len", "n_negatives")
+        self.positive("sample_alpha", "bpreg", "elu_param", allow_zero=True)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"GRU4RecConfig.dropout must be in [0, 1), got {self.dropout!r}")
+
+
+def bpr_max_loss(
+    pos: torch.Tensor,
+    neg: torch.Tensor,
+    bpreg: float,
+    neg_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """BPR-max (Hidasi & Karatzoglou 2018, eq. 9-10), averaged over examples.
+
+    ``L_i = -log(sum_j s_j * sigmoid(r_i - r_j)) + bpreg * sum_j s_j * r_j^2`` with
+    ``s = softmax(r_neg)`` over the negatives only.
+
+    Args:
+        pos: target scores ``(N,)``.
+        neg: negative scores ``(N, M)``.
+        bpreg: weight of the score regulariser (lambda in the paper).
+        neg_mask: ``(N, M)`` or ``(M,)`` bool, False for negatives to ignore (e.g. a sample
+            that equals the target).
+    """
+    logits = neg
+    if neg_mask is not None:
+        logits = neg.masked_fill(~neg_mask, float("-inf"))
+    s = torch.softmax(logits.float(), dim=-1)  # (N, M), zero where masked
+    s = torch.nan_to_num(s, nan=0.0)  # every negative masked: contributes nothing
+    diff = torch.sigmoid(pos.float()[:, None] - neg.float())  # (N, M)
+    hit = (s * diff).sum(-1)  # (N,)
+    reg = (s * neg.float().pow(2)).sum(-1)  # (N,)
+    return (-torch.log(hit + 1e-24) + bpreg * reg).mean()
+
+
+class GRU4RecNetwork(nn.Module):
+    """Embedding -> GRU -> (projection) -> scores against the shared item embeddings."""
+
+    def __init__(self, n_items: int, cfg: GRU4RecConfig):
+        super().__init__()
+        self.cfg = cfg
+        D, H = cfg.embedding_dim, cfg.hidden_dim
+        self.item_emb = nn.Embedding(n_items + 1, D, padding_idx=0)
+        self.item_bias = nn.Parameter(torch.zeros(n_items + 1))
+        self.drop = nn.Dropout(cfg.dropout)
+        self.gru = nn.GRU(
+            D, H, cfg.n_layers, batch_first=True, dropout=cfg.dropout if cfg.n_layers > 1 else 0.0
+        )
+        self.proj = nn.Linear(H, D) if H != D else nn.Identity()
+        nn.init.normal_(self.item_emb.weight, std=D**-0.5)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+
+    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Hidden state per position ``(B, L, D)`` for left-padded item ids ``(B, L)``."""
+        x = self.drop(self.item_emb(inputs))  # (B, L, D)
+        h, _ = self.gru(x)  # (B, L, H); position t has read items <= t only
+        return self.proj(self.drop(h))  # (B, L, D)
+
+    def scores(self, h: torch.Tensor) -> torch.Tensor:
+        """Scores of every item ``(..., n_items + 1)`` for hidden states ``(..., D)``."""
+        return h @ self.item_emb.weight.T + self.item_bias  # (..., n_items + 1)
+
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        negatives: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Scores of the next item after the last position ``(B, n_items + 1)``, or with
+        ``targets`` ``(B, L)`` (0 = no target) the mean loss over all target positions."""
+        h = self.encode(inputs)  # (B, L, D)
+        if targets is None:
+            return self.scores(h[:, -1])  # (B, n_items + 1)
+        keep = targets > 0
+        h, t = h[keep], targets[keep]  # (N, D), (N,)
+        if self.cfg.loss == "ce":
+            logits = self.scores(h)[:, 1:]  # (N, n_items): padding is never a class
+            return F.cross_entropy(logits.float(), t - 1)
+        assert negatives is not None, "bpr_max needs sampled negatives"
+        w, b = self.item_emb.weight, self.item_bias
+        pos = (h * w[t]).sum(-1) + b[t]  # (N,)
+        neg = h @ w[negatives].T + b[negatives]  # (N, M)
+        if self.cfg.elu_param > 0:  # official GRU4Rec: ELU-transformed scores for BPR-max
+            pos, neg = F.elu(pos, self.cfg.elu_param), F.elu(neg, self.cfg.elu_param)
+        mask = negatives[None, :] != t[:, None]  # (N, M): a sampled target is no negative
+        return bpr_max_loss(pos, neg, self.cfg.bpreg, mask)
+
+
+def sample_negatives(
+    popularity: np.ndarray, n: int, alpha: float, generator: torch.Generator
+) -> torch.Tensor:
+    """``n`` item ids (with replacement) drawn with probability ``popularity ** alpha``
+    (item 0, the padding, never drawn)."""
+    w = np.asarray(popularity, dtype=np.float64).copy()
+    w = np.where(w > 0, w, 0.0) ** alpha if alpha > 0 else np.ones_like(w)
+    w[0] = 0.0
+    if w.sum() <= 0:
+        w[1:] = 1.0
+    probs = torch.from_numpy(w / w.sum())
+    return torch.multinomial(probs, n, replacement=True, generator=generator)
+
+
+@register_model("gru4rec")
+class GRU4Rec(NeuralRecommender):
+    """GRU4Rec (Hidasi et al. 2016) with CE or BPR-max loss; see the module docstring.
+
+    Scores for a user come from the GRU state after the last ``max_seq_len`` history items.
+    """
+
+    config_class = GRU4RecConfig
+    config: GRU4RecConfig
+
+    def _build_network(self) -> nn.Module:
+        return GRU4RecNetwork(self.n_items, self.config)
+
+    def _epoch_batches(
+        self, dataset: Dataset, generator: torch.Generator
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        cfg = self.config
+        hist = dataset.histories()
+        rows = training_rows(hist)
+        padded = last_items(hist, rows, cfg.max_seq_len + 1)  # (R, L + 1), left-truncated
+        popularity = dataset.item_popularity()
+        for idx in minibatches(len(rows), cfg.batch_size, generator):
+            inputs, targets = causal_pairs(padded[idx])  # (B, L) each
+            batch = {"inputs": inputs, "targets": targets}
+            if cfg.loss == "bpr_max":
+                batch["negatives"] = sample_negatives(
+                    popularity, cfg.n_negatives, cfg.sample_alpha, generator
+                )
+            yield batch
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        assert self.train_net_ is not None
+        return self.train_net_(batch["inputs"], batch["targets"], batch.get("negatives"))
+
+    def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
+        assert self.network_ is not None
+        seqs = torch.from_numpy(batch.padded_sequences(self.config.max_seq_len))
+        return self.network_(seqs.to(self.device_))  # (B, n_items + 1)

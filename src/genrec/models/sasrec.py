@@ -1,0 +1,202 @@
+"""SASRec: Self-Attentive Sequential Recommendation (Kang & McAuley, ICDM 2018).
+
+A causal transformer over the user's item sequence; the hidden state at position ``t``
+predicts item ``t + 1``. Item embeddings are shared between input and output (paper Sec.
+III-E, "Shared Item Embedding"): the score of item ``i`` after position ``t`` is
+``r_{i,t} = F_t . M_i`` (Eq. 7). Positions are learned embeddings (Eq. 2); inputs are
+scaled by ``sqrt(d)`` as in the reference code.
+
+Losses (``loss``):
+
+* ``"bce"``: binary cross-entropy with ``n_negatives`` uniformly sampled negatives per
+  position (Eq. 8 uses one: ``loss="bce", n_negatives=1`` is the original SASRec);
+* ``"gbce"``: gSASRec's calibrated BCE (Petrov & Macdonald, RecSys 2023), use e.g.
+  ``n_negatives=256, gbce_t=0.75``;
+* ``"sampled_softmax"``: softmax over the positive and ``n_negatives`` negatives;
+* ``"ce"`` (default): full softmax cross-entropy over the catalogue, "SASRec+" of
+  Klenitskiy & Vasilev (RecSys 2023, "Turning Dross Into Gold Loss"), which made SASRec beat
+  BERT4Rec; computed in chunks of positions to bound memory.
+
+Negatives are drawn uniformly from all items, on the training device, from a seed stored in
+each batch (drawn from the epoch's generator), so a resumed run samples exactly the same
+negatives. A sampled negative may equal the positive (no rejection sampling, for speed);
+such accidental hits are masked out of every sampled loss.
+
+Histories longer than ``max_seq_len`` are truncated from the LEFT: only the most recent
+``max_seq_len`` items are fed to the network, in training (``max_seq_len + 1`` items give
+``max_seq_len`` input/target pairs) and at inference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from genrec.config import field
+from genrec.data.dataset import Dataset, HistoryBatch
+from genrec.data.sequences import causal_pairs, last_items, minibatches, training_rows
+from genrec.errors import ConfigError
+from genrec.models.neural import NeuralConfig, NeuralRecommender
+from genrec.nn.losses import full_softmax_ce, gbce, sampled_softmax
+from genrec.nn.transformer import PositionEmbedding, TransformerEncoder, attention_mask
+from genrec.registry import register_model
+
+SASRecLoss = Literal["bce", "gbce", "sampled_softmax", "ce"]
+
+
+@dataclass(frozen=True)
+class SASRecConfig(NeuralConfig):
+    """Config of :class:`SASRec`."""
+
+    embedding_dim: int = field(64, "item/position embedding and hidden size d")
+    n_blocks: int = field(2, "number of self-attention blocks")
+    n_heads: int = field(1, "attention heads per block (the paper uses 1)")
+    ffn_multiplier: int = field(1, "feed-forward hidden size = ffn_multiplier * d (paper: 1)")
+    dropout: float = field(0.2, "dropout on embeddings, attention and feed-forward outputs")
+    max_seq_len: int = field(50, "keep only the most recent max_seq_len items (left truncation)")
+    norm_first: bool = field(True, "pre-LayerNorm blocks (False: post-LN)")
+    loss: SASRecLoss = field("ce", "'ce' (full softmax), 'bce', 'gbce' or 'sampled_softmax'")
+    n_negatives: int = field(1, "uniform negatives per position for bce/gbce/sampled_softmax")
+    gbce_t: float = field(0.75, "gSASRec calibration t in [0, 1] (loss='gbce'; 0 = BCE)")
+    ce_chunk_size: int = field(4096, "positions per chunk of the full-softmax loss (memory bound)")
+
+    def validate(self) -> None:
+        super().validate()
+        self.positive(
+            "embedding_dim", "n_blocks", "n_heads", "ffn_multiplier", "max_seq_len",
+            "n_negatives", "ce_chunk_size",
+        )  # fmt: skip
+        if self.embedding_dim % self.n_heads:
+            raise ConfigError(
+                f"SASRecConfig.embedding_dim ({self.embedding_dim}) must be divisible by "
+                f"n_heads ({self.n_heads})"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"SASRecConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if not 0.0 <= self.gbce_t <= 1.0:
+            raise ConfigError(f"SASRecConfig.gbce_t must be in [0, 1], got {self.gbce_t!r}")
+
+
+class SASRecNetwork(nn.Module):
+    """The pure SASRec network (no data handling).
+
+    Args:
+        n_items: catalogue size; embedding row 0 is padding.
+        config: architecture and loss fields of :class:`SASRecConfig`.
+    """
+
+    def __init__(self, n_items: int, config: SASRecConfig):
+        super().__init__()
+        d = config.embedding_dim
+        self.n_items = n_items
+        self.loss = config.loss
+        self.gbce_t = config.gbce_t
+        self.ce_chunk_size = config.ce_chunk_size
+        self.item_emb = nn.Embedding(n_items + 1, d, padding_idx=0)
+        self.pos_emb = PositionEmbedding(config.max_seq_len, d)
+        self.drop = nn.Dropout(config.dropout)
+        self.encoder = TransformerEncoder(
+            config.n_blocks, d, config.n_heads, config.ffn_multiplier * d, config.dropout,
+            config.norm_first,
+        )  # fmt: skip
+        nn.init.normal_(self.item_emb.weight, std=d**-0.5)  # unit-variance inputs after * sqrt(d)
+        with torch.no_grad():
+            self.item_emb.weight[0].zero_()
+
+    def encode(self, seq: torch.Tensor) -> torch.Tensor:
+        """Hidden states ``(B, L, D)`` of left-padded item ids ``seq`` ``(B, L)``; position
+        ``t`` only sees items ``<= t`` (causal mask, paper Sec. III-B "Causality")."""
+        real = seq > 0  # (B, L)
+        x = self.item_emb(seq) * math.sqrt(self.item_emb.embedding_dim)  # (B, L, D)
+        x = self.drop(self.pos_emb(x)) * real[..., None]  # padding inputs are zero
+        return self.encoder(x, attention_mask(real, causal=True))  # (B, L, D)
+
+    def forward(
+        self,
+        seq: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        negatives: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Hidden states, or the training loss when ``targets`` are given.
+
+        Args:
+            seq: ``(B, L)`` input item ids (0 = padding).
+            targets: ``(B, L)`` next item per position (0 = no loss there).
+            negatives: ``(N, K)`` sampled item ids for the ``N = (targets > 0).sum()`` trained
+                positions in row-major order (sampled losses only).
+
+        Returns:
+            ``(B, L, D)`` hidden states without targets, else the scalar loss.
+        """
+        h = self.encode(seq)  # (B, L, D)
+        if targets is None:
+            return h
+        valid = targets > 0  # (B, L)
+        hv, y = h[valid], targets[valid]  # (N, D), (N,)
+        E = self.item_emb.weight  # (n_items + 1, D)
+        if self.loss == "ce":
+            return full_softmax_ce(hv, E[1:], y - 1, chunk_size=self.ce_chunk_size)
+        if negatives is None:
+            raise ValueError(f"loss {self.loss!r} needs sampled negatives")
+        pos = (hv * E[y]).sum(-1)  # (N,)
+        neg = torch.einsum("nd,nkd->nk", hv, E[negatives])  # (N, K)
+        hit = negatives == y[:, None]  # (N, K) accidental hits
+        if self.loss == "sampled_softmax":
+            return sampled_softmax(pos, neg, neg_mask=hit)
+        t = self.gbce_t if self.loss == "gbce" else 0.0  # gBCE with t = 0 is BCE
+        return gbce(pos, neg, self.n_items, t, neg_mask=hit)
+
+    def score_last(self, seq: torch.Tensor) -> torch.Tensor:
+        """Scores ``(B, n_items + 1)`` of every item after the last position (Eq. 7)."""
+        h = self.encode(seq)[:, -1]  # (B, D)
+        return h @ self.item_emb.weight.T  # (B, n_items + 1)
+
+
+@register_model("sasrec")
+class SASRec(NeuralRecommender):
+    """SASRec (Kang & McAuley 2018) with a choice of losses; see the module docstring.
+
+    Training examples are every user's last ``max_seq_len + 1`` training items, with a loss
+    at every non-padding position (teacher forcing under the causal mask). Recommendations
+    score the hidden state of the last position against all item embeddings.
+    """
+
+    config_class = SASRecConfig
+    config: SASRecConfig
+
+    def _build_network(self) -> SASRecNetwork:
+        return SASRecNetwork(self.n_items, self.config)
+
+    def _epoch_batches(
+        self, dataset: Dataset, generator: torch.Generator
+    ) -> Iterator[dict[str, torch.Tensor]]:
+        hist = dataset.histories()
+        rows = training_rows(hist, min_len=2)
+        seqs = last_items(hist, rows, self.config.max_seq_len + 1)  # (R, L + 1)
+        for idx in minibatches(len(rows), self.config.batch_size, generator):
+            inputs, targets = causal_pairs(seqs[idx])  # (B, L), (B, L)
+            # one seed per batch: negatives are drawn on the device in training_step
+            seed = torch.randint(0, 2**62, (1,), generator=generator)
+            yield {"inputs": inputs, "targets": targets, "neg_seed": seed}
+
+    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        assert self.train_net_ is not None
+        negatives = None
+        if self.config.loss != "ce":
+            n = int((batch["targets"] > 0).sum())
+            device = batch["targets"].device
+            gen = torch.Generator(device=device).manual_seed(int(batch["neg_seed"]))
+            negatives = torch.randint(
+                1, self.n_items + 1, (n, self.config.n_negatives), generator=gen, device=device
+            )  # (N, K) uniform over real items
+        return self.train_net_(batch["inputs"], batch["targets"], negatives)
+
+    def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
+        assert self.network_ is not None
+        seq = torch.from_numpy(batch.padded_sequences(self.config.max_seq_len)).to(self.device_)
+        return self.network_.score_last(seq)  # (B, n_items + 1)

@@ -1,0 +1,254 @@
+"""SASRec and the shared losses / transformer layers it is built on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import genrec
+from genrec.errors import ConfigError, UnknownIdError
+from genrec.models.sasrec import SASRec, SASRecConfig, SASRecNetwork
+from genrec.nn.losses import bce_one_negative, full_softmax_ce, gbce, gbce_beta, sampled_softmax
+from genrec.nn.transformer import attention_mask
+from genrec.testing import make_synthetic_dataset, random_recall_at_k, recall_at_k
+
+TINY = dict(
+    embedding_dim=16, n_blocks=1, max_seq_len=10, lr=0.01, epochs=25, progress=False, device="cpu"
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny networks gain nothing from intra-op threads, and on a busy 2-core CI box the
+    thread hand-offs dominate; restore the setting afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def split():
+    return genrec.split_dataset(make_synthetic_dataset(), "loo")
+
+
+@pytest.fixture(scope="module")
+def fitted(split):
+    return SASRec(**TINY).fit(split.train)
+
+
+# ---------------------------------------------------------------------- losses
+def test_gbce_beta_formula():
+    # alpha = K / (|I| - 1); beta = alpha (t (1 - 1/alpha) + 1/alpha)  (gSASRec Eq. 13)
+    assert gbce_beta(4, 101, 0.0) == pytest.approx(1.0)
+    assert gbce_beta(4, 101, 1.0) == pytest.approx(0.04)
+    alpha = 4 / 100
+    assert gbce_beta(4, 101, 0.5) == pytest.approx(alpha * (0.5 * (1 - 1 / alpha) + 1 / alpha))
+    assert gbce_beta(4, 101, 0.5) == pytest.approx(0.52)  # by hand: 0.04 * (0.5 * -24 + 25)
+    with pytest.raises(ValueError):
+        gbce_beta(4, 101, 1.5)
+
+
+def test_gbce_t0_is_bce_and_matches_official_formulation():
+    g = torch.Generator().manual_seed(0)
+    pos, neg = torch.randn(7, generator=g), torch.randn(7, 1, generator=g)
+    # t = 0 with one negative is SASRec's BCE
+    torch.testing.assert_close(gbce(pos, neg, 50, 0.0), bce_one_negative(pos, neg[:, 0]))
+    bce = -(torch.log(torch.sigmoid(pos)) + torch.log(1 - torch.sigmoid(neg[:, 0]))).mean()
+    torch.testing.assert_close(bce_one_negative(pos, neg[:, 0]), bce)
+    # the official code: BCE-with-logits on [logit(sigma(s+)^beta), s-], mean over 1 + K
+    neg = torch.randn(7, 5, generator=g)
+    t, n_items = 0.75, 30
+    beta = gbce_beta(5, n_items, t)
+    p_beta = torch.sigmoid(pos.double()) ** beta
+    logits = torch.cat([torch.log(p_beta / (1 - p_beta))[:, None], neg.double()], 1)  # (7, 6)
+    target = torch.zeros_like(logits)
+    target[:, 0] = 1
+    official = F.binary_cross_entropy_with_logits(logits, target) * 6  # sum over 1 + K
+    torch.testing.assert_close(gbce(pos, neg, n_items, t).double(), official)
+
+
+def test_gbce_neg_mask_drops_terms():
+    pos, neg = torch.tensor([0.3, -1.0]), torch.tensor([[0.5, 2.0], [1.0, -3.0]])
+    mask = torch.tensor([[False, True], [False, False]])
+    manual = (F.softplus(-pos) + torch.tensor([F.softplus(torch.tensor(0.5)), 0.0])).mean()
+    manual = manual + F.softplus(neg[1]).sum() / 2
+    torch.testing.assert_close(gbce(pos, neg, 10, 0.0, neg_mask=mask), manual)
+
+
+def test_sampled_softmax_reference():
+    g = torch.Generator().manual_seed(1)
+    pos, neg = torch.randn(6, generator=g), torch.randn(6, 4, generator=g)
+    ref = F.cross_entropy(torch.cat([pos[:, None], neg], 1), torch.zeros(6, dtype=torch.long))
+    torch.testing.assert_close(sampled_softmax(pos, neg), ref)
+    # a constant log Q (uniform sampler) cancels
+    lq = torch.full((6,), -3.0)
+    torch.testing.assert_close(sampled_softmax(pos, neg, lq, lq[:, None].expand(6, 4)), ref)
+    # logQ correction subtracts log Q from every logit
+    lq_neg = torch.randn(6, 4, generator=g)
+    ref_q = F.cross_entropy(torch.cat([pos[:, None], neg - lq_neg], 1), torch.zeros(6).long())
+    torch.testing.assert_close(sampled_softmax(pos, neg, log_q_neg=lq_neg), ref_q)
+    # masked negatives are dropped
+    mask = torch.zeros(6, 4, dtype=torch.bool)
+    mask[:, 2:] = True
+    torch.testing.assert_close(
+        sampled_softmax(pos, neg, neg_mask=mask), sampled_softmax(pos, neg[:, :2])
+    )
+
+
+def test_full_softmax_ce_chunked_equals_unchunked():
+    g = torch.Generator().manual_seed(2)
+    E = torch.randn(30, 8, generator=g, requires_grad=True)
+    bias = torch.randn(30, generator=g, requires_grad=True)
+    h = torch.randn(25, 8, generator=g, requires_grad=True)
+    y = torch.randint(0, 30, (25,), generator=g)
+    ref = F.cross_entropy(h @ E.T + bias, y)
+    full = full_softmax_ce(h, E, y, bias=bias, chunk_size=1000)
+    torch.testing.assert_close(full, ref)
+    grads_full = torch.autograd.grad(full, (h, E, bias))
+    chunked = full_softmax_ce(h, E, y, bias=bias, chunk_size=7)  # 4 chunks, checkpointed
+    torch.testing.assert_close(chunked, ref)
+    for a, b in zip(grads_full, torch.autograd.grad(chunked, (h, E, bias))):
+        torch.testing.assert_close(a, b)
+    with torch.no_grad():
+        torch.testing.assert_close(full_softmax_ce(h, E, y, bias=bias, chunk_size=7), ref)
+    empty = full_softmax_ce(h[:0], E, y[:0])
+    assert empty.item() == 0.0 and empty.requires_grad
+
+
+def test_attention_mask():
+    real = torch.tensor([[False, True, True]])
+    causal = attention_mask(real, causal=True)[0, 0]
+    assert causal.tolist() == [[True, False, False], [False, True, False], [False, True, True]]
+    bi = attention_mask(real, causal=False)[0, 0]
+    assert bi.tolist() == [[True, True, True], [False, True, True], [False, True, True]]
+
+
+# ---------------------------------------------------------------------- network
+def _net(**kw) -> SASRecNetwork:
+    torch.manual_seed(0)
+    cfg = SASRecConfig(embedding_dim=16, n_blocks=2, n_heads=2, max_seq_len=6, **kw)
+    return SASRecNetwork(20, cfg).eval()
+
+
+def test_causal_later_items_do_not_change_earlier_positions():
+    net = _net()
+    seq = torch.tensor([[0, 3, 5, 7, 9, 11]])
+    other = seq.clone()
+    other[0, 4] = 2  # change position 4
+    with torch.no_grad():
+        a, b = net(seq), net(other)  # (1, 6, D)
+    torch.testing.assert_close(a[:, :4], b[:, :4])
+    assert not torch.allclose(a[:, 4:], b[:, 4:])
+
+
+def test_padding_length_does_not_change_outputs():
+    net = _net()
+    with torch.no_grad():
+        long = net.score_last(torch.tensor([[0, 0, 0, 4, 5, 6]]))
+        short = net.score_last(torch.tensor([[0, 4, 5, 6]]))  # fewer pads, same recency
+        other_pad = net(torch.tensor([[0, 0, 0, 4, 5, 6]]))[:, 3:]
+        same = net(torch.tensor([[0, 0, 4, 5, 6]]))[:, 2:]
+    torch.testing.assert_close(long, short)
+    torch.testing.assert_close(other_pad, same)
+
+
+def test_loss_only_at_real_positions():
+    net = _net(loss="ce")
+    seq = torch.tensor([[0, 0, 3, 4], [1, 2, 3, 4]])
+    tgt = torch.tensor([[0, 0, 4, 5], [0, 0, 0, 5]])
+    with torch.no_grad():
+        h = net(seq)
+        logits = h @ net.item_emb.weight[1:].T  # (B, L, n)
+        ref = F.cross_entropy(logits[tgt > 0], tgt[tgt > 0] - 1)
+        torch.testing.assert_close(net(seq, tgt), ref)
+
+
+# ---------------------------------------------------------------------- estimator
+@pytest.mark.parametrize(
+    "loss, extra",
+    [
+        ("ce", {}),
+        ("bce", {"n_negatives": 1}),
+        ("gbce", {"n_negatives": 8, "gbce_t": 0.5, "epochs": 40, "lr": 0.02}),
+        ("sampled_softmax", {"n_negatives": 8}),
+    ],
+)
+def test_each_loss_trains_and_beats_random(split, loss, extra):
+    model = SASRec(**{**TINY, "loss": loss, **extra}).fit(split.train)
+    hist = model.training_history_
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    recall, chance = recall_at_k(model, split), random_recall_at_k(split)
+    assert recall > chance + 0.2, (recall, chance)
+
+
+def test_training_batches_are_left_truncated(split):
+    model = SASRec(**{**TINY, "max_seq_len": 3})
+    model.fit(split.train)
+    hist = split.train.histories()
+    gen = torch.Generator().manual_seed(0)
+    batch = next(iter(model._epoch_batches(split.train, gen)))
+    assert batch["inputs"].shape[1] == 3 and batch["targets"].shape[1] == 3
+    # each row is the last 4 items of some user's sequence, shifted by one
+    seqs = {
+        tuple(hist.seq_items[hist.seq_indptr[u] : hist.seq_indptr[u + 1]][-4:])
+        for u in range(1, hist.n_rows)
+    }
+    for x, y in zip(batch["inputs"].tolist(), batch["targets"].tolist()):
+        assert tuple(x + y[-1:]) in seqs
+        assert x[1:] == y[:-1]
+
+
+def test_inference_truncates_long_histories_from_the_left(fitted):
+    ext = fitted.item_map.external_ids
+    long = ext[[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]].tolist()  # 15 > max_seq_len 10
+    a = fitted.recommend_for_sequence(long, k=5, exclude_seen=False)
+    b = fitted.recommend_for_sequence(long[-10:], k=5, exclude_seen=False)
+    np.testing.assert_array_equal(a.internal_item_ids, b.internal_item_ids)
+    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+    c = fitted.recommend_for_sequence(long[-9:], k=5, exclude_seen=False)
+    assert not np.allclose(a.scores, c.scores)
+
+
+def test_padding_never_recommended(fitted):
+    users = fitted.user_map.external_ids
+    recs = fitted.recommend(users, k=fitted.n_items, exclude_seen=False)
+    assert (recs.internal_item_ids > 0).all()
+    assert sorted(recs.internal_item_ids[0].tolist()) == list(range(1, fitted.n_items + 1))
+
+
+def test_save_load_identity(split, tmp_path):
+    model = SASRec(**{**TINY, "loss": "bce", "epochs": 3}).fit(split.train)
+    loaded = genrec.load(model.save(tmp_path / "m"))
+    users = model.user_map.external_ids
+    a, b = model.recommend(users, k=10), loaded.recommend(users, k=10)
+    np.testing.assert_array_equal(a.internal_item_ids, b.internal_item_ids)
+    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-6)
+
+
+def test_sampled_negatives_are_seeded(split):
+    a = SASRec(**{**TINY, "loss": "bce", "epochs": 2}).fit(split.train)
+    b = SASRec(**{**TINY, "loss": "bce", "epochs": 2}).fit(split.train)
+    c = SASRec(**{**TINY, "loss": "bce", "epochs": 2, "seed": 1}).fit(split.train)
+    wa, wb, wc = (m.network_.state_dict() for m in (a, b, c))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_recommend_for_sequence_unknown_item(fitted):
+    item = fitted.item_map.external_ids[0]
+    recs = fitted.recommend_for_sequence([item], k=3)
+    assert recs.item_ids.shape == (1, 3)
+    with pytest.raises(UnknownIdError, match="no-such-item"):
+        fitted.recommend_for_sequence([item, "no-such-item"], k=3)
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError, match="loss"):
+        SASRecConfig(loss="hinge")
+    with pytest.raises(ConfigError, match="n_heads"):
+        SASRecConfig(embedding_dim=10, n_heads=3)
+    with pytest.raises(ConfigError, match="gbce_t"):
+        SASRecConfig(gbce_t=2.0)
