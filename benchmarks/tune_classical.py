@@ -41,8 +41,11 @@ def main() -> None:
             model = genrec.get_model(name)(**params).fit(split.train)
             res = genrec.evaluate(model, split, stage="valid", ks=[10], beyond_accuracy=False)
             ndcg, rec = res.metrics["ndcg@10"], res.metrics["recall@10"]
-            print(f"{name:8s} {params}  valid ndcg@10={ndcg:.4f} recall@10={rec:.4f} "
-                  f"({time.perf_counter() - t:.1f}s)", flush=True)
+            print(
+                f"{name:8s} {params}  valid ndcg@10={ndcg:.4f} recall@10={rec:.4f} "
+                f"({time.perf_counter() - t:.1f}s)",
+                flush=True,
+            )
             if best is None or ndcg > best[0]:
                 best = (ndcg, params)
         print(f"BEST {name}: {best[1]} (valid ndcg@10={best[0]:.4f})", flush=True)

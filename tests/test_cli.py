@@ -102,8 +102,19 @@ def test_evaluate_refuses_full_data_artifact(csv_path, tmp_path, capsys):
         (["benchmark", "--models", "ease", "--set", "l2=3"], "MODEL.KEY=VALUE"),
         (["benchmark", "--models", "ease", "--set", "ease.l2=-1"], "l2 must be > 0"),
         (["benchmark", "--models", "ease", "--config", "ease=/nonexistent.yaml"], "not found"),
-        (["train", "ease", "--dataset", "amazon-beauty", "--data-dir", "/nonexistent",
-          "--out", "/tmp/x"], "/nonexistent"),
+        (
+            [
+                "train",
+                "ease",
+                "--dataset",
+                "amazon-beauty",
+                "--data-dir",
+                "/nonexistent",
+                "--out",
+                "/tmp/x",
+            ],
+            "/nonexistent",
+        ),
         (["recommend", "/nonexistent-artifact", "--user", "1"], "no artifact directory"),
     ],
 )
