@@ -72,3 +72,12 @@ def test_atomic_dir_leaves_old_artifact_on_failure(fitted, tmp_path):
     assert sorted(p.name for p in path.iterdir()) == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # temp cleaned up
     genrec.load(path)
+
+
+def test_written_files_are_readable_by_others(fitted, tmp_path):
+    from genrec.io import atomic_write_text
+
+    atomic_write_text(tmp_path / "r.txt", "x")
+    assert (tmp_path / "r.txt").stat().st_mode & 0o044  # group/other read (umask allowing)
+    path = fitted.save(tmp_path / "art")
+    assert path.stat().st_mode & 0o055

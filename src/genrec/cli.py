@@ -1,4 +1,4 @@
-"""Command line: ``genrec datasets|train|evaluate|recommend|benchmark``."""
+"""Command line: ``genrec datasets|train|evaluate|recommend|benchmark|report|serve``."""
 
 from __future__ import annotations
 
@@ -154,6 +154,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="write <out>/recommendations/<model>.csv for every test user",
     )
     p.add_argument("--configs-dir", default=None, help="folder of presets (default ./configs)")
+
+    p = sub.add_parser(
+        "report", help="rebuild report.md/report.html from results.json, or merge several"
+    )
+    p.add_argument("results", nargs="+", help="results.json file(s) of `genrec benchmark`")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output dir (default: the results file's folder; reports/merged-<time> to merge)",
+    )
+
+    p = sub.add_parser("serve", help="serve artifacts over HTTP with a web demo (extra `serve`)")
+    p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help="artifact directories")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: localhost)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--dataset", default=None, help="dataset whose item table adds genres/years")
+    p.add_argument("--data-dir", default=None, help="local folder (or file) with the dataset")
+    p.add_argument("--threads", type=_positive_int, default=1, help="torch threads per call")
+    p.add_argument("--no-micro-batch", action="store_true", help="one model call per request")
     return parser
 
 
@@ -431,7 +450,48 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         results, out, evaluations=evals if args.save_recommendations else None, split=split
     )
     print_table(results)
-    console.print(f"wrote {out / 'results.json'} and {out / 'report.md'}")
+    console.print(f"wrote {out / 'results.json'}, {out / 'report.md'} and {out / 'report.html'}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Rebuild the reports of one results file, or merge several runs into one report."""
+    import time
+
+    from genrec.evaluation.report import load_results, merge_results, print_table, write_reports
+    from genrec.io import atomic_write_text
+
+    loaded, labels = load_results(args.results)
+    results = merge_results(loaded, labels)
+    if args.out:
+        out = Path(args.out)
+    elif len(loaded) == 1:
+        out = Path(args.results[0]).parent
+    else:
+        out = Path("reports") / f"merged-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True, exist_ok=True)
+    source = Path(args.results[0]).resolve()
+    if len(loaded) > 1 or (out / "results.json").resolve() != source:
+        atomic_write_text(out / "results.json", json.dumps(results, indent=2))
+    md, page = write_reports(results, out)
+    print_table(results)
+    print(f"wrote {md} and {page}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve artifacts with FastAPI/uvicorn (see docs/serving.md)."""
+    from genrec.serve import run
+
+    run(
+        args.artifacts,
+        host=args.host,
+        port=args.port,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        micro_batch=not args.no_micro_batch,
+        threads=args.threads,
+    )
     return 0
 
 
@@ -460,6 +520,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "train": cmd_train,
             "evaluate": cmd_evaluate,
             "recommend": cmd_recommend,
+            "report": cmd_report,
+            "serve": cmd_serve,
         }[args.command]
         return handler(args)
     except GenrecError as exc:

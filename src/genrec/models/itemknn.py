@@ -108,6 +108,7 @@ class ItemKNN(ScoringRecommender):
     similarities to the history items that list it among their neighbours.
     """
 
+    deterministic = True
     config_class = ItemKNNConfig
     config: ItemKNNConfig
 
