@@ -20,7 +20,10 @@ Losses (``loss``):
 Negatives are drawn uniformly from all items, on the training device, from a seed stored in
 each batch (drawn from the epoch's generator), so a resumed run samples exactly the same
 negatives. A sampled negative may equal the positive (no rejection sampling, for speed);
-such accidental hits are masked out of every sampled loss.
+such accidental hits are masked out of every sampled loss. The sigmoid losses (``bce``,
+``gbce``) add a learnable scalar ``logit_bias`` to every score, started at the prior log-odds
+``log(beta / K)`` of ``K`` negatives: without it gSASRec (``K = 256``) collapsed to a
+constant prediction (see :class:`SASRecNetwork`).
 
 Histories longer than ``max_seq_len`` are truncated from the LEFT: only the most recent
 ``max_seq_len`` items are fed to the network, in training (``max_seq_len + 1`` items give
@@ -34,6 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -42,7 +46,7 @@ from genrec.data.dataset import Dataset, HistoryBatch
 from genrec.data.sequences import causal_pairs, last_items, minibatches, training_rows
 from genrec.errors import ConfigError
 from genrec.models.neural import NeuralConfig, NeuralRecommender
-from genrec.nn.losses import full_softmax_ce, gbce, sampled_softmax
+from genrec.nn.losses import full_softmax_ce, gbce, gbce_beta, sampled_softmax
 from genrec.nn.transformer import PositionEmbedding, TransformerEncoder, attention_mask
 from genrec.registry import register_model
 
@@ -107,6 +111,16 @@ class SASRecNetwork(nn.Module):
         nn.init.normal_(self.item_emb.weight, std=d**-0.5)  # unit-variance inputs after * sqrt(d)
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
+        # Sigmoid losses with K negatives want every score near the prior log-odds
+        # log(beta / K) (-6.9 for K = 256, t = 0.75 on 12k items). Without an output bias the
+        # only way there is a component shared by all (tied) item embeddings, which then
+        # dominates the inputs too and collapses the network to a constant prediction; a
+        # learnable scalar bias started at that optimum absorbs the shift instead.
+        self.logit_bias: nn.Parameter | None = None
+        if config.loss in ("bce", "gbce"):
+            t = config.gbce_t if config.loss == "gbce" else 0.0
+            beta = gbce_beta(config.n_negatives, n_items, t)
+            self.logit_bias = nn.Parameter(torch.tensor(math.log(beta / config.n_negatives)))
 
     def encode(self, seq: torch.Tensor) -> torch.Tensor:
         """Hidden states ``(B, L, D)`` of left-padded item ids ``seq`` ``(B, L)``; position
@@ -145,6 +159,8 @@ class SASRecNetwork(nn.Module):
             raise ValueError(f"loss {self.loss!r} needs sampled negatives")
         pos = (hv * E[y]).sum(-1)  # (N,)
         neg = torch.einsum("nd,nkd->nk", hv, E[negatives])  # (N, K)
+        if self.logit_bias is not None:
+            pos, neg = pos + self.logit_bias, neg + self.logit_bias
         hit = negatives == y[:, None]  # (N, K) accidental hits
         if self.loss == "sampled_softmax":
             return sampled_softmax(pos, neg, neg_mask=hit)
@@ -154,7 +170,10 @@ class SASRecNetwork(nn.Module):
     def score_last(self, seq: torch.Tensor) -> torch.Tensor:
         """Scores ``(B, n_items + 1)`` of every item after the last position (Eq. 7)."""
         h = self.encode(seq)[:, -1]  # (B, D)
-        return h @ self.item_emb.weight.T  # (B, n_items + 1)
+        scores = h @ self.item_emb.weight.T  # (B, n_items + 1)
+        if self.logit_bias is not None:  # rank-neutral; keeps sigmoid(score) calibrated
+            scores = scores + self.logit_bias
+        return scores
 
 
 @register_model("sasrec")
@@ -195,6 +214,11 @@ class SASRec(NeuralRecommender):
                 1, self.n_items + 1, (n, self.config.n_negatives), generator=gen, device=device
             )  # (N, K) uniform over real items
         return self.train_net_(batch["inputs"], batch["targets"], negatives)
+
+    def _load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        if self.config.loss in ("bce", "gbce") and "logit_bias" not in state:
+            state = {**state, "logit_bias": np.zeros((), np.float32)}  # saved before the bias
+        super()._load_state_dict(state)
 
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
         assert self.network_ is not None

@@ -74,7 +74,16 @@ def gbce(
             hits: a sampled negative equal to the positive).
 
     Returns:
-        Scalar loss averaged over positions (summed over negatives, as in Eq. 12).
+        Scalar loss averaged over positions and summed over negatives. Eq. 12 and the
+        official code also divide by ``1 + K``; that constant factor is left out here so that
+        ``t = 0, K = 1`` is SASRec's Eq. 8 (under Adam it changes nothing but the loss scale).
+
+    Note:
+        With ``K`` negatives the constant score minimising this loss is the prior log-odds
+        ``log(beta / K)`` (about -6.9 for ``K = 256``, ``t = 0.75``, 12k items); a model
+        scoring ``h . e_i`` needs an output bias started there (see
+        :class:`~genrec.models.sasrec.SASRecNetwork`) or it reaches that shift by collapsing
+        its item embeddings onto one shared direction.
     """
     beta = gbce_beta(neg_logits.shape[-1], n_items, t)
     neg = F.softplus(neg_logits)  # (N, K)
