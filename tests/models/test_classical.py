@@ -217,3 +217,11 @@ def test_registry_imports_without_implicit() -> None:
         "assert 'als' in genrec.list_models(), genrec.list_models()\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_ease_weights_are_row_contiguous() -> None:
+    """Scoring gathers rows of B: a column-major B (as cholesky_inverse returns) is ~30x slower."""
+    from genrec.testing import make_synthetic_dataset
+
+    model = genrec.get_model("ease")(l2=10.0).fit(make_synthetic_dataset())
+    assert model.B_.is_contiguous()
