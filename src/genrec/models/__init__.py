@@ -3,13 +3,22 @@
 from genrec.models import (  # noqa: F401
     als,
     bert4rec,
+    cvae,
+    diffrec,
     ease,
     gru4rec,
     hstu,
+    irgan,
     itemknn,
+    ldiffrec,
+    multdae,
+    multvae,
     nextitnet,
     popularity,
+    recvae,
     sasrec,
+    tdiffrec,
+    tiger,
 )
 from genrec.models.base import (
     GenerativeRecommender,

@@ -1,5 +1,41 @@
-"""Semantic-ID tokenizers: item vectors -> :class:`ItemCodebook`."""
+"""Semantic-ID tokenizers: item vectors -> :class:`ItemCodebook`.
 
+``get_tokenizer(name)(config).fit(vectors)`` with ``name`` in ``rkmeans`` (residual k-means),
+``hkmeans`` (hierarchical balanced k-means), ``rqvae`` (TIGER's RQ-VAE, LETTER optional) and
+``random`` (control). Colliding code tuples get a TIGER de-duplication level by default.
+"""
+
+from genrec.tokenizers.base import (
+    SemanticIDTokenizer,
+    TokenizerConfig,
+    get_tokenizer,
+    list_tokenizers,
+    register_tokenizer,
+)
 from genrec.tokenizers.codebook import ItemCodebook
+from genrec.tokenizers.collisions import collision_rate, deduplicate
+from genrec.tokenizers.hkmeans import HKMeansConfig, HKMeansTokenizer
+from genrec.tokenizers.random import RandomConfig, RandomTokenizer
+from genrec.tokenizers.rkmeans import RKMeansConfig, RKMeansTokenizer, kmeans
+from genrec.tokenizers.rqvae import RQVAEConfig, RQVAENetwork, RQVAETokenizer
 
-__all__ = ["ItemCodebook"]
+__all__ = [
+    "HKMeansConfig",
+    "HKMeansTokenizer",
+    "ItemCodebook",
+    "RKMeansConfig",
+    "RKMeansTokenizer",
+    "RQVAEConfig",
+    "RQVAENetwork",
+    "RQVAETokenizer",
+    "RandomConfig",
+    "RandomTokenizer",
+    "SemanticIDTokenizer",
+    "TokenizerConfig",
+    "collision_rate",
+    "deduplicate",
+    "get_tokenizer",
+    "kmeans",
+    "list_tokenizers",
+    "register_tokenizer",
+]

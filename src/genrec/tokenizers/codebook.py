@@ -76,7 +76,8 @@ class ItemCodebook:
 
     def stats(self) -> dict[str, Any]:
         """Per-level utilisation and entropy (bits), collision rate and the largest collision
-        group of the full tuples."""
+        group of the full tuples; ``collision_rate_before`` (before de-duplication) when the
+        tokenizer recorded it in :attr:`meta`."""
         body = self.codes[1:]
         levels = []
         for lvl, size in enumerate(self.codebook_sizes):
@@ -93,7 +94,7 @@ class ItemCodebook:
             )
         _, inverse, group = np.unique(body, axis=0, return_inverse=True, return_counts=True)
         collided = group[inverse.reshape(-1)] > 1
-        return {
+        out = {
             "n_items": self.n_items,
             "n_levels": self.n_levels,
             "levels": levels,
@@ -101,6 +102,11 @@ class ItemCodebook:
             "max_collision_group": int(group.max()),
             "unique": bool(group.max() == 1),
         }
+        # Tokenizers record the rate before their de-duplication level (TIGER) in meta.
+        for key in ("collision_rate_before", "max_collision_group_before"):
+            if key in self.meta:
+                out[key] = self.meta[key]
+        return out
 
     def check_catalogue(self, item_ids: Sequence[Any]) -> None:
         """Raise unless this codebook was built for exactly these external item ids."""

@@ -1,0 +1,185 @@
+"""TIGER specifics beyond the shared contract: KV cache, exact scoring vs beam search,
+codebook checks, cold-start items, artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import genrec
+from genrec.data.splitting import leave_one_out
+from genrec.errors import ConfigError, DataValidationError
+from genrec.models.tiger import TIGER, TIGERConfig, TIGERNetwork, random_codebook
+from genrec.testing import make_synthetic_dataset, random_recall_at_k, recall_at_k
+
+TINY = yaml.safe_load((Path(__file__).parent / "tiny" / "tiger.yaml").read_text())["config"]
+
+
+@pytest.fixture(scope="module")
+def split():
+    return leave_one_out(make_synthetic_dataset())
+
+
+@pytest.fixture(scope="module")
+def fitted(split):
+    return TIGER(**TINY).fit(split.train)
+
+
+def test_incremental_kv_cache_matches_full_recomputation() -> None:
+    torch.manual_seed(0)
+    cfg = TIGERConfig(
+        d_model=24,
+        n_heads=3,
+        head_dim=8,
+        ffn_dim=32,
+        n_encoder_layers=2,
+        n_decoder_layers=2,
+        max_items=5,
+        n_user_buckets=7,
+        dropout=0.0,
+    )
+    sizes = [5, 4, 3, 2]
+    net = TIGERNetwork(sizes, cfg).eval()
+    B, G = 3, 4  # 3 users, 4 decoder rows each (beams)
+    tokens = torch.randint(0, 1 + sum(sizes), (B, 5 * 4))
+    tokens[0, :8] = 0  # left padding
+    enc, real = net.encode(torch.tensor([0, 3, 6]), tokens)
+    mem = net.memory(enc, real)
+    codes = torch.stack([torch.randint(0, s, (B * G,)) for s in sizes], 1)  # (B*G, L)
+    with torch.no_grad():
+        h = net.decode(codes, mem)  # (B*G, L, D) full causal recomputation
+        cache = None
+        total = torch.zeros(B * G)
+        for t in range(len(sizes)):
+            lp, cache = net.step(codes[:, :t], cache, mem)  # (B*G, V_t)
+            full = torch.log_softmax(net.level_logits(h[:, t], t), -1)
+            torch.testing.assert_close(lp, full, rtol=1e-5, atol=1e-5)
+            total += lp.gather(1, codes[:, t : t + 1]).squeeze(1)
+        torch.testing.assert_close(total, net.log_likelihood(codes, mem), rtol=1e-5, atol=1e-5)
+        # a row grouped with its user's memory equals the same row decoded alone
+        one = [tuple(x[1:2] for x in m[:2]) + (m[2][1:2],) for m in mem]
+        lp_alone = net.log_likelihood(codes[G : G + 1], one)
+        torch.testing.assert_close(lp_alone, net.log_likelihood(codes, mem)[G : G + 1])
+
+
+def test_trains_and_beats_random(fitted, split) -> None:
+    recall, chance = recall_at_k(fitted, split), random_recall_at_k(split)
+    assert recall > chance + 0.3, (recall, chance)
+
+
+def test_beam_search_equals_exact_scoring_when_exhaustive(fitted, split) -> None:
+    users = np.arange(1, 13)
+    batch = fitted.train_histories_.batch(users)
+    exact = fitted.score_all_items(batch)  # (B, n_items + 1)
+    assert exact.shape == (12, fitted.n_items + 1)
+    assert torch.isneginf(exact[:, 0]).all()
+    _, scores, items = fitted.decode(batch, num_beams=fitted.n_items)
+    assert (items > 0).all()  # every decoded code maps to a real item
+    order = exact[:, 1:].argsort(dim=1, descending=True) + 1
+    assert torch.equal(items[:, :10], order[:, :10])
+    torch.testing.assert_close(scores, exact.gather(1, items), rtol=1e-4, atol=1e-4)
+    # with few beams every tuple is still a real item
+    _, _, items5 = fitted.decode(batch, num_beams=5)
+    assert (items5 > 0).all() and items5.shape == (12, 5)
+    rate = fitted.invalid_code_rate(fitted.user_map.external_ids[:10])
+    assert 0.0 <= rate <= 1.0
+
+
+def test_num_beams_smaller_than_k(fitted) -> None:
+    small = TIGER(**{**TINY, "num_beams": 10})
+    with pytest.raises(ConfigError, match="num_beams"):
+        TIGER(**{**TINY, "num_beams": 5})  # below val_metric's k
+    small.__dict__.update({k: v for k, v in fitted.__dict__.items() if k != "config"})
+    user = fitted.user_map.external_ids[:2]
+    assert small.recommend(user, k=10).item_ids.shape == (2, 10)
+    with pytest.raises(ConfigError, match="num_beams=10"):
+        small.recommend(user, k=11)
+
+
+def test_codebook_checks(split, tmp_path: Path) -> None:
+    ids = split.train.item_map.to_list()
+    cb = random_codebook(len(ids), 3, 8, 0, ids)
+    cb.save(tmp_path / "cb3")
+    with pytest.raises(ConfigError, match="3 levels but TIGERConfig.n_levels is 2"):
+        TIGER(**{**TINY, "codebook_path": str(tmp_path / "cb3")}).fit(split.train)
+    with pytest.raises(ConfigError, match="exceed"):
+        TIGER(
+            **{**TINY, "n_levels": 3, "codebook_size": 4, "codebook_path": str(tmp_path / "cb3")}
+        ).fit(split.train)
+    other = random_codebook(len(ids), 2, 8, 0, [f"x{i}" for i in range(len(ids))])
+    other.save(tmp_path / "other")
+    with pytest.raises(DataValidationError, match="another catalogue"):
+        TIGER(**{**TINY, "codebook_path": str(tmp_path / "other")}).fit(split.train)
+    with pytest.raises(ConfigError, match="rqvae-not-here"):
+        TIGER(**{**TINY, "codebook": "rqvae-not-here"})
+    # a saved codebook is used as is, and ends up in the artifact
+    good = random_codebook(len(ids), 2, 8, 5, ids)
+    good.save(tmp_path / "good")
+    model = TIGER(**{**TINY, "epochs": 1, "codebook_path": str(tmp_path / "good")})
+    model.fit(split.train)
+    np.testing.assert_array_equal(model.codes_, good.codes)
+
+
+def test_save_load_keeps_codes(fitted, tmp_path: Path) -> None:
+    from safetensors.numpy import load_file
+
+    path = fitted.save(tmp_path / "art")
+    arrays = load_file(str(path / "weights.safetensors"))
+    np.testing.assert_array_equal(arrays["model.codebook.codes"], fitted.codes_)
+    loaded = genrec.load(path)
+    np.testing.assert_array_equal(loaded.codes_, fitted.codes_)
+    users = fitted.user_map.external_ids
+    a, b = fitted.recommend(users, k=10), loaded.recommend(users, k=10)
+    np.testing.assert_array_equal(a.internal_item_ids, b.internal_item_ids)
+    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-6)
+
+
+def test_add_items_recodes_into_the_trie(split) -> None:
+    model = TIGER(**{**TINY, "epochs": 1}).fit(split.train)
+    used = {tuple(r) for r in model.codes_[1:].tolist()}
+    free = next(
+        (a, b) for a in range(8) for b in range(model.codebook_sizes_[1]) if (a, b) not in used
+    )
+    item = model.item_map.external_ids[3]
+    model.add_items([item], np.array([free]))
+    assert model.trie_.lookup(torch.tensor([free])).tolist() == [4]
+    _, _, items = model.decode(model.train_histories_.batch(np.arange(1, 4)), num_beams=40)
+    assert (items == 4).any(1).all()  # the re-coded item is decodable for everyone
+    taken = model.codes_[5]
+    with pytest.raises(DataValidationError, match="not unique"):
+        model.add_items([model.item_map.external_ids[0]], taken[None])
+    # semantic levels only (a tokenizer's encode): the collision code is picked
+    sem, size = model.codes_[1:, 0], model.codebook_sizes_[-1]
+    counts = np.bincount(sem, minlength=8)
+    prefix = int(np.flatnonzero((counts > 0) & (counts < size))[0])
+    mover = 1 + int(np.flatnonzero(sem != prefix)[0])  # an item of another group
+    model.add_items([model.item_map.external_ids[mover - 1]], np.array([[prefix]]))
+    new = model.codes_[mover]
+    assert new[0] == prefix
+    others = model.codes_[1:][(sem == prefix) & (np.arange(1, 41) != mover)]
+    assert new[1] not in others[:, 1].tolist()
+    assert model.trie_.lookup(torch.from_numpy(new[None])).tolist() == [mover]
+    full = np.flatnonzero(np.bincount(model.codes_[1:, 0], minlength=8) == size)
+    if len(full):
+        outsider = 1 + int(np.flatnonzero(model.codes_[1:, 0] != full[0])[0])
+        with pytest.raises(DataValidationError, match="collision codes"):
+            model.add_items([model.item_map.external_ids[outsider - 1]], np.array([[full[0]]]))
+    with pytest.raises(genrec.errors.UnknownIdError):
+        model.add_items(["ghost"], np.array([free]))
+
+
+def test_fit_time_tokenizer_from_item_vectors(split, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(split.train.n_items, 8)).astype(np.float32)
+    np.save(tmp_path / "v.npy", vectors)
+    model = TIGER(
+        **{**TINY, "epochs": 1, "codebook": "rkmeans", "item_vectors_path": str(tmp_path / "v.npy")}
+    ).fit(split.train)
+    assert model.codes_.shape == (split.train.n_items + 1, 2)
+    assert len(model.codebook_sizes_) == 2 and model.codebook_sizes_[0] == 8
+    recs = model.recommend(model.user_map.external_ids[:3], k=10)
+    assert (recs.internal_item_ids > 0).all()
