@@ -6,8 +6,9 @@
    and on the same data (leave-one-out training split). Presets from ``configs/<dataset>/``
    are used when present.
 2. Peak memory, each measurement in a fresh subprocess, reported as the child's peak
-   resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``, i.e. the whole process
-   including Python, torch and the data, not tracemalloc, which misses torch's allocator):
+   resident set size (``VmHWM`` of ``/proc/self/status``, falling back to ``ru_maxrss``; the
+   whole process including Python, torch and the data, not tracemalloc, which misses
+   torch's allocator):
    * Amazon Beauty (if ``--beauty-dir`` exists): load + 1 training epoch + scoring 4,096
      users (scoring runs in batches of 1,024, so more users do not raise the peak);
    * a synthetic 100,000-item catalogue (2,000 users x 20 items): 1 training epoch + scoring
@@ -122,18 +123,36 @@ def child(args: argparse.Namespace) -> None:
     model = genrec.get_model(name)(cfg, **kwargs)
     model.fit(train)
     model.recommend(users, k=10)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    print(json.dumps({"model": name, "peak_rss_mb": peak_mb, "seconds": time.perf_counter() - t0}))
+    print(
+        json.dumps(
+            {"model": name, "peak_rss_mb": peak_rss_mb(), "seconds": time.perf_counter() - t0}
+        )
+    )
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MB: ``VmHWM`` from ``/proc/self/status``
+    (reset by ``exec``), else ``ru_maxrss``, which Linux carries over from the forking
+    parent's resident size and so over-reports children of a large parent."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # KiB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def memory(args: argparse.Namespace) -> None:
     runs = []
-    if Path(args.beauty_dir).exists():
+    if args.memory_data == "synthetic":
+        pass
+    elif Path(args.beauty_dir).exists():
         runs += [("beauty", m) for m in ["ease", *args.models.split(",")]]
     else:
         print(f"(no Amazon Beauty at {args.beauty_dir}: skipped)")
     runs += [("synthetic", m) for m in args.models.split(",")]
-    print("peak memory: ru_maxrss of a fresh process (load + 1 epoch + scoring)")
+    print("peak memory: VmHWM (peak RSS) of a fresh process (load + 1 epoch + scoring)")
     print(f"{'data':10s} {'model':10s} {'peak RSS MB':>12s} {'seconds':>8s}")
     for data, name in runs:
         cmd = [sys.executable, __file__, "--child", name, "--child-data", data]
@@ -160,6 +179,8 @@ def main() -> None:
     p.add_argument("--beauty-dir", default=str(ROOT.parent / "shared" / "data" / "amazon-beauty"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--skip-speed", action="store_true")
+    p.add_argument("--memory-data", default="all", choices=["all", "synthetic"])
     p.add_argument("--child-timeout", type=float, default=150.0)
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--child-data", default="synthetic", help=argparse.SUPPRESS)
@@ -168,7 +189,8 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    speed(args)
+    if not args.skip_speed:
+        speed(args)
     if not args.skip_memory:
         memory(args)
 
