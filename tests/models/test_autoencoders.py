@@ -45,11 +45,6 @@ def make(name: str, **overrides):
 
 
 @pytest.fixture(scope="module")
-def split():
-    return leave_one_out(make_synthetic_dataset())
-
-
-@pytest.fixture(scope="module")
 def fitted(split):
     return {name: make(name).fit(split.train) for name in TINY}
 

@@ -10,27 +10,12 @@ import torch.nn.functional as F
 import genrec
 from genrec.errors import ConfigError, UnknownIdError
 from genrec.models.bert4rec import BERT4Rec, BERT4RecConfig, BERT4RecNetwork
-from genrec.testing import make_synthetic_dataset, random_recall_at_k, recall_at_k
+from genrec.testing import random_recall_at_k, recall_at_k
 
 TINY = dict(
     embedding_dim=16, n_blocks=1, n_heads=1, max_seq_len=10, lr=0.01, epochs=30, patience=0,
     progress=False, device="cpu",
 )  # fmt: skip
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a busy 2-core CI box the
-    thread hand-offs dominate; restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def split():
-    return genrec.split_dataset(make_synthetic_dataset(), "loo")
 
 
 @pytest.fixture(scope="module")

@@ -12,16 +12,10 @@ import yaml
 
 import genrec
 from genrec.data.sequences import epoch_generator
-from genrec.data.splitting import leave_one_out
 from genrec.models.gru4rec import GRU4Rec, GRU4RecConfig, GRU4RecNetwork, bpr_max_loss
-from genrec.testing import make_synthetic_dataset, random_recall_at_k, recall_at_k
+from genrec.testing import random_recall_at_k, recall_at_k
 
 TINY = yaml.safe_load((Path(__file__).parent / "tiny" / "gru4rec.yaml").read_text())["config"]
-
-
-@pytest.fixture(scope="module")
-def split():
-    return leave_one_out(make_synthetic_dataset())
 
 
 def test_bpr_max_matches_hand_computation() -> None:

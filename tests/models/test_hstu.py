@@ -15,16 +15,10 @@ import yaml
 import genrec
 from genrec.data.dataset import Dataset
 from genrec.data.sequences import epoch_generator
-from genrec.data.splitting import leave_one_out
 from genrec.models.hstu import HSTU, HSTUConfig, HSTULayer, HSTUNetwork, time_buckets
 from genrec.testing import make_synthetic_dataset, random_recall_at_k, recall_at_k
 
 TINY = yaml.safe_load((Path(__file__).parent / "tiny" / "hstu.yaml").read_text())["config"]
-
-
-@pytest.fixture(scope="module")
-def split():
-    return leave_one_out(make_synthetic_dataset())
 
 
 @pytest.fixture(scope="module")

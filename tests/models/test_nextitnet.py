@@ -11,16 +11,10 @@ import yaml
 
 import genrec
 from genrec.data.sequences import epoch_generator
-from genrec.data.splitting import leave_one_out
 from genrec.models.nextitnet import NextItNet, NextItNetConfig, NextItNetNetwork
-from genrec.testing import make_synthetic_dataset, random_recall_at_k, recall_at_k
+from genrec.testing import random_recall_at_k, recall_at_k
 
 TINY = yaml.safe_load((Path(__file__).parent / "tiny" / "nextitnet.yaml").read_text())["config"]
-
-
-@pytest.fixture(scope="module")
-def split():
-    return leave_one_out(make_synthetic_dataset())
 
 
 def _net(dilations: list[int], n_repeats: int = 1, L: int = 40) -> NextItNetNetwork:

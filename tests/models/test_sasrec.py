@@ -12,26 +12,11 @@ from genrec.errors import ConfigError, UnknownIdError
 from genrec.models.sasrec import SASRec, SASRecConfig, SASRecNetwork
 from genrec.nn.losses import bce_one_negative, full_softmax_ce, gbce, gbce_beta, sampled_softmax
 from genrec.nn.transformer import attention_mask
-from genrec.testing import make_synthetic_dataset, random_recall_at_k, recall_at_k
+from genrec.testing import random_recall_at_k, recall_at_k
 
 TINY = dict(
     embedding_dim=16, n_blocks=1, max_seq_len=10, lr=0.01, epochs=25, progress=False, device="cpu"
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks gain nothing from intra-op threads, and on a busy 2-core CI box the
-    thread hand-offs dominate; restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def split():
-    return genrec.split_dataset(make_synthetic_dataset(), "loo")
 
 
 @pytest.fixture(scope="module")

@@ -11,17 +11,11 @@ import torch
 import yaml
 
 import genrec
-from genrec.data.splitting import leave_one_out
 from genrec.errors import ConfigError, DataValidationError
 from genrec.models.tiger import TIGER, TIGERConfig, TIGERNetwork, random_codebook
-from genrec.testing import make_synthetic_dataset, random_recall_at_k, recall_at_k
+from genrec.testing import random_recall_at_k, recall_at_k
 
 TINY = yaml.safe_load((Path(__file__).parent / "tiny" / "tiger.yaml").read_text())["config"]
-
-
-@pytest.fixture(scope="module")
-def split():
-    return leave_one_out(make_synthetic_dataset())
 
 
 @pytest.fixture(scope="module")
