@@ -132,6 +132,25 @@ def _is_obj(values: Any) -> bool:
     return False
 
 
+def left_pad(
+    indptr: np.ndarray, values: np.ndarray, rows: np.ndarray, length: int, *, left: bool = True
+) -> np.ndarray:
+    """The last ``length`` values of each row's slice ``values[indptr[r]:indptr[r + 1]]``,
+    zero padded (on the left by default): ``(len(rows), length)`` with ``values``' dtype.
+
+    Longer slices are truncated from the left (the oldest entries are dropped).
+    """
+    out = np.zeros((len(rows), length), dtype=values.dtype)
+    for r, row in enumerate(rows):
+        seq = values[indptr[row] : indptr[row + 1]][-length:]
+        if len(seq):
+            if left:
+                out[r, length - len(seq) :] = seq
+            else:
+                out[r, : len(seq)] = seq
+    return out
+
+
 @dataclass
 class HistoryBatch:
     """What a model sees of a batch of users at inference time.
@@ -163,24 +182,14 @@ class HistoryBatch:
         float64, aligned with :meth:`padded_sequences`; ``None`` without timestamps."""
         if self.seq_times is None:
             return None
-        out = np.zeros((len(self), max_len), dtype=np.float64)
-        for r in range(len(self)):
-            t = self.seq_times[self.seq_indptr[r] : self.seq_indptr[r + 1]][-max_len:]
-            if len(t):
-                out[r, max_len - len(t) :] = t
-        return out
+        rows = np.arange(len(self))
+        return left_pad(self.seq_indptr, self.seq_times.astype(np.float64), rows, max_len)
 
     def padded_sequences(self, max_len: int, *, left: bool = True) -> np.ndarray:
         """Last ``max_len`` items of each history, zero padded: ``(B, max_len)`` int64."""
-        out = np.zeros((len(self), max_len), dtype=np.int64)
-        for r in range(len(self)):
-            seq = self.sequence(r)[-max_len:]
-            if len(seq):
-                if left:
-                    out[r, max_len - len(seq) :] = seq
-                else:
-                    out[r, : len(seq)] = seq
-        return out
+        rows = np.arange(len(self))
+        items = self.seq_items.astype(np.int64)
+        return left_pad(self.seq_indptr, items, rows, max_len, left=left)
 
 
 class UserHistories:

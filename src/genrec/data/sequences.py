@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from genrec.data.dataset import UserHistories
+from genrec.data.dataset import UserHistories, left_pad
 
 
 def last_items(histories: UserHistories, rows: np.ndarray, length: int) -> np.ndarray:
@@ -20,13 +20,7 @@ def last_items(histories: UserHistories, rows: np.ndarray, length: int) -> np.nd
 
     Longer histories are truncated from the left (the oldest items are dropped).
     """
-    out = np.zeros((len(rows), length), dtype=np.int64)
-    indptr, items = histories.seq_indptr, histories.seq_items
-    for r, row in enumerate(rows):
-        seq = items[indptr[row] : indptr[row + 1]][-length:]
-        if len(seq):
-            out[r, length - len(seq) :] = seq
-    return out
+    return left_pad(histories.seq_indptr, histories.seq_items.astype(np.int64), rows, length)
 
 
 def training_rows(histories: UserHistories, min_len: int = 2) -> np.ndarray:

@@ -24,7 +24,7 @@ import torch
 from genrec.config import ModelConfig
 from genrec.data.dataset import Dataset, HistoryBatch, IdMap, UserHistories
 from genrec.errors import ConfigError, DataValidationError, NotFittedError, UnknownIdError
-from genrec.models.topk import topk_with_ties
+from genrec.models.topk import csr_to_bool, topk_with_ties
 
 OnUnknown = Literal["raise", "popular"]
 
@@ -312,17 +312,10 @@ class Recommender(ABC):
         return model
 
 
-def _to_dense_bool(rows: sp.csr_matrix, n_cols: int) -> torch.Tensor:
-    mask = torch.zeros((rows.shape[0], n_cols), dtype=torch.bool)
-    r = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
-    mask[torch.from_numpy(r), torch.from_numpy(rows.indices.astype(np.int64))] = True
-    return mask
-
-
 def _candidate_rows(candidates: np.ndarray | sp.csr_matrix, n_cols: int) -> torch.Tensor:
     """Allow-list as a bool tensor: ``(1, N)`` for a global mask, ``(B, N)`` per row."""
     if sp.issparse(candidates):
-        return _to_dense_bool(candidates.tocsr(), n_cols)
+        return csr_to_bool(candidates.tocsr(), n_cols)
     return torch.from_numpy(np.asarray(candidates, dtype=bool))[None, :]
 
 
@@ -381,7 +374,7 @@ class GenerativeRecommender(Recommender):
         scores = np.asarray(scores, dtype=np.float32)
         keep = items > 0
         if exclude_seen:
-            seen = _to_dense_bool(batch.matrix, self.n_items + 1).numpy()
+            seen = csr_to_bool(batch.matrix, self.n_items + 1).numpy()
             keep &= ~np.take_along_axis(seen, items, axis=1)
         if candidates is not None:
             allowed = _candidate_rows(candidates, self.n_items + 1).numpy()

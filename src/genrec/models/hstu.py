@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genrec.config import field
-from genrec.data.dataset import Dataset, HistoryBatch
+from genrec.data.dataset import Dataset, HistoryBatch, left_pad
 from genrec.data.sequences import causal_pairs, last_items, minibatches, training_rows
 from genrec.errors import ConfigError
 from genrec.models.neural import NeuralConfig, NeuralRecommender
@@ -248,19 +248,6 @@ class HSTUNetwork(nn.Module):
         return F.cross_entropy(logits, torch.zeros_like(t))
 
 
-def last_values(
-    indptr: np.ndarray, values: np.ndarray, rows: np.ndarray, length: int
-) -> np.ndarray:
-    """The last ``length`` values of each row's slice, left-padded with 0, as float64
-    ``(R, length)`` (like :func:`~genrec.data.sequences.last_items` for timestamps)."""
-    out = np.zeros((len(rows), length), dtype=np.float64)
-    for r, row in enumerate(rows):
-        seq = values[indptr[row] : indptr[row + 1]][-length:]
-        if len(seq):
-            out[r, length - len(seq) :] = seq
-    return out
-
-
 @register_model("hstu")
 class HSTU(NeuralRecommender):
     """HSTU (Zhai et al., ICML 2024) for next-item retrieval; see the module docstring."""
@@ -294,7 +281,7 @@ class HSTU(NeuralRecommender):
         padded = last_items(hist, rows, cfg.max_seq_len + 1)  # (R, L + 1)
         times = None
         if cfg.time_bias and hist.seq_times is not None:
-            tpad = last_values(hist.seq_indptr, hist.seq_times, rows, cfg.max_seq_len + 1)
+            tpad = left_pad(hist.seq_indptr, hist.seq_times, rows, cfg.max_seq_len + 1)
             tpad = tpad[:, :-1]  # (R, L) times of the inputs
             times = (tpad - tpad[:, -1:]).astype(np.float32)  # small relative seconds
         for idx in minibatches(len(rows), cfg.batch_size, generator):

@@ -60,9 +60,9 @@ from genrec.config import field
 from genrec.data.dataset import Dataset, HistoryBatch
 from genrec.decoding import SemanticIDTrie, Static, TrieConstraint, beam_search
 from genrec.errors import ConfigError, DataValidationError
-from genrec.models.base import GenerativeRecommender, _candidate_rows, _to_dense_bool
+from genrec.models.base import GenerativeRecommender, _candidate_rows
 from genrec.models.neural import NeuralConfig, NeuralRecommender
-from genrec.models.topk import topk_with_ties
+from genrec.models.topk import csr_to_bool, topk_with_ties
 from genrec.registry import register_model
 
 _HASH = 2_654_435_761  # Knuth's multiplicative hash for user ids -> buckets
@@ -643,7 +643,7 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
         allowed = torch.ones(B, n_cols, dtype=torch.bool)
         allowed[:, 0] = False
         if exclude_seen:
-            allowed &= ~_to_dense_bool(batch.matrix, n_cols)
+            allowed &= ~csr_to_bool(batch.matrix, n_cols)
         if candidates is not None:
             allowed &= _candidate_rows(candidates, n_cols)
         out_i = np.zeros((B, k), dtype=np.int64)

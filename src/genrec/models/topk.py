@@ -13,15 +13,19 @@ import scipy.sparse as sp
 import torch
 
 
+def csr_to_bool(rows: sp.csr_matrix, n_cols: int) -> torch.Tensor:
+    """A CSR matrix's non-zero pattern as a dense bool tensor ``(R, n_cols)``."""
+    mask = torch.zeros((rows.shape[0], n_cols), dtype=torch.bool)
+    r = np.repeat(np.arange(rows.shape[0]), np.diff(rows.indptr))
+    mask[torch.from_numpy(r), torch.from_numpy(rows.indices.astype(np.int64))] = True
+    return mask
+
+
 def _dense(demote: sp.csr_matrix | torch.Tensor, rows: torch.Tensor, n_cols: int) -> torch.Tensor:
     """Rows ``rows`` of ``demote`` as a dense bool tensor ``(R, N)``."""
     if isinstance(demote, torch.Tensor):
         return demote[rows]
-    sub = demote[rows.numpy()].tocsr()
-    out = torch.zeros((sub.shape[0], n_cols), dtype=torch.bool)
-    r = np.repeat(np.arange(sub.shape[0]), np.diff(sub.indptr))
-    out[torch.from_numpy(r), torch.from_numpy(sub.indices.astype(np.int64))] = True
-    return out
+    return csr_to_bool(demote[rows.numpy()].tocsr(), n_cols)
 
 
 def _member(demote: sp.csr_matrix | torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

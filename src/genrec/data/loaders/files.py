@@ -102,20 +102,7 @@ def read_text(path: PathLike, *, encoding: str | None = None) -> str:
         encoding: text encoding; ``None`` tries UTF-8 and falls back to latin-1 (the
             encoding of the older GroupLens files).
     """
-    path = Path(path)
-    try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as fh:
-                raw = fh.read()
-        else:
-            raw = path.read_bytes()
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise DataValidationError(
-            f"{path} is corrupt or truncated ({type(exc).__name__}: {exc}); "
-            "delete it and fetch it again"
-        ) from exc
-    except FileNotFoundError as exc:
-        raise DatasetUnavailableError(f"file not found: {path}") from exc
+    raw = read_bytes(path)
     if encoding is not None:
         return raw.decode(encoding)
     try:
