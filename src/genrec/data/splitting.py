@@ -1,4 +1,4 @@
-"""Leak-free splits: leave-one-out, global temporal and per-user ratio.
+"""Leak-free splits: leave-one-out, global temporal, per-user ratio and cold items.
 
 Every split returns a :class:`Split`: the training :class:`Dataset`, and for validation and
 test a :class:`Holdout` holding the evaluated users, their target items and the *history*
@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from genrec.data.dataset import Dataset
 from genrec.errors import ConfigError, DataValidationError
 
-SplitMethod = Literal["loo", "temporal", "ratio"]
+SplitMethod = Literal["loo", "temporal", "ratio", "cold"]
 
 
 @dataclass
@@ -201,9 +201,121 @@ def ratio_split(
     return Split(train, valid, test, "ratio", params)
 
 
+@dataclass
+class ColdItemSplit(Split):
+    """A :class:`Split` whose test targets are cold items (see :func:`cold_item_split`).
+
+    Attributes:
+        cold_items: sorted internal ids of the held-out (cold) items.
+    """
+
+    cold_items: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def cold_mask(self) -> np.ndarray:
+        """Bool ``(n_items + 1,)``: True for the cold items."""
+        mask = np.zeros(self.train.n_items + 1, dtype=bool)
+        mask[self.cold_items] = True
+        return mask
+
+
+def cold_item_split(
+    dataset: Dataset, *, new_item_share: float = 0.05, validation: bool = True
+) -> ColdItemSplit:
+    """Cold-start items: hold out the newest items entirely and test on them.
+
+    The newest ``new_item_share`` of the items that have interactions become *cold*: by
+    first-interaction time when the dataset has real timestamps, otherwise (order-only
+    "timestamps") by item-id order, the last internal ids (the id map sorts external ids) being
+    the newest. Ties are broken by internal id, so the split is deterministic.
+
+    * **Test**: every user whose interactions include a cold item and who has at least one
+      earlier non-cold interaction. The target is the user's *first* cold interaction; the
+      history is the user's non-cold interactions before it. The user's interactions after the
+      target are dropped altogether (neither history nor training), so nothing from the
+      future of a test user leaks into training.
+    * **Train**: every remaining non-cold interaction. No cold item has a training
+      interaction, but all items stay in the id map and the item table, so content-based
+      models (text k-NN, TIGER with a tokenizer fitted on all items' text) can still
+      recommend them; collaborative models see them as items without interactions.
+    * **Validation** (``validation=True``): each user's last training interaction when the
+      user has at least two (warm-item leave-one-out, for early stopping; cold items cannot
+      be validation targets without leaking). The test history is train + validation.
+
+    Args:
+        dataset: the full dataset.
+        new_item_share: share of the items with interactions to hold out, in ``(0, 1)``;
+            at least one item is cold.
+        validation: carve a warm-item validation holdout out of training.
+
+    Returns:
+        A :class:`ColdItemSplit` (``method="cold"``) with the cold items' internal ids.
+
+    Raises:
+        ConfigError: ``new_item_share`` outside ``(0, 1)``.
+        DataValidationError: no user has a cold target after a non-cold interaction.
+    """
+    if not 0.0 < new_item_share < 1.0:
+        raise ConfigError(f"new_item_share must be in (0, 1), got {new_item_share!r}")
+    n_items = dataset.n_items
+    items, users = dataset.item_idx, dataset.user_idx
+    present = np.flatnonzero(np.bincount(items, minlength=n_items + 1)[1:] > 0) + 1
+    n_cold = min(max(1, int(round(new_item_share * len(present)))), len(present) - 1)
+    if n_cold < 1:
+        raise DataValidationError("cold_item_split needs at least two items with interactions")
+    if dataset.has_timestamps:
+        first = np.full(n_items + 1, np.inf)
+        np.minimum.at(first, items, dataset.timestamps.astype(np.float64))
+        order = np.lexsort((present, first[present]))  # oldest first, ties by id
+        cold_items, by = np.sort(present[order[-n_cold:]]), "first_interaction_time"
+    else:
+        cold_items, by = present[-n_cold:], "item_id_order"
+    is_cold_item = np.zeros(n_items + 1, dtype=bool)
+    is_cold_item[cold_items] = True
+    cold = is_cold_item[items]  # (N,) interactions with a cold item
+    pos, lens = _positions(dataset)  # interactions are sorted by (user, time)
+    # position of each user's first cold interaction (lens = none)
+    first_cold = np.full(dataset.n_users + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first_cold, users[cold], pos[cold])
+    target_pos = first_cold[users]  # (N,)
+    test_mask = cold & (pos == target_pos) & (target_pos > 0)
+    # a test user keeps only what came before the target; users whose first interaction is
+    # cold (no history) keep their non-cold interactions for training
+    keep = ~cold & ((pos < target_pos) | (target_pos == 0))
+    train_all = keep
+    valid_mask = np.zeros_like(keep)
+    if validation:
+        n_keep = np.bincount(users[keep], minlength=dataset.n_users + 1)
+        last = np.full(dataset.n_users + 1, -1, dtype=np.int64)
+        np.maximum.at(last, users[keep], pos[keep])
+        valid_mask = keep & (pos == last[users]) & (n_keep[users] >= 2)
+        train_all = keep & ~valid_mask
+    if not test_mask.any():
+        raise DataValidationError(
+            "cold_item_split: no user interacts with a cold item after a non-cold one; "
+            "raise new_item_share"
+        )
+    train = dataset.subset(train_all)
+    valid = _holdout(dataset, valid_mask, train) if validation else None
+    test = _holdout(dataset, test_mask, dataset.subset(keep))
+    params = {
+        "new_item_share": new_item_share,
+        "n_cold_items": int(n_cold),
+        "cold_by": by,
+        "validation": validation,
+        # non-cold interactions of test users after their target (dropped everywhere)
+        "n_dropped_after_target": int((~cold & ~keep).sum()),
+    }
+    return ColdItemSplit(train, valid, test, "cold", params, cold_items=cold_items.astype(np.int64))
+
+
 def split_dataset(dataset: Dataset, method: str = "loo", **kwargs: Any) -> Split:
-    """Dispatch by name: ``"loo"``, ``"temporal"`` or ``"ratio"``."""
-    methods = {"loo": leave_one_out, "temporal": temporal_split, "ratio": ratio_split}
+    """Dispatch by name: ``"loo"``, ``"temporal"``, ``"ratio"`` or ``"cold"``."""
+    methods = {
+        "loo": leave_one_out,
+        "temporal": temporal_split,
+        "ratio": ratio_split,
+        "cold": cold_item_split,
+    }
     if method not in methods:
         raise ConfigError(f"unknown split {method!r}; choose one of {sorted(methods)}")
     return methods[method](dataset, **kwargs)
