@@ -1,0 +1,1 @@
+"""Cascade ranking: candidate generation, features and a gradient-boosted ranker."""
