@@ -18,6 +18,7 @@ from genrec.models import (  # noqa: F401
     recvae,
     sasrec,
     tdiffrec,
+    textknn,
     tiger,
 )
 from genrec.models.base import (
