@@ -44,6 +44,14 @@ from genrec.registry import register_model
 class ALSConfig(ModelConfig):
     """Config of :class:`ALS`."""
 
+    # default search space of `genrec tune` (docs/tuning.md); a class attribute, no field
+    SEARCH_SPACE = {
+        "factors": {"type": "int", "low": 16, "high": 256, "log": True},
+        "regularization": {"type": "float", "low": 1e-4, "high": 10.0, "log": True},
+        "alpha": {"type": "float", "low": 0.1, "high": 100.0, "log": True},
+        "iterations": {"type": "int", "low": 5, "high": 30},
+    }
+
     factors: int = field(64, "latent dimension of user and item factors")
     regularization: float = field(0.01, "L2 penalty on the factors (lambda)")
     alpha: float = field(1.0, "confidence slope: c_ui = 1 + alpha * weight_ui")

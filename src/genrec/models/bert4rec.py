@@ -46,6 +46,16 @@ from genrec.registry import register_model
 class BERT4RecConfig(NeuralConfig):
     """Config of :class:`BERT4Rec` (defaults follow the paper, trained for longer)."""
 
+    # default search space of `genrec tune` (docs/tuning.md); a class attribute, no field
+    SEARCH_SPACE = {
+        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "embedding_dim": {"type": "categorical", "choices": [32, 64, 128]},
+        "n_blocks": {"type": "int", "low": 1, "high": 3},
+        "mask_prob": {"type": "float", "low": 0.1, "high": 0.6},
+        "weight_decay": {"type": "float", "low": 1e-6, "high": 1e-1, "log": True},
+    }
+
     epochs: int = field(200, "maximum number of training epochs (BERT4Rec needs many)")
     patience: int = field(20, "stop after this many evaluations without improvement (0 = off)")
     weight_decay: float = field(0.01, "AdamW weight decay (paper: l2 0.01)")

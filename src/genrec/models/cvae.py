@@ -70,6 +70,14 @@ Likelihood = Literal["auto", "bernoulli", "gaussian"]
 class CVAEConfig(NeuralConfig):
     """Config of :class:`CVAE`."""
 
+    # default search space of `genrec tune` (docs/tuning.md); a class attribute, no field
+    SEARCH_SPACE = {
+        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        "latent_dim": {"type": "categorical", "choices": [25, 50, 100]},
+        "lambda_u": {"type": "float", "low": 0.01, "high": 10.0, "log": True},
+        "lambda_v": {"type": "float", "low": 0.1, "high": 100.0, "log": True},
+    }
+
     batch_size: int = field(256, "users per batch")
     grad_clip: float = field(0.0, "clip the gradient norm (0 = off)")
     latent_dim: int = field(50, "K: size of item and user factors (paper: 50)")

@@ -62,6 +62,15 @@ Schedule = Literal["linear-var", "linear"]
 class DiffRecConfig(NeuralConfig):
     """Config of :class:`DiffRec` (defaults: the reference code's ML-1M clean setting)."""
 
+    # default search space of `genrec tune` (docs/tuning.md); a class attribute, no field
+    SEARCH_SPACE = {
+        "lr": {"type": "float", "low": 1e-5, "high": 1e-3, "log": True},
+        "weight_decay": {"type": "float", "low": 1e-6, "high": 1e-2, "log": True},
+        "dims": {"type": "categorical", "choices": [[300], [200, 600], [1000]]},
+        "noise_scale": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        "steps": {"type": "int", "low": 5, "high": 100, "log": True},
+    }
+
     batch_size: int = field(400, "users per batch (reference: 400)")
     grad_clip: float = field(0.0, "clip the gradient norm (0 = off, as the reference code)")
     dims: tuple[int, ...] = field(

@@ -21,6 +21,11 @@ from genrec.registry import register_model
 class EASEConfig(ModelConfig):
     """Config of :class:`EASE`."""
 
+    # default search space of `genrec tune` (docs/tuning.md); a class attribute, no field
+    SEARCH_SPACE = {
+        "l2": {"type": "float", "low": 1.0, "high": 20000.0, "log": True},
+    }
+
     l2: float = field(500.0, "L2 regularisation lambda added to the Gram matrix diagonal")
     max_items: int = field(
         60_000, "refuse catalogues larger than this (the item x item matrix is dense)"

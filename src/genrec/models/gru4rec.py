@@ -39,6 +39,15 @@ from genrec.registry import register_model
 class GRU4RecConfig(NeuralConfig):
     """Config of :class:`GRU4Rec`."""
 
+    # default search space of `genrec tune` (docs/tuning.md); a class attribute, no field
+    SEARCH_SPACE = {
+        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "embedding_dim": {"type": "categorical", "choices": [32, 64, 128]},
+        "hidden_dim": {"type": "categorical", "choices": [64, 128, 256]},
+        "n_layers": {"type": "int", "low": 1, "high": 2},
+    }
+
     embedding_dim: int = field(64, "item embedding size (input and output, shared)")
     hidden_dim: int = field(64, "GRU hidden size (projected to embedding_dim if different)")
     n_layers: int = field(1, "stacked GRU layers")

@@ -61,6 +61,16 @@ TIME_BUCKET_WIDTH = 0.301
 class HSTUConfig(NeuralConfig):
     """Config of :class:`HSTU`."""
 
+    # default search space of `genrec tune` (docs/tuning.md); a class attribute, no field
+    SEARCH_SPACE = {
+        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "embedding_dim": {"type": "categorical", "choices": [32, 64, 128]},
+        "n_layers": {"type": "int", "low": 1, "high": 4},
+        "n_heads": {"type": "categorical", "choices": [1, 2, 4]},
+        "temperature": {"type": "float", "low": 0.02, "high": 0.2, "log": True},
+    }
+
     embedding_dim: int = field(64, "item embedding and residual stream size")
     n_layers: int = field(2, "HSTU layers")
     n_heads: int = field(1, "attention heads")

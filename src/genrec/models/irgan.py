@@ -66,6 +66,14 @@ PRETRAIN, DISCRIMINATOR, GENERATOR = 0, 1, 2
 class IRGANConfig(NeuralConfig):
     """Config of :class:`IRGAN`."""
 
+    # default search space of `genrec tune` (docs/tuning.md); a class attribute, no field
+    SEARCH_SPACE = {
+        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        "embedding_dim": {"type": "categorical", "choices": [32, 64, 128]},
+        "temperature": {"type": "float", "low": 0.05, "high": 1.0, "log": True},
+        "weight_decay": {"type": "float", "low": 1e-6, "high": 1e-1, "log": True},
+    }
+
     batch_size: int = field(256, "users per batch")
     weight_decay: float = field(1e-4, "AdamW weight decay (the paper's L2 on factors)")
     grad_clip: float = field(5.0, "clip the gradient norm (0 = off)")

@@ -36,6 +36,12 @@ _BLOCK_ELEMENTS = 2**23
 class ItemKNNConfig(ModelConfig):
     """Config of :class:`ItemKNN`."""
 
+    # default search space of `genrec tune` (docs/tuning.md); a class attribute, no field
+    SEARCH_SPACE = {
+        "n_neighbors": {"type": "int", "low": 5, "high": 1000, "log": True},
+        "shrink": {"type": "float", "low": 0.0, "high": 100.0},
+    }
+
     n_neighbors: int = field(100, "similarities kept per item (its nearest neighbours)")
     shrink: float = field(
         10.0, "added to the cosine denominator; damps similarities of rarely co-seen items"

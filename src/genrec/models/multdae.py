@@ -23,6 +23,14 @@ from genrec.registry import register_model
 class MultDAEConfig(NeuralConfig):
     """Config of :class:`MultDAE`."""
 
+    # default search space of `genrec tune` (docs/tuning.md); a class attribute, no field
+    SEARCH_SPACE = {
+        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.7},
+        "dims": {"type": "categorical", "choices": [[200], [600, 200], [600, 100]]},
+        "weight_decay": {"type": "float", "low": 1e-6, "high": 1e-1, "log": True},
+    }
+
     batch_size: int = field(500, "users per batch (paper: 500)")
     grad_clip: float = field(0.0, "clip the gradient norm (0 = off; the paper does not clip)")
     dims: tuple[int, ...] = field(

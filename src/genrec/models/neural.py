@@ -15,7 +15,7 @@ A subclass implements:
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -82,6 +82,7 @@ class NeuralRecommender(ScoringRecommender):
         self.training_history_: list[dict[str, Any]] = []
         self._checkpoint_dir: Path | None = None
         self._resume = False
+        self._on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None
 
     # ------------------------------------------------------------------ subclass API
     @abstractmethod
@@ -110,10 +111,14 @@ class NeuralRecommender(ScoringRecommender):
         *,
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
+        on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
     ) -> NeuralRecommender:
         """Train with early stopping on ``valid`` (a :class:`~genrec.data.splitting.Holdout`
         or ``None``). With ``checkpoint_dir`` a checkpoint is written atomically after every
-        epoch; ``resume=True`` continues from it (same seed -> same final weights)."""
+        epoch; ``resume=True`` continues from it (same seed -> same final weights).
+        ``on_epoch_end(epoch, record)`` is called after every epoch with its history entry
+        (used by :func:`genrec.tuning.tune` to report and prune)."""
+        self._on_epoch_end = on_epoch_end
         self._checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self._resume = resume
         if resume and self._checkpoint_dir is None:
@@ -125,7 +130,12 @@ class NeuralRecommender(ScoringRecommender):
 
         self.device_ = resolve_device(self.config.device)
         self.network_ = self._build_network().to(self.device_)
-        trainer = Trainer(self, checkpoint_dir=self._checkpoint_dir, resume=self._resume)
+        trainer = Trainer(
+            self,
+            checkpoint_dir=self._checkpoint_dir,
+            resume=self._resume,
+            on_epoch_end=self._on_epoch_end,
+        )
         self.training_history_ = trainer.fit(dataset, valid)
         self.training_info_ = {"history": self.training_history_, **trainer.summary()}
 

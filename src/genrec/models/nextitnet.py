@@ -34,6 +34,15 @@ from genrec.registry import register_model
 class NextItNetConfig(NeuralConfig):
     """Config of :class:`NextItNet`."""
 
+    # default search space of `genrec tune` (docs/tuning.md); a class attribute, no field
+    SEARCH_SPACE = {
+        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "embedding_dim": {"type": "categorical", "choices": [32, 64, 128]},
+        "n_repeats": {"type": "int", "low": 1, "high": 3},
+        "kernel_size": {"type": "int", "low": 2, "high": 5},
+    }
+
     embedding_dim: int = field(64, "item embedding size = residual channels")
     dilations: list[int] = field((1, 2, 4, 8), "block dilations d (a block convolves d, 2d)")
     n_repeats: int = field(2, "how many times the dilations stack is repeated")

@@ -57,6 +57,15 @@ PHASE_ENCODER, PHASE_DECODER = 0, 1
 class RecVAEConfig(NeuralConfig):
     """Config of :class:`RecVAE` (defaults: the reference code's)."""
 
+    # default search space of `genrec tune` (docs/tuning.md); a class attribute, no field
+    SEARCH_SPACE = {
+        "lr": {"type": "float", "low": 1e-4, "high": 3e-3, "log": True},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.7},
+        "hidden_dim": {"type": "categorical", "choices": [300, 600]},
+        "latent_dim": {"type": "categorical", "choices": [100, 200]},
+        "gamma": {"type": "float", "low": 1e-3, "high": 2e-2, "log": True},
+    }
+
     batch_size: int = field(500, "users per batch")
     lr: float = field(5e-4, "AdamW learning rate (reference: 5e-4 for both halves)")
     grad_clip: float = field(0.0, "clip the gradient norm (0 = off; the paper does not clip)")

@@ -57,6 +57,15 @@ SASRecLoss = Literal["bce", "gbce", "sampled_softmax", "ce"]
 class SASRecConfig(NeuralConfig):
     """Config of :class:`SASRec`."""
 
+    # default search space of `genrec tune` (docs/tuning.md); a class attribute, no field
+    SEARCH_SPACE = {
+        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "embedding_dim": {"type": "categorical", "choices": [32, 64, 128]},
+        "n_blocks": {"type": "int", "low": 1, "high": 3},
+        "weight_decay": {"type": "float", "low": 1e-6, "high": 1e-1, "log": True},
+    }
+
     embedding_dim: int = field(64, "item/position embedding and hidden size d")
     n_blocks: int = field(2, "number of self-attention blocks")
     n_heads: int = field(1, "attention heads per block (the paper uses 1)")

@@ -72,6 +72,14 @@ _HASH = 2_654_435_761  # Knuth's multiplicative hash for user ids -> buckets
 class TIGERConfig(NeuralConfig):
     """Config of :class:`TIGER` (defaults: the paper's Sec. 4.1 setting)."""
 
+    # default search space of `genrec tune` (docs/tuning.md); a class attribute, no field
+    SEARCH_SPACE = {
+        "lr": {"type": "float", "low": 3e-4, "high": 3e-3, "log": True},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.3},
+        "weight_decay": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
+        "warmup_steps": {"type": "int", "low": 0, "high": 2000, "step": 100},
+    }
+
     d_model: int = field(128, "hidden size of encoder and decoder")
     n_encoder_layers: int = field(4, "encoder blocks")
     n_decoder_layers: int = field(4, "decoder blocks")

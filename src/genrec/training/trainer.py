@@ -37,6 +37,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +103,10 @@ class Trainer:
         model: the estimator; its ``network_`` is already built on its device.
         checkpoint_dir: write a checkpoint after every epoch (rank 0 only).
         resume: continue from the checkpoint in ``checkpoint_dir`` if there is one.
+        on_epoch_end: called as ``on_epoch_end(epoch, record)`` after every epoch (0-based
+            epoch; ``record`` is that epoch's history entry, with the validation metric when
+            it was evaluated). An exception it raises (e.g. Optuna's ``TrialPruned``) stops
+            training and propagates out of ``fit``.
     """
 
     def __init__(
@@ -110,8 +115,10 @@ class Trainer:
         *,
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
+        on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
     ):
         self.model = model
+        self.on_epoch_end = on_epoch_end
         self.cfg = model.config
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.resume = resume
@@ -274,6 +281,8 @@ class Trainer:
         self.epoch += 1
         if self.checkpoint_dir is not None:
             self._save_checkpoint(optimizer)  # every rank sends its RNG state; rank 0 writes
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(self.epoch - 1, record)
 
     def _raise_not_finite(self, value: float) -> None:
         where = ""
