@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,9 @@ from genrec.config import ModelConfig
 from genrec.data.dataset import Dataset, HistoryBatch, IdMap, UserHistories
 from genrec.errors import ConfigError, DataValidationError, NotFittedError, UnknownIdError
 from genrec.models.topk import csr_to_bool, topk_with_ties
+
+if TYPE_CHECKING:
+    from genrec.data.splitting import Holdout, Split
 
 OnUnknown = Literal["raise", "popular"]
 
@@ -283,6 +286,32 @@ class Recommender(ABC):
     def _package(self, users: np.ndarray, items: np.ndarray, scores: np.ndarray) -> Recommendations:
         ext = self.item_map.to_external(items.reshape(-1)).reshape(items.shape)  # type: ignore[union-attr]
         return Recommendations(users, ext, scores.astype(np.float32), items)
+
+    # ------------------------------------------------------------------ diagnostics
+    def diagnostics(
+        self,
+        split: Split | Holdout | None = None,
+        *,
+        sample_users: int | None = None,
+        seed: int = 0,
+    ) -> dict[str, float | int]:
+        """Model-specific health numbers of a fitted model, stored next to the metrics in
+        ``results.json`` (``models.<name>.diagnostics``).
+
+        The default is ``{}`` (nothing to report). Generative models override it, e.g.
+        :meth:`genrec.models.tiger.TIGER.diagnostics` reports the invalid-code rate, the
+        beam-vs-exact gap and codebook statistics.
+
+        Args:
+            split: the evaluation split (its test holdout) or a holdout; ``None`` = the
+                training users.
+            sample_users: evaluate at most this many users (model default when ``None``).
+            seed: seed of the user sample.
+
+        Returns:
+            A flat mapping of names to numbers.
+        """
+        return {}
 
     # ------------------------------------------------------------------ persistence
     def _state_dict(self) -> dict[str, np.ndarray]:

@@ -47,6 +47,7 @@ popularity like the scoring models.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -713,6 +714,145 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
             bad += int(((items == 0) & alive).sum())
             total += int(alive.sum())
         return bad / max(total, 1)
+
+    # -------------------------------------------------------------- diagnostics
+    #: users sampled by :meth:`diagnostics` (exact scoring costs ``n_items`` decoder
+    #: sequences per user)
+    diagnostic_users: int = 64
+
+    def codebook_diagnostics(self) -> dict[str, float | int]:
+        """Health of the fitted code table (flat, for ``results.json``).
+
+        The last level is TIGER's disambiguation (collision) level (``n_levels`` counts it);
+        the levels before it are the semantic levels.
+
+        Returns:
+            ``codebook_utilisation_l{l}`` (share of level ``l``'s codes used by some item) and
+            ``code_entropy_bits_l{l}`` for every level ``l = 1..L``;
+            ``collision_rate_before_dedup`` (share of items whose semantic tuple is shared);
+            ``dedup_level_size`` (codes of the disambiguation level = largest collision group)
+            and ``dedup_items`` (items that needed a non-zero disambiguation code);
+            ``items_per_prefix_l{l}`` (mean items per distinct semantic prefix of length
+            ``l = 1..L-1``) and ``max_items_per_semantic_id``.
+        """
+        self._check_fitted()
+        assert self.codes_ is not None and self.codebook_sizes_ is not None
+        body = self.codes_[1:]
+        body = body[(body >= 0).all(1)]  # coded items
+        out: dict[str, float | int] = {"n_coded_items": int(len(body))}
+        for lvl, size in enumerate(self.codebook_sizes_):
+            counts = np.bincount(body[:, lvl], minlength=size)
+            p = counts[counts > 0] / max(counts.sum(), 1)
+            out[f"codebook_utilisation_l{lvl + 1}"] = float((counts > 0).mean())
+            out[f"code_entropy_bits_l{lvl + 1}"] = float(-(p * np.log2(p)).sum())
+        L = body.shape[1]
+        sem = body[:, : L - 1] if L > 1 else body
+        for depth in range(1, sem.shape[1] + 1):
+            n_prefixes = len(np.unique(sem[:, :depth], axis=0))
+            out[f"items_per_prefix_l{depth}"] = len(body) / max(n_prefixes, 1)
+        _, groups = np.unique(sem, axis=0, return_counts=True)
+        sizes = np.repeat(groups, groups)
+        out["collision_rate_before_dedup"] = float((sizes > 1).mean()) if L > 1 else 0.0
+        out["max_items_per_semantic_id"] = int(groups.max())
+        out["dedup_level_size"] = int(self.codebook_sizes_[-1]) if L > 1 else 0
+        out["dedup_items"] = int((body[:, -1] > 0).sum()) if L > 1 else 0
+        return out
+
+    @torch.no_grad()
+    def diagnostics(
+        self,
+        split: Any = None,
+        *,
+        sample_users: int | None = None,
+        seed: int = 0,
+        k: int = 10,
+        batch_size: int = 16,
+    ) -> dict[str, float | int]:
+        """Decoding and tokenizer health of a fitted TIGER (TIGER paper Sec. 4.4-4.5).
+
+        On a seeded sample of the holdout's users (with their holdout history, seen items
+        excluded, as in evaluation):
+
+        * ``invalid_code_rate``: share of the ``num_beams`` decoded tuples per user that map
+          to no item with the trie constraint (0 by construction: a check), and
+          ``invalid_code_rate_unconstrained``: the same without the trie (free decoding);
+        * ``beam_exact_overlap@k``: mean share of the beam search's top-``k`` that is also
+          in the exact top-``k`` (every item's code tuple scored by teacher forcing, the
+          beam search's recall of the exact list); ``beam_recall@k``, ``exact_recall@k``
+          and their difference ``beam_exact_recall_gap@k`` on the holdout targets;
+        * the code-table statistics of :meth:`codebook_diagnostics`.
+
+        Args:
+            split: a :class:`~genrec.data.splitting.Split` (its test holdout), a
+                :class:`~genrec.data.splitting.Holdout` or ``None`` (training users with
+                their training history; no recall then).
+            sample_users: users to sample (default :attr:`diagnostic_users`); exact scoring
+                costs ``n_items`` decoder sequences per user.
+            seed: seed of the user sample.
+            k: cut-off of the overlap and recall.
+            batch_size: users decoded and exactly scored at once.
+        """
+        from genrec.data.splitting import Split
+        from genrec.evaluation.metrics import hits_from_targets, recall_at_k
+
+        self._check_fitted()
+        start = time.perf_counter()
+        out = self.codebook_diagnostics()
+        holdout = split.test if isinstance(split, Split) else split
+        if holdout is None:
+            hist = self.train_histories_
+            assert hist is not None
+            users = np.flatnonzero(np.diff(hist.seq_indptr) > 0)
+            targets = None
+        else:
+            hist = self._histories_for(holdout.history)
+            users, targets = holdout.users, holdout.targets
+        n = min(int(sample_users or self.diagnostic_users), len(users))
+        if n == 0:
+            return out
+        rows = np.sort(np.random.default_rng(seed).choice(len(users), n, replace=False))
+        kk = min(int(k), self.n_items, self.config.num_beams)
+        n_cols = self.n_items + 1
+        bad = alive_n = bad_free = alive_free = 0
+        overlap, beam_top, exact_top = [], [], []
+        for s in range(0, n, batch_size):
+            r = rows[s : s + batch_size]
+            batch = hist.batch(users[r])
+            allowed = ~csr_to_bool(batch.matrix, n_cols)  # (B, n_items + 1) seen excluded
+            allowed[:, 0] = False
+            _, scores, items = self.decode(batch, item_mask=allowed)
+            alive = torch.isfinite(scores)
+            bad += int(((items == 0) & alive).sum())
+            alive_n += int(alive.sum())
+            _, scores_f, items_f = self.decode(batch, constrained=False)
+            alive_f = torch.isfinite(scores_f)
+            bad_free += int(((items_f == 0) & alive_f).sum())
+            alive_free += int(alive_f.sum())
+            exact = self.score(batch).masked_fill(~allowed, float("-inf"))  # (B, n_items + 1)
+            ex_idx, ex_val = topk_with_ties(exact, kk)
+            ex_idx[torch.isneginf(ex_val)] = 0
+            beam = items[:, :kk].clone()
+            beam[~alive[:, :kk]] = 0
+            for b_row, e_row in zip(beam.tolist(), ex_idx.tolist()):
+                e = {i for i in e_row if i > 0}
+                overlap.append(len({i for i in b_row if i > 0} & e) / max(len(e), 1))
+            beam_top.append(beam.numpy())
+            exact_top.append(ex_idx.numpy())
+        out["invalid_code_rate"] = bad / max(alive_n, 1)
+        out["invalid_code_rate_unconstrained"] = bad_free / max(alive_free, 1)
+        out[f"beam_exact_overlap@{k}"] = float(np.mean(overlap))
+        if targets is not None:
+            tg = targets[rows]
+            n_t = np.diff(tg.indptr)
+            rec = {}
+            for name, ranked in (("beam", beam_top), ("exact", exact_top)):
+                hits = hits_from_targets(np.concatenate(ranked), tg.indptr, tg.indices)
+                rec[name] = float(recall_at_k(hits, np.maximum(n_t, 1), kk).mean())
+                out[f"{name}_recall@{k}"] = rec[name]
+            out[f"beam_exact_recall_gap@{k}"] = rec["exact"] - rec["beam"]
+        out["diagnostic_users"] = int(n)
+        out["diagnostics_seconds"] = round(time.perf_counter() - start, 3)
+        return out
 
     # -------------------------------------------------------------- cold start
     def add_items(self, item_ids: Sequence[Any], codes: np.ndarray) -> None:
