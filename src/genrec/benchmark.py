@@ -159,6 +159,19 @@ def _data_popularity_profile(popularity: np.ndarray, bins: np.ndarray, k: int) -
     }
 
 
+def _diagnostics_summary(per_seed: list[dict[str, float | int]]) -> dict[str, Any] | None:
+    """``{name: {mean, per_seed}}`` of the models' :meth:`Recommender.diagnostics` (``None``
+    when the model reports none)."""
+    keys = list(dict.fromkeys(k for d in per_seed for k in d))
+    if not keys:
+        return None
+    out = {}
+    for key in keys:
+        values = [float(d[key]) for d in per_seed if key in d]
+        out[key] = {"mean": float(np.mean(values)), "per_seed": values}
+    return out
+
+
 def run_benchmark(
     spec: BenchmarkSpec,
     dataset: Dataset,
@@ -201,6 +214,7 @@ def run_benchmark(
         user_arrays: list[dict[str, np.ndarray]] = []
         training: list[dict[str, Any] | None] = []
         pop_shares: list[list[float]] = []
+        diags: list[dict[str, float | int]] = []  # Recommender.diagnostics() per seed
         deterministic = bool(getattr(cls, "deterministic", False))
         for seed in seeds:
             if deterministic and seed > 0:  # same output for every seed: reuse, say so
@@ -210,6 +224,7 @@ def run_benchmark(
                 user_arrays.append(user_arrays[0])
                 training.append(training[0])
                 pop_shares.append(pop_shares[0])
+                diags.append(diags[0])
                 continue
             say(f"{name}: fitting (seed {seed})")
             model = cls(cls.config_class.from_dict({**cfg, "seed": seed}))
@@ -224,6 +239,7 @@ def run_benchmark(
             user_arrays.append(res.per_user)
             training.append(getattr(model, "training_info_", None))
             pop_shares.append(popularity_shares(res.ranked[:, :pop_k], pop_bins))
+            diags.append(model.diagnostics(split, seed=seed))
             last_eval[name] = res
         metrics: dict[str, Any] = {}
         for key in per_seed[0]:
@@ -244,6 +260,7 @@ def run_benchmark(
             "deterministic": deterministic,
             "training": training if any(t is not None for t in training) else None,
             "popularity_profile": np.mean(pop_shares, axis=0).tolist(),
+            "diagnostics": _diagnostics_summary(diags),
             "config": cfg,
             "config_source": source,
         }

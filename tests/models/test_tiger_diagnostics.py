@@ -94,3 +94,28 @@ def test_tiger_recommends_cold_items(tmp_path: Path) -> None:
     # popularity never ranks an item without training interactions above warm ones
     pop = evaluate(Popularity().fit(split.train), split, ks=[10], beyond_accuracy=False)
     assert pop.metrics["recall@10"] == 0.0 and not cold[pop.ranked].any()
+
+
+def test_benchmark_stores_diagnostics(split) -> None:
+    import json
+
+    import jsonschema
+
+    import genrec
+    from genrec.benchmark import BenchmarkSpec, run_benchmark
+
+    spec = BenchmarkSpec(
+        dataset="synthetic",
+        models=["popularity", "tiger"],
+        ks=[10],
+        overrides={"tiger": {**TINY, "epochs": 2}},
+    )
+    results, _ = run_benchmark(spec, make_synthetic_dataset(), split=split)
+    schema = json.loads(
+        (Path(genrec.__file__).parent / "evaluation" / "results_schema.json").read_text()
+    )
+    jsonschema.validate(results, schema)
+    assert results["models"]["popularity"]["diagnostics"] is None
+    diag = results["models"]["tiger"]["diagnostics"]
+    assert diag["invalid_code_rate"] == {"mean": 0.0, "per_seed": [0.0]}
+    assert 0.0 <= diag["beam_exact_overlap@10"]["mean"] <= 1.0
