@@ -34,6 +34,13 @@ def evaluate(model, split, **kwargs):  # noqa: ANN001, ANN201
     return _evaluate(model, split, **kwargs)
 
 
+def search(model_or_artifact, query, k=10, history=None, **kwargs):  # noqa: ANN001, ANN201
+    """Free-text item search; see :func:`genrec.text.search.search`."""
+    from genrec.text.search import search as _search
+
+    return _search(model_or_artifact, query, k, history, **kwargs)
+
+
 __all__ = [
     "Dataset",
     "IdMap",
@@ -45,5 +52,6 @@ __all__ = [
     "load",
     "load_dataset",
     "register_model",
+    "search",
     "split_dataset",
 ]

@@ -113,6 +113,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=_positive_int, default=10)
     p.add_argument("--include-seen", action="store_true", help="do not filter history items")
 
+    p = sub.add_parser(
+        "search", help="free-text item search over a saved artifact (textknn: its own vectors)"
+    )
+    p.add_argument("artifact")
+    p.add_argument("query", help='what to look for, e.g. "light moisturizer for dry skin"')
+    p.add_argument("-k", "--k", type=_positive_int, default=10)
+    p.add_argument("--user", default=None, help="blend in this user's training history")
+    p.add_argument(
+        "--history", type=_csv_list, default=None, metavar="ITEM,...", help="blend in these items"
+    )
+    p.add_argument("--alpha", type=float, default=0.5, help="weight of the history, in [0, 1]")
+    p.add_argument(
+        "--encoder",
+        default="auto",
+        choices=["auto", "minilm", "tfidf"],
+        help="encoder of the item titles for non-textknn artifacts",
+    )
+
     p = sub.add_parser("benchmark", help="compare models on a dataset and write a report")
     _add_data_args(p, required=False)
     p.set_defaults(dataset="movielens-small")
@@ -387,6 +405,22 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    from genrec.io import load_model
+    from genrec.text.search import ItemTextIndex, user_history
+
+    model = load_model(args.artifact)
+    index = ItemTextIndex.from_model(model, encoder=args.encoder)
+    history = user_history(model, args.user) if args.user is not None else []
+    history += args.history or []
+    hits = index.search(args.query, k=args.k, history=history or None, alpha=args.alpha)
+    blend = f", {len(history)} history items, alpha {args.alpha}" if history else ""
+    print(f"top-{args.k} for {args.query!r} ({model.name}, {index.encoder_name}{blend}):")
+    for rank, row in enumerate(hits.itertuples(index=False), start=1):
+        print(f"{rank:3d}. {row.item_id}  {row.title}  (score {row.score:.4f})")
+    return 0
+
+
 def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from genrec.benchmark import (
         DEFAULT_MODELS,
@@ -520,6 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "train": cmd_train,
             "evaluate": cmd_evaluate,
             "recommend": cmd_recommend,
+            "search": cmd_search,
             "report": cmd_report,
             "serve": cmd_serve,
         }[args.command]

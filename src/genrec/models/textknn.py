@@ -31,15 +31,19 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import torch
 
 from genrec.config import ModelConfig, field
 from genrec.data.dataset import Dataset, HistoryBatch
-from genrec.errors import DataValidationError, NotFittedError
+from genrec.errors import NotFittedError
 from genrec.models.base import ScoringRecommender
-from genrec.models.topk import topk_with_ties
 from genrec.registry import register_model
-from genrec.text.encoders import TextEncoder, make_encoder, normalize_rows, resolve_encoder
+from genrec.text.encoders import (
+    TextEncoder,
+    item_text_vectors,
+    make_encoder,
+    normalize_rows,
+    resolve_encoder,
+)
 
 # History-item x catalogue similarities computed at once by the ``max`` aggregation.
 _BLOCK_ELEMENTS = 2**23
@@ -104,44 +108,14 @@ class TextKNN(ScoringRecommender):
         )
 
     def _fit(self, dataset: Dataset, valid: object) -> None:
-        from genrec.text.items import item_texts
-
-        texts = item_texts(dataset, on_missing="fallback")
-        has_text = np.ones(dataset.n_items + 1, dtype=bool)
-        has_text[0] = False
-        has_text[texts.missing] = False
-        if not has_text.any():
-            raise DataValidationError(
-                f"textknn needs item text, but none of the {dataset.n_items} items of dataset "
-                f"{dataset.name!r} has a title, brand, categories or description; pass an item "
-                "table (Dataset(..., items=...)) with a 'title' or 'text' column"
-            )
-        known = [t for t, ok in zip(texts.texts, has_text[1:]) if ok]
-        encoder = self._make_encoder(resolve_encoder(self.config.encoder)).fit(known)
-        self._set_vectors(encoder, encoder.encode_items(known), has_text)
+        encoder = self._make_encoder(resolve_encoder(self.config.encoder))
+        vectors, has_text, n_missing = item_text_vectors(dataset, encoder)
+        self.encoder_, self.item_vectors_, self.has_text_ = encoder, vectors, has_text
         self.training_info_ = {
             **encoder.describe(),
             "items_with_text": int(has_text.sum()),
-            "items_without_text": int(texts.n_missing),
+            "items_without_text": int(n_missing),
         }
-
-    def _set_vectors(
-        self, encoder: TextEncoder, known: np.ndarray | sp.csr_matrix, has_text: np.ndarray
-    ) -> None:
-        """Scatter the vectors of items with text into an ``(n_items + 1, d)`` table."""
-        rows = np.flatnonzero(has_text)
-        n = len(has_text)
-        if sp.issparse(known):
-            place = sp.csr_matrix(
-                (np.ones(len(rows), np.float32), (rows, np.arange(len(rows)))),
-                shape=(n, len(rows)),
-            )
-            table: Any = (place @ known).tocsr()  # (n_items + 1, V)
-            table.sort_indices()
-        else:
-            table = np.zeros((n, known.shape[1]), dtype=np.float32)
-            table[rows] = known
-        self.encoder_, self.item_vectors_, self.has_text_ = encoder, table, has_text
 
     @property
     def encoder_name(self) -> str:
@@ -226,6 +200,8 @@ class TextKNN(ScoringRecommender):
             UnknownIdError: an id not in the catalogue.
             DataValidationError: a query item has no text.
         """
+        from genrec.text.search import similar_items_frame
+
         self._check_fitted()
         self._check_k(k)
         return similar_items_frame(
@@ -293,45 +269,3 @@ def _rowwise_max(
         (best["w"].to_numpy(np.float32), (best["r"].to_numpy(), best["i"].to_numpy())),
         shape=shape,
     )
-
-
-def similar_items_frame(
-    vectors: Any, has_text: np.ndarray, item_map: Any, titles: Any, item_ids: Any, k: int
-) -> pd.DataFrame:
-    """Shared by :meth:`TextKNN.similar_items` and the search index (see there)."""
-    if isinstance(item_ids, (str, bytes)) or np.ndim(item_ids) == 0:
-        item_ids = [item_ids]
-    queries = list(item_ids)
-    if not queries:
-        raise DataValidationError("similar_items() got an empty list of item ids")
-    internal = item_map.to_internal(np.asarray(queries, dtype=object), what="item")
-    lacking = [q for q, i in zip(queries, internal) if not has_text[i]]
-    if lacking:
-        raise DataValidationError(
-            f"item(s) {lacking[:5]} have no text (title, brand, categories or description), "
-            "so they have no text neighbours"
-        )
-    sims = torch.from_numpy(_dense(vectors[internal] @ vectors.T))  # (Q, N)
-    sims[:, ~torch.from_numpy(has_text)] = float("-inf")  # padding and text-less items
-    sims[torch.arange(len(internal)), torch.from_numpy(internal)] = float("-inf")
-    idx, vals = topk_with_ties(sims, k)
-    idx, vals = idx.numpy(), vals.numpy()
-    real = idx > 0
-    q_rows = np.repeat(np.arange(len(queries)), k)[real.ravel()]
-    flat = idx[real]
-    frame = pd.DataFrame(
-        {
-            "query_item_id": np.asarray(queries, dtype=object)[q_rows],
-            "rank": np.tile(np.arange(1, k + 1), len(queries))[real.ravel()],
-            "item_id": item_map.to_external(flat),
-            "score": vals[real].astype(np.float32),
-            "title": _titles(titles, flat),
-        }
-    )
-    return frame
-
-
-def _titles(titles: Any, internal: np.ndarray) -> np.ndarray:
-    if titles is None:
-        return np.full(len(internal), "", dtype=object)
-    return np.asarray(titles, dtype=object)[internal]

@@ -24,18 +24,22 @@ import re
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from genrec.errors import ConfigError, DataValidationError, NotFittedError
 
+if TYPE_CHECKING:
+    from genrec.data.dataset import Dataset
+
 __all__ = [
     "ENCODERS",
     "MiniLMEncoder",
     "TextEncoder",
     "TfidfEncoder",
+    "item_text_vectors",
     "make_encoder",
     "normalize_rows",
     "resolve_encoder",
@@ -328,3 +332,54 @@ class MiniLMEncoder(TextEncoder):
             _check_texts(texts), self.embedder, cache_dir=self.cache_dir, progress=self.progress
         )
         return normalize_rows(vectors)  # type: ignore[return-value]
+
+
+def item_text_vectors(
+    dataset: Dataset, encoder: TextEncoder
+) -> tuple[np.ndarray | sp.csr_matrix, np.ndarray, int]:
+    """Fit ``encoder`` on the catalogue texts and encode every item.
+
+    Texts follow :func:`genrec.text.items.item_texts`; items without any metadata get no
+    vector (a zero row), not a vector of the placeholder ``"item <id>"``.
+
+    Returns:
+        ``(vectors, has_text, n_missing)``: ``(n_items + 1, d)`` L2-normalised vectors (dense
+        float32 or CSR; row 0 and text-less items zero), ``(n_items + 1,)`` bool mask of items
+        with text, and the number of items without text.
+
+    Raises:
+        DataValidationError: no item has text.
+    """
+    from genrec.text.items import item_texts
+
+    texts = item_texts(dataset, on_missing="fallback")
+    has_text = np.ones(dataset.n_items + 1, dtype=bool)
+    has_text[0] = False
+    has_text[texts.missing] = False
+    if not has_text.any():
+        raise DataValidationError(
+            f"none of the {dataset.n_items} items of dataset {dataset.name!r} has a title, "
+            "brand, categories or description; text models need an item table "
+            "(Dataset(..., items=...)) with a 'title' or 'text' column"
+        )
+    known = [t for t, ok in zip(texts.texts, has_text[1:]) if ok]
+    vectors = encoder.fit(known).encode_items(known)
+    return scatter_rows(vectors, has_text), has_text, texts.n_missing
+
+
+def scatter_rows(known: np.ndarray | sp.spmatrix, mask: np.ndarray) -> np.ndarray | sp.csr_matrix:
+    """Rows of ``known`` placed at the true positions of ``mask``; other rows zero."""
+    rows = np.flatnonzero(mask)
+    if len(rows) != known.shape[0]:
+        raise ValueError(f"{known.shape[0]} vectors for {len(rows)} positions")
+    if sp.issparse(known):
+        place = sp.csr_matrix(
+            (np.ones(len(rows), np.float32), (rows, np.arange(len(rows)))),
+            shape=(len(mask), len(rows)),
+        )
+        table = (place @ known).tocsr().astype(np.float32)  # (len(mask), V)
+        table.sort_indices()
+        return table
+    out = np.zeros((len(mask), known.shape[1]), dtype=np.float32)
+    out[rows] = known
+    return out
