@@ -54,6 +54,7 @@ class BenchmarkSpec:
     sampled_negatives: int | None = None
     configs_dir: str | None = None
     command: str | None = None
+    tune_budget_minutes: float | None = None  # tune each model first (validation data only)
 
 
 def find_configs_dir(explicit: str | None = None) -> Path | None:
@@ -198,6 +199,19 @@ def run_benchmark(
     if reference not in models:
         raise ConfigError(f"reference model {reference!r} is not among the models {models}")
     split = split or split_dataset(dataset, spec.split)
+    tuning: dict[str, dict[str, Any]] = {}
+    if spec.tune_budget_minutes:  # the same budget per model; replaces configs[name]
+        from genrec.tuning import tune_benchmark_configs
+
+        tuning = tune_benchmark_configs(
+            models,
+            configs,
+            dataset,
+            split,
+            budget_minutes=spec.tune_budget_minutes,
+            ks=spec.ks,
+            on_progress=say,
+        )
     seeds = list(range(spec.seeds))
     train_pop = split.train.item_popularity()
     pop_bins = popularity_bins(train_pop)
@@ -264,6 +278,8 @@ def run_benchmark(
             "config": cfg,
             "config_source": source,
         }
+    for name, record in tuning.items():  # how the recorded config was tuned
+        results[name]["tuning"] = record
     # paired significance vs the reference, Holm-corrected over the compared models
     for key in per_user_mean[reference]:
         arrays = {m: per_user_mean[m][key] for m in models}
@@ -298,6 +314,7 @@ def run_benchmark(
             "models": models,
             "configs": {m: results[m]["config"] for m in models},
             "config_sources": {m: results[m]["config_source"] for m in models},
+            "tune_budget_minutes": spec.tune_budget_minutes,
             "data_hash": dataset.fingerprint(),
             "packages": _package_versions(),
             "hardware": _hardware(),

@@ -1,4 +1,4 @@
-"""Command line: ``genrec datasets|train|evaluate|recommend|benchmark|report|serve``."""
+"""Command line: ``genrec datasets|train|evaluate|recommend|benchmark|tune|report|serve``."""
 
 from __future__ import annotations
 
@@ -172,6 +172,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="write <out>/recommendations/<model>.csv for every test user",
     )
     p.add_argument("--configs-dir", default=None, help="folder of presets (default ./configs)")
+    p.add_argument(
+        "--tune-budget-minutes",
+        type=float,
+        default=None,
+        metavar="M",
+        help="tune every model for M minutes on the validation split first (extra `tune`)",
+    )
+
+    p = sub.add_parser(
+        "tune", help="tune a model's hyper-parameters on the validation split (extra `tune`)"
+    )
+    p.add_argument("model")
+    _add_data_args(p)
+    p.add_argument("--budget-trials", type=_positive_int, default=None, metavar="N")
+    p.add_argument("--budget-minutes", type=float, default=None, metavar="M")
+    p.add_argument("--metric", default="ndcg@10", help="validation metric to maximise")
+    p.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna storage URL or .db path (default runs/tune/<dataset>/<model>.db); "
+        "an existing study of the same name is continued",
+    )
+    p.add_argument("--study-name", default=None, help="default <model>-<dataset>-<split>-<metric>")
+    p.add_argument(
+        "--space", default=None, metavar="YAML", help="search space replacing the default"
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        help="YAML of fixed overrides, optionally with a search_space: key (default: the "
+        "shipped preset)",
+    )
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed override")
+    p.add_argument("--configs-dir", default=None, help="folder of presets (default ./configs)")
+    p.add_argument(
+        "--save-preset",
+        default=None,
+        metavar="PATH",
+        help="write the best config here (default runs/tune/<dataset>/<model>.yaml)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler")
 
     p = sub.add_parser(
         "report", help="rebuild report.md/report.html from results.json, or merge several"
@@ -465,6 +506,7 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         sampled_negatives=args.sampled,
         configs_dir=args.configs_dir,
         command="genrec " + " ".join(shlex.quote(a) for a in argv),
+        tune_budget_minutes=args.tune_budget_minutes,
     )
     console = _console()
     with console.status(f"loading {args.dataset}") as status:
@@ -485,6 +527,52 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     )
     print_table(results)
     console.print(f"wrote {out / 'results.json'}, {out / 'report.md'} and {out / 'report.html'}")
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Tune on the validation split (never the test); save the best config as a preset."""
+    from genrec.benchmark import find_configs_dir
+    from genrec.config import load_yaml, parse_overrides
+    from genrec.data.splitting import split_dataset
+    from genrec.tuning import load_space, tune
+
+    if args.budget_trials is None and args.budget_minutes is None:
+        raise ConfigError("genrec tune needs --budget-trials N and/or --budget-minutes M")
+    if args.config:
+        base = load_yaml(args.config)
+    else:
+        cdir = find_configs_dir(args.configs_dir)
+        preset = cdir / args.dataset / f"{args.model}.yaml" if cdir else None
+        base = load_yaml(preset) if preset is not None and preset.is_file() else {}
+    inline = base.pop("search_space", None)  # a --config file may carry its own space
+    base.update(parse_overrides(args.set))
+    space = load_space(args.space) if args.space else inline
+    root = Path("runs") / "tune" / args.dataset
+    storage = args.storage or str(root / f"{args.model}.db")
+    ds = _load(args)
+    split = split_dataset(ds, args.split)
+    result = tune(
+        args.model,
+        ds,
+        split,
+        n_trials=args.budget_trials,
+        budget_minutes=args.budget_minutes,
+        metric=args.metric,
+        base_config=base,
+        space=space,
+        storage=storage,
+        study_name=args.study_name,
+        seed=args.seed,
+        progress=True,
+    )
+    path = result.save_preset(args.save_preset or root / f"{args.model}.yaml")
+    print(
+        f"best {result.metric} on the validation split: {result.best_value:.4f} "
+        f"({result.n_trials} trials in study {result.study_name!r}, {result.n_pruned} pruned)"
+    )
+    print(f"best config: {json.dumps(result.best_config)}")
+    print(f"wrote {path}; study stored in {result.storage}")
     return 0
 
 
@@ -556,6 +644,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "recommend": cmd_recommend,
             "search": cmd_search,
             "report": cmd_report,
+            "tune": cmd_tune,
             "serve": cmd_serve,
         }[args.command]
         return handler(args)

@@ -509,3 +509,39 @@ def tune(
         budget_minutes=budget_minutes,
         best_params=best_params,
     )
+
+
+def tune_benchmark_configs(
+    models: list[str],
+    configs: dict[str, tuple[dict[str, Any], str | None]],
+    dataset: Dataset,
+    split: Split,
+    *,
+    budget_minutes: float,
+    ks: Any,
+    on_progress: Any = None,
+) -> dict[str, dict[str, Any]]:
+    """``genrec benchmark --tune-budget-minutes``: tune every model with the same budget on
+    ``split``'s validation data, starting from its resolved config; ``configs`` is updated in
+    place with the tuned keys. Returns the per-model record for ``results.json`` (models
+    without a search space are left as they are and say so)."""
+    from genrec.registry import get_model
+
+    say = on_progress or (lambda msg: None)
+    ks = list(ks)
+    metric = f"ndcg@{10 if 10 in ks else int(max(ks))}"
+    out: dict[str, dict[str, Any]] = {}
+    for name in models:
+        cfg, source = configs[name]
+        if not default_space(name):
+            out[name] = {"metric": metric, "stage": "valid", "skipped": "no search space"}
+            continue
+        say(f"{name}: tuning for {budget_minutes:g} min on the validation split")
+        res = tune(
+            name, dataset, split, budget_minutes=budget_minutes, metric=metric, base_config=cfg
+        )
+        tuned = get_model(name).config_class.from_dict({**cfg, **res.best_params}).to_dict()
+        configs[name] = (tuned, source)
+        out[name] = res.to_dict()
+    return out
+
