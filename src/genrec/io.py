@@ -129,6 +129,9 @@ def save_model(model: Recommender, path: str | Path) -> Path:
         (tmp / "ids.json").write_text(json.dumps(to_jsonable(ids)))
         if model.item_titles_ is not None:
             (tmp / "items.json").write_text(json.dumps({"titles": list(model.item_titles_[1:])}))
+        extra = getattr(model, "_save_artifacts", None)
+        if extra is not None:  # composite models (the cascade) add nested artifacts here
+            extra(tmp)
     return path
 
 
@@ -209,6 +212,12 @@ def load_model(path: str | Path) -> Recommender:
         model._load_state_dict(state)
     except (KeyError, ValueError) as exc:
         raise ArtifactError(f"artifact weights at {path} do not fit {cls.__name__}: {exc}") from exc
+    extra = getattr(model, "_load_artifacts", None)
+    if extra is not None:  # nested artifacts written by ``_save_artifacts``
+        try:
+            extra(path)
+        except (KeyError, ValueError) as exc:
+            raise ArtifactError(f"artifact at {path} is corrupt or partial: {exc}") from exc
     return model
 
 

@@ -3,6 +3,7 @@
 from genrec.models import (  # noqa: F401
     als,
     bert4rec,
+    cascade,
     cvae,
     diffrec,
     ease,
