@@ -247,3 +247,28 @@ def test_benchmark_tune_budget_minutes(dataset, split, tmp_path):
     assert ease["config"]["l2"] == pytest.approx(ease["tuning"]["best_params"]["l2"])
     assert results["models"]["popularity"]["tuning"]["skipped"] == "no search space"
     assert results["manifest"]["tune_budget_minutes"] == 0.01
+
+
+def test_missing_optuna_names_the_extra(dataset, monkeypatch):
+    import sys
+
+    from genrec.errors import MissingExtraError
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna -> ImportError
+    with pytest.raises(MissingExtraError, match=r"genrec\[tune\]"):
+        tune("ease", dataset, n_trials=1)
+
+
+def test_cli_config_may_carry_the_space(dataset, tmp_path, capsys):
+    csv = tmp_path / "inter.csv"
+    dataset.interactions[["user_id", "item_id", "timestamp"]].to_csv(csv, index=False)
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("shrink: 0.0\nsearch_space:\n  n_neighbors: {type: int, low: 5, high: 9}\n")
+    preset = tmp_path / "knn.yaml"
+    code = main([
+        "tune", "itemknn", "--dataset", "csv", "--data-dir", str(csv), "--config", str(cfg),
+        "--budget-trials", "2", "--storage", str(tmp_path / "k.db"), "--save-preset", str(preset),
+    ])  # fmt: skip
+    assert code == 0
+    best = load_yaml(preset)
+    assert best["shrink"] == 0.0 and 5 <= best["n_neighbors"] <= 9 and "search_space" not in best
