@@ -34,7 +34,13 @@ try:  # the contract is a pytest mixin; the dataset helper works without pytest
 except ImportError:  # pragma: no cover - depends on the environment
     pytest = None  # type: ignore[assignment]
 
-__all__ = ["RecommenderContract", "make_synthetic_dataset", "random_recall_at_k", "recall_at_k"]
+__all__ = [
+    "RecommenderContract",
+    "make_synthetic_dataset",
+    "make_text_dataset",
+    "random_recall_at_k",
+    "recall_at_k",
+]
 
 _T0 = 1_700_000_000  # first timestamp (unix seconds)
 
@@ -133,6 +139,49 @@ def make_synthetic_dataset(
         name="synthetic",
         user_map=IdMap.from_values(user_id(np.arange(n_users))),
         item_map=IdMap.from_values(item_id(np.arange(n_items))),
+    )
+
+
+#: Items of :func:`make_text_dataset`: id -> (title, categories); ``p8`` has no metadata.
+TEXT_ITEMS = {
+    "p1": ("Hydrating face moisturizer for dry skin", "Skin Care|Moisturizers"),
+    "p2": ("Oil-free light moisturizer gel", "Skin Care|Moisturizers"),
+    "p3": ("Volumizing shampoo for fine hair", "Hair Care|Shampoo"),
+    "p4": ("Repair conditioner for damaged hair", "Hair Care|Conditioner"),
+    "p5": ("Matte red lipstick", "Makeup|Lips"),
+    "p6": ("Waterproof black mascara", "Makeup|Eyes"),
+    "p7": ("Rich night cream for very dry skin", "Skin Care|Moisturizers"),
+}
+
+
+def make_text_dataset() -> Dataset:
+    """A tiny shop with item text, for text models and search.
+
+    Items ``p1..p8`` (:data:`TEXT_ITEMS`): skin care ``p1, p2, p7``, hair care ``p3, p4``,
+    makeup ``p5, p6``. ``p7`` is a cold item (in the catalogue and the item table, but no
+    interactions) and ``p8`` has interactions but no metadata. Users: ``u1`` bought skin care
+    (``p1, p2``), ``u2`` hair care, ``u3`` makeup, ``u4`` and ``u5`` a mix, ``u6`` only ``p8``.
+    Popularity: ``p1`` (3 users) first.
+    """
+    history = {
+        "u1": ["p1", "p2"],
+        "u2": ["p3", "p4"],
+        "u3": ["p5", "p6"],
+        "u4": ["p1", "p3"],
+        "u5": ["p2", "p5", "p1"],
+        "u6": ["p8"],
+    }
+    rows = [(u, i, t) for u, items in history.items() for t, i in enumerate(items)]
+    interactions = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    table = pd.DataFrame(
+        [(i, title, cats) for i, (title, cats) in TEXT_ITEMS.items()],
+        columns=["item_id", "title", "genres"],
+    )
+    return Dataset(
+        interactions,
+        table,
+        name="shop",
+        item_map=IdMap([f"p{i}" for i in range(1, 9)]),
     )
 
 
