@@ -119,3 +119,7 @@ def test_benchmark_stores_diagnostics(split) -> None:
     diag = results["models"]["tiger"]["diagnostics"]
     assert diag["invalid_code_rate"] == {"mean": 0.0, "per_seed": [0.0]}
     assert 0.0 <= diag["beam_exact_overlap@10"]["mean"] <= 1.0
+    from genrec.evaluation.report import render_markdown
+
+    md = render_markdown(results)
+    assert "## Model diagnostics" in md and "| invalid_code_rate | 0 |" in md

@@ -130,6 +130,13 @@ def render_markdown(results: dict[str, Any]) -> str:
             ci = m.get("ci95")
             cells.append(f"{m['mean']:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""))
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    diag = {n: r["diagnostics"] for n, r in results["models"].items() if r.get("diagnostics")}
+    if diag:  # Recommender.diagnostics(): e.g. TIGER's invalid codes, beam gap, codebook
+        lines += ["", "## Model diagnostics (mean over seeds)", ""]
+        lines += ["| diagnostic | " + " | ".join(diag) + " |", "|---" * (len(diag) + 1) + "|"]
+        for key in dict.fromkeys(k for d in diag.values() for k in d):
+            cells = [f"{d[key]['mean']:.4g}" if key in d else "" for d in diag.values()]
+            lines.append(f"| {key} | " + " | ".join(cells) + " |")
     q = st.get("seq_len_quantiles", {})
     lines += [
         "",
