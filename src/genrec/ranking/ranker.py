@@ -187,7 +187,7 @@ class Ranker:
         if not self.is_fitted:
             raise NotFittedError("ranker is not fitted")
         if self.kind == "catboost":
-            values = self.model_.get_feature_importance()
+            values = self.model_.get_feature_importance(type="PredictionValuesChange")
         else:
             values = self.model_.feature_importance(importance_type="gain")
         return {n: float(v) for n, v in zip(self.feature_names or [], values)}
