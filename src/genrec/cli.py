@@ -131,6 +131,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="encoder of the item titles for non-textknn artifacts",
     )
 
+    p = sub.add_parser(
+        "chat", help="terminal dialogue: state likes/dislikes in plain words, get top-k"
+    )
+    p.add_argument("artifact")
+    p.add_argument(
+        "--dataset", default=None, help="item table for genres/years (default: the artifact's)"
+    )
+    p.add_argument("--data-dir", default=None, help="local folder (or file) with the dataset")
+    p.add_argument("-k", "--k", type=_positive_int, default=10)
+    p.add_argument(
+        "--text",
+        default="auto",
+        choices=["auto", "minilm", "tfidf", "none"],
+        help="text similarity for descriptions ('none': word matching only)",
+    )
+    p.add_argument(
+        "--lm", default=None, choices=["smollm2"], help="rewrite wishes into a search query"
+    )
+
     p = sub.add_parser("benchmark", help="compare models on a dataset and write a report")
     _add_data_args(p, required=False)
     p.set_defaults(dataset="movielens-small")
@@ -462,6 +481,23 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chat(args: argparse.Namespace) -> int:
+    """Read messages from stdin (a terminal or a pipe) and answer each (docs/chat.md)."""
+    from genrec.chat import chat_loop, session_from_artifact
+
+    session = session_from_artifact(
+        args.artifact,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        k=args.k,
+        text=args.text,
+        lm=args.lm,
+        log=lambda msg: print(msg, file=sys.stderr),
+    )
+    chat_loop(session, sys.stdin, sys.stdout, echo=not sys.stdin.isatty())
+    return 0
+
+
 def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from genrec.benchmark import (
         DEFAULT_MODELS,
@@ -643,6 +679,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "evaluate": cmd_evaluate,
             "recommend": cmd_recommend,
             "search": cmd_search,
+            "chat": cmd_chat,
             "report": cmd_report,
             "tune": cmd_tune,
             "serve": cmd_serve,
