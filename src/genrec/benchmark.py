@@ -179,8 +179,12 @@ def run_benchmark(
     *,
     split: Split | None = None,
     on_progress: Callable[[str], None] | None = None,
+    per_user: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, EvaluationResult]]:
     """Fit and evaluate every model of ``spec`` on ``dataset`` for each seed.
+
+    ``per_user``, when given, receives each model's per-user metric arrays (mean over seeds,
+    the values the significance tests use), e.g. to test models of several runs together.
 
     Returns:
         ``(results, last_evaluations)``: the ``results.json`` dictionary and, per model,
@@ -267,6 +271,8 @@ def run_benchmark(
             lo, hi = stats.bootstrap_ci(arr, seed=0)
             metrics[key]["ci95"] = [lo, hi]
         per_user_mean[name] = mean_users
+        if per_user is not None:
+            per_user[name] = mean_users
         results[name] = {
             "metrics": metrics,
             "fit_seconds": {"mean": float(np.mean(fit_s)), "per_seed": fit_s},
