@@ -96,6 +96,17 @@ def test_budget_and_metric_are_checked(dataset):
         tune("ease", dataset, n_trials=1, metric="ndcg10")
 
 
+def test_starting_config_is_enqueued_in_optuna_form():
+    from genrec.tuning import _start_params
+
+    space = validate_space("multvae", default_space("multvae"))
+    start = get_model("multvae").config_class(lr=0.5).to_dict()  # lr outside the space
+    params = _start_params(space, start)
+    assert params["dims"] == "[600, 200]" and "lr" not in params  # lists travel as JSON
+    tiger = validate_space("tiger", default_space("tiger"))
+    assert "warmup_steps" not in _start_params(tiger, {"warmup_steps": 150})  # off the grid
+
+
 def test_space_from_yaml(tmp_path):
     bare = tmp_path / "bare.yaml"
     bare.write_text("l2: {type: float, low: 1, high: 100, log: true}\n")
@@ -143,6 +154,8 @@ def test_study_is_resumable(dataset, split, tmp_path):
     assert again.n_trials == 5 and again.trials_this_run == 2
     assert again.best_value >= first.best_value
     study = optuna.load_study(study_name=first.study_name, storage=first.storage)
+    # trial 0 is the starting config (here the defaults), so tuning never ends below it
+    assert study.trials[0].params == {"n_neighbors": 100, "shrink": 10.0}
     params = [tuple(sorted(t.params.items())) for t in study.trials]
     assert len(set(params)) == 5  # the resumed sampler does not replay the first session
     # a stored study is tied to its data, split and metric

@@ -262,6 +262,30 @@ def _suggest(trial: Any, name: str, spec: dict[str, Any]) -> Any:
     return json.loads(trial.suggest_categorical(name, [json.dumps(c) for c in choices]))
 
 
+def _start_params(space: dict[str, dict[str, Any]], start: dict[str, Any]) -> dict[str, Any]:
+    """The starting config's values of the space keys that lie inside the space, in the
+    form Optuna stores them (lists as JSON strings)."""
+    out: dict[str, Any] = {}
+    for name, spec in space.items():
+        value = _plain(start.get(name))
+        if spec["type"] == "categorical":
+            choices = spec["choices"]
+            if all(_is_scalar(c) for c in choices):
+                if value in choices:
+                    out[name] = value
+            elif value in choices:
+                out[name] = json.dumps(value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            step = spec.get("step")
+            on_grid = (
+                step is None
+                or abs((value - spec["low"]) / step - round((value - spec["low"]) / step)) < 1e-9
+            )
+            if spec["low"] <= value <= spec["high"] and on_grid:
+                out[name] = int(value) if spec["type"] == "int" else float(value)
+    return out
+
+
 def _plain(value: Any) -> Any:
     """Tuples -> lists, numpy scalars -> Python (for YAML and JSON)."""
     if isinstance(value, dict):
@@ -409,6 +433,10 @@ def tune(
                 f"study {study_name!r} in {url} was made for another setup (differs in {diff}: "
                 f"{ {k: stored.get(k) for k in diff} }); use another --study-name or storage"
             )
+        if n_before == 0:  # trial 0 is the starting config: tuning never ends below it
+            start = _start_params(space, cfg_cls.from_dict(base).to_dict())
+            if start:
+                study.enqueue_trial(start, user_attrs={"starting_config": True})
         deadline = started + budget_minutes * 60.0 if budget_minutes is not None else None
 
         def objective(trial: Any) -> float:
@@ -470,7 +498,7 @@ def tune(
         study.optimize(
             objective,
             n_trials=n_trials,
-            timeout=budget_minutes * 60.0 if budget_minutes is not None else None,
+            timeout=None if deadline is None else max(deadline - time.perf_counter(), 1e-3),
             catch=(ConfigError, TrainingError),
             callbacks=[report],
             gc_after_trial=False,
@@ -544,4 +572,3 @@ def tune_benchmark_configs(
         configs[name] = (tuned, source)
         out[name] = res.to_dict()
     return out
-
