@@ -110,13 +110,14 @@ def test_score_formulas(shop, aggregation, recent, halflife):
         np.testing.assert_allclose(got[r], want, rtol=1e-5, atol=1e-6)
 
 
-def test_max_scores_blocks_match_one_block(shop, monkeypatch):
+@pytest.mark.parametrize("aggregation", ["centroid", "max"])
+def test_blocked_scoring_matches_one_block(shop, monkeypatch, aggregation):
     import genrec.models.textknn as mod
 
-    model = textknn(aggregation="max").fit(shop)
+    model = textknn(aggregation=aggregation).fit(shop)
     users = model.user_map.external_ids
     full = model.recommend(users, k=5, exclude_seen=False)
-    monkeypatch.setattr(mod, "_BLOCK_ELEMENTS", 1)  # one history item per block
+    monkeypatch.setattr(mod, "_BLOCK_ELEMENTS", 1)  # one history item / user per block
     small = model.recommend(users, k=5, exclude_seen=False)
     np.testing.assert_array_equal(full.internal_item_ids, small.internal_item_ids)
     np.testing.assert_allclose(full.scores, small.scores, rtol=1e-6)

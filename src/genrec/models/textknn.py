@@ -155,7 +155,7 @@ class TextKNN(ScoringRecommender):
         W.eliminate_zeros()
         if self.config.aggregation == "centroid":
             profile = normalize_rows(W @ V)  # (B, d) weighted centroid, unit length
-            scores = _dense(profile @ V.T)  # (B, N) cosine to every item
+            scores = self._cosines(profile)  # (B, N) cosine to every item
         else:
             scores = self._max_scores(W)
         # no text signal at all (history items without text): popularity, as for empty histories
@@ -164,6 +164,20 @@ class TextKNN(ScoringRecommender):
             pop = np.asarray(self.item_popularity_, dtype=np.float32)
             scores[blank] = pop / max(float(pop.max()), 1.0)
         return scores
+
+    def _cosines(self, profile: np.ndarray | sp.csr_matrix) -> np.ndarray:
+        """``profile @ V.T`` as dense ``(B, N)``. For sparse TF-IDF vectors the profiles are
+        made dense in row blocks and multiplied as ``V @ P.T`` (sparse x dense), about twice
+        as fast as a sparse x sparse product whose result is dense anyway."""
+        V = self.item_vectors_
+        if not sp.issparse(V):
+            return _dense(profile @ V.T)
+        out = np.empty((profile.shape[0], V.shape[0]), dtype=np.float32)
+        rows = max(1, _BLOCK_ELEMENTS // max(V.shape[1], 1))
+        for start in range(0, profile.shape[0], rows):
+            block = _dense(profile[start : start + rows])  # (b, V)
+            out[start : start + rows] = np.asarray(V @ block.T).T  # (b, N)
+        return out
 
     def _max_scores(self, W: sp.csr_matrix) -> np.ndarray:
         """``max_j w_j cos(v_{h_j}, v_i)`` per row, in blocks of history items."""
