@@ -198,6 +198,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="M",
         help="tune every model for M minutes on the validation split first (extra `tune`)",
     )
+    p.add_argument(
+        "--suite",
+        default=None,
+        metavar="NAME",
+        help="run a suite (genrec.suites, e.g. generative-vs-classical): its models, seeds and "
+        "budgets under each protocol, and a verdict report",
+    )
+    p.add_argument("--quick", action="store_true", help="the suite's quick mode (small budgets)")
+    p.add_argument(
+        "--protocols",
+        type=_csv_list,
+        default=None,
+        metavar="P,...",
+        help="splits of a suite run (default loo,temporal)",
+    )
 
     p = sub.add_parser(
         "tune", help="tune a model's hyper-parameters on the validation split (extra `tune`)"
@@ -510,6 +525,12 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from genrec.evaluation.report import print_table
     from genrec.registry import list_models
 
+    if args.suite:  # genrec.suites: many models, both protocols, one verdict report
+        from genrec.suites import cmd_suite
+
+        return cmd_suite(args, argv)
+    if args.quick or args.protocols:
+        raise ConfigError("--quick and --protocols only apply with --suite")
     models = args.models or [m for m in DEFAULT_MODELS if _available(m)]
     known = set(list_models())
     for m in models:

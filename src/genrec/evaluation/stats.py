@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -12,6 +13,7 @@ __all__ = [
     "compare_to_reference",
     "holm_correction",
     "mean_std",
+    "paired_effect_size",
     "paired_test",
 ]
 
@@ -112,6 +114,28 @@ def paired_test(a: np.ndarray, b: np.ndarray, method: str = "ttest") -> float:
     if np.isnan(p):
         return 1.0
     return min(max(p, 0.0), 1.0)
+
+
+def paired_effect_size(a: np.ndarray, b: np.ndarray) -> float:
+    """Cohen's d_z of paired values: ``mean(a - b) / std(a - b)`` (``ddof=1``).
+
+    The standardized mean difference that the paired t-test uses (t = d_z * sqrt(n)); by
+    Cohen's rule of thumb 0.2 is small, 0.5 medium, 0.8 large. ``0.0`` when every difference
+    is zero; ``+/-inf`` when the differences are a non-zero constant.
+
+    Args:
+        a: 1-D per-user values of a model.
+        b: 1-D per-user values of the reference, same length.
+    """
+    x, y = _as_1d("a", a), _as_1d("b", b)
+    if x.shape != y.shape or x.size == 0:
+        raise ValueError(f"a and b must be non-empty and of equal length, got {x.size}, {y.size}")
+    diff = x - y
+    mean = float(diff.mean())
+    sd = float(diff.std(ddof=1)) if diff.size > 1 else 0.0
+    if sd == 0.0:
+        return 0.0 if mean == 0.0 else math.copysign(math.inf, mean)
+    return mean / sd
 
 
 def holm_correction(p_values: Sequence[float]) -> list[float]:

