@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 
-.PHONY: demo test lint bench install dev clean browser
+.PHONY: demo test lint bench install dev clean browser reproduce verdict-quick
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,19 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/bench_evaluator.py
+
+# Reproduction checks on Amazon Beauty (../shared/data/amazon-beauty; slow): classical models
+# vs the recorded measurement, SASRec vs the TIGER paper's table, TIGER vs its paper. Neural
+# checks need a GPU and skip without one. Records -> docs/measurements/reproduction/, then
+# the README Results block is regenerated from them.
+reproduce: $(VENV)/.installed-dev
+	GENREC_REPRO_DIR=docs/measurements/reproduction $(BIN)/pytest -m slow tests/reproduction -v -rs
+	$(BIN)/python benchmarks/results_table.py --update-readme
+
+# The generative-vs-classical verdict in quick mode (< 15 min on a 2-core CPU).
+verdict-quick: $(VENV)/.installed
+	$(BIN)/genrec benchmark --suite generative-vs-classical --dataset movielens-small --quick \
+		--name verdict-quick
 
 # Debian's Chromium for the browser tests (report screenshot, web demo); needs root + apt.
 browser:

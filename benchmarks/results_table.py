@@ -5,6 +5,11 @@
 
 Each row is one model of one results file: Recall/NDCG @5/@10, the training budget actually
 used (epochs run, best epoch, whether the time budget ran out) and the hardware.
+
+A second table puts every reproduction check (``genrec.reproduction.CHECKS``) next to its
+published or previously measured numbers: the record written by ``make reproduce``
+(``docs/measurements/reproduction/<check>.json``) when there is one, else an earlier
+measurement of the same model, else "not run".
 """
 
 from __future__ import annotations
@@ -13,18 +18,29 @@ import argparse
 import glob
 import json
 import re
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_GLOBS = ("docs/measurements/*.json", "docs/measurements/*/*.json")
+REPRO_DIR = "docs/measurements/reproduction"
 START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
+SHORT = {"recall": "R", "ndcg": "N", "mrr": "MRR"}
+CONFIG_KEYS = ("loss", "max_seq_len", "l2", "n_neighbors", "shrink", "factors", "codebook",
+               "max_items", "time_budget_minutes")  # fmt: skip
+
+
+def _is_record(res: dict) -> bool:
+    return res.get("kind") == "genrec-reproduction"
 
 
 def rows(paths: list[Path]) -> list[tuple[float, str]]:
     out = []
     for path in paths:
         res = json.loads(path.read_text())
+        if _is_record(res) or "models" not in res:
+            continue  # reproduction records have their own table
         hw = res["manifest"]["hardware"]
         where = hw.get("cuda") or f"{hw.get('cpu_count')} CPUs"
         for name, m in res["models"].items():
@@ -48,12 +64,86 @@ def rows(paths: list[Path]) -> list[tuple[float, str]]:
     return sorted(out, key=lambda r: -r[0])
 
 
-def render(paths: list[Path]) -> str:
+def _short_metric(key: str) -> str:
+    name, _, k = key.partition("@")
+    return f"{SHORT.get(name, name)}@{k}"
+
+
+def _config_text(cfg: dict, source: str | None) -> str:
+    parts = [Path(source).name] if source else ["defaults"]
+    parts += [f"{k}={cfg[k]}" for k in CONFIG_KEYS if k in cfg and cfg[k] not in (None, 0.0)]
+    return ", ".join(parts)
+
+
+def _where(hw: dict) -> str:
+    return hw.get("cuda") or f"{hw.get('cpu_count')} CPUs"
+
+
+def reproduction_rows(repro_dir: Path = ROOT / REPRO_DIR) -> list[str]:
+    """One line per check: reference vs genrec per metric, tolerance, verdict, config."""
+    if str(ROOT / "src") not in sys.path:  # run from a checkout without installing
+        sys.path.insert(0, str(ROOT / "src"))
+    from genrec.reproduction import CHECKS, compare, reference_metrics
+
+    lines = []
+    for check in CHECKS:
+        ref = reference_metrics(check, ROOT)
+        record_path = repro_dir / f"{check.name}.json"
+        status, cfg_text, where = "not run", "", ""
+        measured: dict[str, float] | None = None
+        if record_path.is_file():
+            rec = json.loads(record_path.read_text())
+            measured = rec["measured"]
+            status = "**pass**" if rec["passed"] else "**FAIL**"
+            cfg_text = _config_text(rec["config"], rec.get("config_source"))
+            secs = rec["seconds"]
+            where = f"{_where(rec['hardware'])}, fit {secs['fit_per_seed']:.0f} s/seed"
+            if rec.get("training") and rec["training"][0]:
+                where += f", {rec['training'][0].get('epochs_run')} epochs"
+        elif check.previous and (ROOT / check.previous).is_file():
+            res = json.loads((ROOT / check.previous).read_text())
+            entry = res["models"][check.model]
+            measured = {k: v["mean"] for k, v in entry["metrics"].items()}
+            ok = all(r["ok"] for r in compare(measured, ref, check.mode, check.tolerance,
+                                              check.relative).values())  # fmt: skip
+            status = f"{'pass' if ok else 'below'} (earlier run {Path(check.previous).name})"
+            cfg_text = _config_text(entry["config"], entry.get("config_source"))
+            where = _where(res["manifest"]["hardware"])
+        elif check.gpu:
+            status = f"not run (needs a GPU; CPU: {check.cpu_estimate.split(' (')[0]})"
+        cells = []
+        for key, value in ref.items():
+            got = f"{measured[key]:.4f}" if measured and key in measured else "–"
+            cells.append(f"{_short_metric(key)} {value:.4f} / {got}")
+        lines.append(
+            f"| {check.name} | {check.source} | {'; '.join(cells)} | "
+            f"{check.tolerance_text()} | {status} | {cfg_text} | {where} |"
+        )
+    return lines
+
+
+def render(paths: list[Path], repro_dir: Path | None = None) -> str:
     header = (
         "| model | Recall@5 | NDCG@5 | Recall@10 | NDCG@10 | training budget | hardware | file |\n"
         "|---|---|---|---|---|---|---|---|"
     )
-    return "\n".join([header] + [line for _, line in rows(paths)])
+    table = "\n".join([header] + [line for _, line in rows(paths)])
+    repro = reproduction_rows(repro_dir or ROOT / REPRO_DIR)
+    if not repro:
+        return table
+    repro_header = (
+        "| check | reference from | metric: reference / genrec | tolerance | verdict | "
+        "genrec configuration | hardware, time |\n|---|---|---|---|---|---|---|"
+    )
+    return "\n".join([
+        table,
+        "",
+        "Reproduction checks (`make reproduce`; records in "
+        f"[{REPRO_DIR}/]({REPRO_DIR}/)):",
+        "",
+        repro_header,
+        *repro,
+    ])  # fmt: skip
 
 
 def main() -> None:
@@ -73,7 +163,7 @@ def main() -> None:
     if n != 1:
         raise SystemExit(f"README.md needs exactly one {START} ... {END} block")
     readme.write_text(new)
-    print(f"updated README.md ({len(table.splitlines()) - 2} rows)")
+    print(f"updated README.md ({len(table.splitlines())} lines)")
 
 
 if __name__ == "__main__":
