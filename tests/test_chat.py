@@ -295,3 +295,13 @@ def test_smollm2_rewrites_a_query(model, dataset):
     turn = s.respond("I loved Heat and Ronin")
     assert s.state.lm_query and len(s.state.lm_query) <= 200
     assert len(turn.recommendations) == 3
+
+
+def test_lm_prompt_and_cleaning():
+    from genrec.chat import clean_lm_query, lm_prompt
+
+    prompt = lm_prompt(["Heat", "Ronin"], ["heists"], ["Horror"])
+    assert "Heat, Ronin" in prompt and "heists" in prompt and "avoid: Horror" in prompt
+    assert clean_lm_query(' "Crime, heist thrillers."\nmore') == "Crime, heist thrillers"
+    assert clean_lm_query("Genres: 1. Crime 2. Drama") == "Crime Drama"
+    assert clean_lm_query("\n\n") == ""

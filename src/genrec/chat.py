@@ -68,6 +68,8 @@ __all__ = [
     "LocalLM",
     "TitleMatcher",
     "chat_loop",
+    "clean_lm_query",
+    "lm_prompt",
     "load_smollm2",
     "normalize_title",
     "session_from_artifact",
@@ -803,17 +805,12 @@ class ChatSession:
 
     def _lm_query(self) -> str:
         s = self.state
-        liked = "; ".join(str(self.titles[i]) for i in s.liked[-10:]) or "nothing yet"
-        wishes = ", ".join(s.wanted_terms + s.wanted_genres) or "none"
-        avoid = ", ".join(s.unwanted_terms + s.unwanted_genres) or "none"
-        prompt = (
-            f"A user liked: {liked}. Wishes: {wishes}. Avoid: {avoid}.\n"
-            "Write a short search query (genres and themes, at most 12 words) for what "
-            "they should watch next. Query:"
+        prompt = lm_prompt(
+            [str(self.titles[i]) for i in s.liked[-10:]],
+            s.wanted_terms + s.wanted_genres,
+            s.unwanted_terms + s.unwanted_genres,
         )
-        out = self.lm.generate(prompt, max_new_tokens=24)  # type: ignore[union-attr]
-        out = out.strip().splitlines()[0] if out.strip() else ""
-        return out.strip(" \"'")[:200]
+        return clean_lm_query(self.lm.generate(prompt, max_new_tokens=24))  # type: ignore[union-attr]
 
     # ------------------------------------------------------------------ answering
     def _allowed(self) -> np.ndarray:
@@ -1035,10 +1032,41 @@ def chat_loop(session: ChatSession, lines: Any, out: Any, *, echo: bool = False)
 
 
 # ---------------------------------------------------------------------- optional LM
+#: system message and answer prefix of :class:`LocalLM` (a 135M model needs the nudge)
+LM_SYSTEM = "You are a movie expert. Answer with a short comma-separated list."
+LM_PREFILL = "Genres and themes:"
+
+
+def lm_prompt(liked: Sequence[str], wishes: Sequence[str], avoid: Sequence[str]) -> str:
+    """The GPT4Rec-style request: genres and themes for what to watch next."""
+    text = f"Which genres and themes would someone who loved {', '.join(liked) or 'anything'}"
+    text += " enjoy next?"
+    if wishes:
+        text += f" They want: {', '.join(wishes)}."
+    if avoid:
+        text += f" They want to avoid: {', '.join(avoid)}."
+    return text
+
+
+def clean_lm_query(out: str) -> str:
+    """First line of a generation, without quotes, list numbers or an echoed prefix."""
+    line = next((ln for ln in out.strip().splitlines() if ln.strip()), "")
+    line = re.sub(r"^\s*(genres and themes|genres|query)\s*:\s*", "", line, flags=re.I)
+    line = re.sub(r"\b\d+\.\s*", "", line)
+    return line.strip(" \"'.;,")[:200]
+
+
 class LocalLM:
     """A causal LM from a GGUF file through ``transformers`` (greedy decoding, CPU)."""
 
-    def __init__(self, folder: str, gguf_file: str, num_threads: int = 1):
+    def __init__(
+        self,
+        folder: str,
+        gguf_file: str,
+        num_threads: int = 1,
+        system: str | None = LM_SYSTEM,
+        prefill: str = LM_PREFILL,
+    ):
         transformers = _require("transformers")
         _require("gguf")
         import torch
@@ -1047,18 +1075,24 @@ class LocalLM:
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
         self.model = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file)
         self.model.eval()
+        self.system = system
+        self.prefill = prefill
 
     def generate(self, prompt: str, max_new_tokens: int = 32) -> str:
-        """Greedy continuation of a chat-formatted ``prompt`` (the reply only)."""
+        """Greedy reply to ``prompt`` (chat template, ``system`` message, the answer started
+        with ``prefill``); returns the generated text only."""
         import torch
 
         messages = [{"role": "user", "content": prompt}]
+        if self.system:
+            messages.insert(0, {"role": "system", "content": self.system})
         try:
             text = self.tokenizer.apply_chat_template(
                 messages, tokenize=False, add_generation_prompt=True
             )
         except Exception:  # noqa: BLE001 - tokenizers without a chat template
-            text = prompt
+            text = prompt + "\n"
+        text += self.prefill
         enc = self.tokenizer(text, return_tensors="pt")
         with torch.inference_mode():
             out = self.model.generate(
