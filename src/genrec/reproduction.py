@@ -80,6 +80,7 @@ class Check:
 
 _CLASSICAL = "docs/measurements/beauty-classical-cpu.json"
 _H200 = "docs/measurements/beauty-h200-2026-11-27"
+_SASREC_CPU = "hours (~130 s per epoch on 2 cores, see docs/benchmarks.md; up to 200 epochs)"
 _TIGER_PAPER = "TIGER paper (Rajput et al., NeurIPS 2023), Table 1, Beauty"
 
 CHECKS: tuple[Check, ...] = (
@@ -103,7 +104,7 @@ CHECKS: tuple[Check, ...] = (
         metrics=("recall@10", "ndcg@10"), mode="at_least", tolerance=0.10, relative=True,
         config_path="configs/amazon-beauty/variants/sasrec-bce.yaml",
         overrides={"time_budget_minutes": 30.0, "eval_every": 2, "progress": False},
-        gpu=True, cpu_estimate="about 3 h (up to 200 epochs of ~50 s on 2 cores)",
+        gpu=True, cpu_estimate=_SASREC_CPU,
         previous=f"{_H200}/sasrec-bce-50.json",
     ),
     Check(
@@ -112,7 +113,7 @@ CHECKS: tuple[Check, ...] = (
         reference={"recall@10": 0.068, "ndcg@10": 0.037},
         metrics=("recall@10", "ndcg@10"), mode="at_least", tolerance=0.0,
         overrides={"time_budget_minutes": 20.0, "eval_every": 2, "progress": False},
-        gpu=True, cpu_estimate="about 3 h (up to 200 epochs of ~50 s on 2 cores)",
+        gpu=True, cpu_estimate=_SASREC_CPU,
         previous=f"{_H200}/sasrec-ce-50.json",
     ),
     Check(
