@@ -889,10 +889,11 @@ class ChatSession:
         if s.liked:
             liked = np.asarray(s.liked, dtype=np.int64)
             shared = self._shared_genres(item, liked)
+            # the liked item sharing most genres, text similarity breaking ties
+            closeness = np.array([len(x) for x in shared], dtype=np.float64)
             if self.text is not None:
-                best = int(liked[np.argmax(self.text.item_sims(np.array([item]), liked)[0])])
-            else:
-                best = int(liked[np.argmax([len(x) for x in shared])]) if shared else int(liked[-1])
+                closeness += self.text.item_sims(np.array([item]), liked)[0]
+            best = int(liked[np.argmax(closeness)]) if len(closeness) else int(liked[-1])
             common = self._shared_genres(item, np.array([best]))[0]
             part = f"because you liked {self.matcher.label(best)}"
             if common:
