@@ -192,3 +192,23 @@ def test_exclude_seen_false_can_return_seen(split: Split) -> None:
         len(set(seen[u].indices) & set(recs.internal_item_ids[r])) for r, u in enumerate(internal)
     )
     assert n_seen > 0
+
+
+def test_text_and_gru_interest_roundtrip(
+    split: Split, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Optional features: text vectors (stubbed; the real ones come from genrec.text) and a
+    trained GRU interest predictor survive save/load."""
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(split.train.n_items + 1, 8)).astype(np.float32)
+    monkeypatch.setattr(Cascade, "_text_vectors", lambda self, ds: vecs)
+    cfg = {**TINY, "text_features": True, "interest": "gru"}
+    model = get_model("cascade")(**cfg).fit(split.train)
+    names = model.builder_.feature_names
+    assert {"text_cos_last", "text_cos_hist", "interest"} <= set(names)
+    loaded = genrec.load(model.save(tmp_path / "c"))
+    users = model.user_map.external_ids
+    a = model.recommend(users, k=10, history=split.test.history)
+    b = loaded.recommend(users, k=10, history=split.test.history)
+    np.testing.assert_array_equal(a.internal_item_ids, b.internal_item_ids)
+    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-5)
