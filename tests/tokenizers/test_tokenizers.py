@@ -19,7 +19,7 @@ from genrec.tokenizers import (
     kmeans,
     list_tokenizers,
 )
-from genrec.tokenizers.hkmeans import balanced_assign
+from genrec.tokenizers.rkmeans import balanced_assign
 from genrec.tokenizers.rqvae import RQVAENetwork, rqvae_losses
 
 
@@ -243,3 +243,21 @@ def test_codebook_save_load(vectors, tmp_path):
     assert back.codebook_sizes == cb.codebook_sizes and back.item_ids == ids
     assert back.meta["tokenizer"] == "hkmeans"
     assert back.stats()["collision_rate_before"] == cb.meta["collision_rate_before"]
+
+
+def test_balanced_rkmeans_spreads_isotropic_residuals():
+    # Unit vectors in many dimensions: plain residual k-means leaves most items in one
+    # level-2 cluster; the balanced variant gives every cluster the same number of items.
+    gen = np.random.default_rng(0)
+    x = gen.normal(size=(400, 64)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    plain = RKMeansTokenizer(n_levels=2, codebook_size=8, dedup=False).fit(_padded(x))
+    bal = RKMeansTokenizer(n_levels=2, codebook_size=8, dedup=False, balanced=True).fit(
+        _padded(x)
+    )
+    for level in range(2):
+        sizes = np.bincount(bal.codes[1:, level], minlength=8)
+        assert sizes.max() - sizes.min() <= 1
+    n_plain = len(np.unique(plain.codes[1:, :2], axis=0))
+    n_bal = len(np.unique(bal.codes[1:, :2], axis=0))
+    assert n_bal >= n_plain

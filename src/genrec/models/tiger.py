@@ -100,6 +100,9 @@ class TIGERConfig(NeuralConfig):
     )
     n_levels: int = field(4, "code tokens per item, collision level included")
     codebook_size: int = field(256, "largest number of codes in any level")
+    rkmeans_balanced: bool = field(
+        True, "codebook='rkmeans': equal-size clusters per level (plain k-means collapses)"
+    )
     score_chunk_size: int = field(65536, "decoder sequences per chunk of exact scoring")
 
     def validate(self) -> None:
@@ -492,8 +495,12 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
             from genrec.text import embed_items
 
             vectors = embed_items(dataset, progress=cfg.progress)
+        options = {"balanced": cfg.rkmeans_balanced} if cfg.codebook == "rkmeans" else {}
         tokenizer = get_tokenizer(cfg.codebook)(
-            n_levels=max(cfg.n_levels - 1, 1), codebook_size=cfg.codebook_size, seed=cfg.seed
+            n_levels=max(cfg.n_levels - 1, 1),
+            codebook_size=cfg.codebook_size,
+            seed=cfg.seed,
+            **options,
         )
         cb = tokenizer.fit(vectors, ids)
         if cb.n_levels == cfg.n_levels - 1:  # no collisions: a constant collision level

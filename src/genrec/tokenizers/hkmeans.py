@@ -31,63 +31,7 @@ import torch
 from genrec.config import field
 from genrec.errors import ConfigError
 from genrec.tokenizers.base import SemanticIDTokenizer, TokenizerConfig, register_tokenizer
-from genrec.tokenizers.rkmeans import kmeans_plusplus, sq_distances
-
-
-def balanced_assign(dist: np.ndarray, k: int) -> np.ndarray:
-    """Greedy capacity-constrained assignment; cluster sizes differ by at most 1.
-
-    Args:
-        dist: ``(m, k)`` distances of ``m`` points to ``k`` centres.
-        k: number of clusters.
-
-    Returns:
-        ``(m,)`` labels with ``m mod k`` clusters of size ``ceil(m / k)`` and the rest
-        ``floor(m / k)``.
-    """
-    m = dist.shape[0]
-    low, n_high = divmod(m, k)  # every cluster gets `low`, `n_high` of them one more
-    sizes = np.zeros(k, dtype=np.int64)
-    labels = np.empty(m, dtype=np.int64)
-    high_used = 0
-    full = np.zeros(k, dtype=bool)
-    # Points sure of their cluster (small distance to the nearest centre) choose first.
-    order = np.argsort(dist.min(1), kind="stable")
-    ranked = np.argsort(dist, axis=1, kind="stable")  # (m, k) centres by preference
-    for i in order:
-        for c in ranked[i]:
-            if not full[c]:
-                break
-        labels[i] = c
-        sizes[c] += 1
-        if sizes[c] == low + 1:
-            high_used += 1
-            full[c] = True
-        if high_used >= n_high:  # no more clusters may grow beyond `low`
-            full |= sizes >= low
-    return labels
-
-
-def balanced_kmeans(
-    x: torch.Tensor, k: int, *, n_iter: int, seed: int
-) -> tuple[torch.Tensor, np.ndarray]:
-    """k-means whose assignment step is :func:`balanced_assign` (``k < len(x)``).
-
-    Returns:
-        ``(centers (k, d), labels (m,))``.
-    """
-    g = torch.Generator().manual_seed(int(seed))
-    centers = kmeans_plusplus(x, k, g)
-    labels = balanced_assign(sq_distances(x, centers).numpy(), k)
-    for _ in range(n_iter):
-        lab = torch.from_numpy(labels)
-        counts = torch.bincount(lab, minlength=k).float().clamp_min(1)
-        centers = torch.zeros_like(centers).index_add_(0, lab, x) / counts[:, None]
-        new = balanced_assign(sq_distances(x, centers).numpy(), k)
-        if np.array_equal(new, labels):
-            break
-        labels = new
-    return centers, labels
+from genrec.tokenizers.rkmeans import balanced_kmeans, sq_distances
 
 
 @dataclass(frozen=True)
