@@ -180,11 +180,13 @@ def run_benchmark(
     split: Split | None = None,
     on_progress: Callable[[str], None] | None = None,
     per_user: dict[str, dict[str, np.ndarray]] | None = None,
+    on_fit: Callable[[str, int, Any], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, EvaluationResult]]:
     """Fit and evaluate every model of ``spec`` on ``dataset`` for each seed.
 
     ``per_user``, when given, receives each model's per-user metric arrays (mean over seeds,
     the values the significance tests use), e.g. to test models of several runs together.
+    ``on_fit(name, seed, model)``, when given, is called with every freshly fitted model.
 
     Returns:
         ``(results, last_evaluations)``: the ``results.json`` dictionary and, per model,
@@ -247,6 +249,8 @@ def run_benchmark(
             say(f"{name}: fitting (seed {seed})")
             model = cls(cls.config_class.from_dict({**cfg, "seed": seed}))
             model.fit(split.train, valid=split.valid)
+            if on_fit is not None:
+                on_fit(name, seed, model)
             say(f"{name}: evaluating (seed {seed})")
             res = evaluate(
                 model, split, ks=spec.ks, sampled_negatives=spec.sampled_negatives, seed=seed
