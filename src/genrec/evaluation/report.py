@@ -1070,6 +1070,57 @@ def _join(items: list[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
+def _compact_verdict(
+    where: str,
+    n_users: int | None,
+    ref: str,
+    policy: str | None,
+    label: str,
+    ref_mean: float,
+    rows: dict[str, dict[str, Any]],
+    scored: dict[str, Any],
+    metric: str,
+) -> str:
+    """One sentence per protocol for the suite summary: significant gains in full, the
+    other groups as names with their relative difference and the range of p-values."""
+    head = f"{where[0].upper()}{where[1:]}"
+    head += f" ({n_users:,} test users" if n_users else " ("
+    head += f"{'; ' if n_users else ''}reference {ref}"
+    head += f", {policy}" if policy else ""
+    head += f"; its test {label} {ref_mean:.4f}): "
+    parts = []
+    for key, lead in (
+        ("better", "significantly better"),
+        ("worse", "significantly worse"),
+        ("not significant", "not significantly different"),
+    ):
+        members = sorted(
+            (n for n, r in rows.items() if r["verdict"] == key), key=lambda n: -rows[n]["mean"]
+        )
+        if not members:
+            continue
+        if key == "better":
+            parts.append(f"{lead}: " + _join([_describe(n, rows[n]) for n in members]))
+            continue
+
+        def rel(n: str) -> str:
+            r = rows[n]["relative_delta"]
+            return n if r is None else f"{n} ({r * 100:+.0f}%)"
+
+        ps = [rows[n]["p"] for n in members if rows[n]["p"] is not None]
+        bound = ""
+        if ps and key == "worse":
+            bound = f", all {format_p(max(ps)).replace('p = ', 'p ≤ ')}"
+        elif ps:
+            bound = f", all {format_p(min(ps)).replace('p = ', 'p ≥ ')}"
+        parts.append(f"{lead}: " + _join([rel(n) for n in members]) + bound)
+    if not any(r["verdict"] in ("better", "worse") for r in rows.values()):
+        parts.append(f"no model differs significantly from {ref}")
+    best = max(scored, key=lambda n: scored[n]["metrics"][metric]["mean"])
+    parts.append(f"best on test {label}: {best}")
+    return head + "; ".join(parts) + "."
+
+
 def verdict_summary(
     results: dict[str, Any],
     metric: str = "ndcg@10",
@@ -1110,6 +1161,8 @@ def verdict_summary(
     rows = {n: _verdict_row(r, metric, ref_mean) for n, r in scored.items() if n != ref}
     n_users = next((r["n_users"] for r in rows.values() if r["n_users"]), None)
     policy = results.get("reference_policy")
+    if compact:
+        return _compact_verdict(where, n_users, ref, policy, label, ref_mean, rows, scored, metric)
     opening = f"Under {where}"
     if n_users:
         opening += f" ({n_users:,} test users)"
@@ -1223,11 +1276,12 @@ def ranking_sentence(ranking: dict[str, Any]) -> str:
         "only loosely related" if tau >= 0.2 else
         "unrelated or reversed"
     )  # fmt: skip
-    moves = []
-    for m, row in ranking["models"].items():
-        d = row[pa]["rank"] - row[pb]["rank"]
-        if abs(d) >= 2:
-            moves.append(f"{m} {'up' if d > 0 else 'down'} {abs(d):g}")
+    shifts = {m: row[pa]["rank"] - row[pb]["rank"] for m, row in ranking["models"].items()}
+    moves = [
+        f"{m} {'up' if d > 0 else 'down'} {abs(d):g}"
+        for m, d in sorted(shifts.items(), key=lambda kv: -abs(kv[1]))  # stable: rank order
+        if abs(d) >= 2
+    ]
     text = (
         f"The ranking by test {label} under {pa} and under {pb} is {strength} "
         f"(Kendall τ = {tau:.2f}, {format_p(ranking.get('p_value'))}, "
@@ -1368,8 +1422,8 @@ def _suite_protocol_section(protocol: str, res: dict[str, Any], suite: dict[str,
         tune = r.get("tuning") or {}
         tr = [t for t in (r.get("training") or []) if t]
         epochs = ""
-        if tr:
-            epochs = f"{tr[0].get('epochs_run', '')} (best {tr[0].get('best_epoch', 0) + 1})"
+        if tr and tr[0].get("epochs_run") is not None:
+            epochs = f"{tr[0]['epochs_run']} (best {tr[0].get('best_epoch', 0) + 1})"
             if tr[0].get("out_of_time"):
                 epochs += ", budget hit"
         budget = (r.get("config") or {}).get("time_budget_minutes")
