@@ -100,6 +100,9 @@ class TIGERConfig(NeuralConfig):
     )
     n_levels: int = field(4, "code tokens per item, collision level included")
     codebook_size: int = field(256, "largest number of codes in any level")
+    diagnostic_users: int = field(
+        64, "users sampled by diagnostics() (exact scoring: n_items sequences each; 0 = off)"
+    )
     rkmeans_balanced: bool = field(
         True, "codebook='rkmeans': equal-size clusters per level (plain k-means collapses)"
     )
@@ -113,6 +116,7 @@ class TIGERConfig(NeuralConfig):
             "score_chunk_size",
         )  # fmt: skip
         self.positive("n_user_buckets", allow_zero=True)
+        self.positive("diagnostic_users", allow_zero=True)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"TIGERConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if self.codebook != "random" and not self.codebook_path:
@@ -723,10 +727,6 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
         return bad / max(total, 1)
 
     # -------------------------------------------------------------- diagnostics
-    #: users sampled by :meth:`diagnostics` (exact scoring costs ``n_items`` decoder
-    #: sequences per user)
-    diagnostic_users: int = 64
-
     def codebook_diagnostics(self) -> dict[str, float | int]:
         """Health of the fitted code table (flat, for ``results.json``).
 
@@ -793,7 +793,7 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
             split: a :class:`~genrec.data.splitting.Split` (its test holdout), a
                 :class:`~genrec.data.splitting.Holdout` or ``None`` (training users with
                 their training history; no recall then).
-            sample_users: users to sample (default :attr:`diagnostic_users`); exact scoring
+            sample_users: users to sample (default ``config.diagnostic_users``); exact scoring
                 costs ``n_items`` decoder sequences per user.
             seed: seed of the user sample.
             k: cut-off of the overlap and recall.
@@ -814,7 +814,9 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
         else:
             hist = self._histories_for(holdout.history)
             users, targets = holdout.users, holdout.targets
-        n = min(int(sample_users or self.diagnostic_users), len(users))
+        if sample_users is None:
+            sample_users = self.config.diagnostic_users
+        n = min(int(sample_users), len(users))
         if n == 0:
             return out
         rows = np.sort(np.random.default_rng(seed).choice(len(users), n, replace=False))
