@@ -46,7 +46,7 @@ reproduce: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/results_table.py --update-readme
 
 # The generative-vs-classical verdict in quick mode (< 15 min on a 2-core CPU).
-verdict-quick: $(VENV)/.installed
+verdict-quick: $(VENV)/.installed-dev
 	$(BIN)/genrec benchmark --suite generative-vs-classical --dataset movielens-small --quick \
 		--name verdict-quick
 

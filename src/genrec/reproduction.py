@@ -109,7 +109,8 @@ CHECKS: tuple[Check, ...] = (
     ),
     Check(
         "beauty-sasrec-ce", "sasrec",
-        "floor expected of full-softmax (CE) SASRec (genrec issue 9)",
+        "floor set for full-softmax SASRec "
+        "(genrec issue 4, after Klenitskiy & Vasilev, RecSys 2023)",
         reference={"recall@10": 0.068, "ndcg@10": 0.037},
         metrics=("recall@10", "ndcg@10"), mode="at_least", tolerance=0.0,
         overrides={"time_budget_minutes": 20.0, "eval_every": 2, "progress": False},
