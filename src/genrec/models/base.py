@@ -367,8 +367,13 @@ class ScoringRecommender(Recommender):
             )
         return scores
 
+    def _recommendation_scores(self, batch: HistoryBatch, exclude_seen: bool) -> torch.Tensor:
+        """Scores that :meth:`recommend` ranks (default :meth:`score`); a model whose scoring
+        depends on ``exclude_seen`` (the cascade's candidate generation) overrides this."""
+        return self.score(batch)
+
     def _recommend_batch(self, batch, k, exclude_seen, candidates, demote):
-        scores = self.score(batch).clone()
+        scores = self._recommendation_scores(batch, exclude_seen).clone()
         cold = (batch.user_ids == 0) & (np.diff(batch.matrix.indptr) == 0)
         if (
             self.popular_for_empty_history and cold.any()

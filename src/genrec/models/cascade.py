@@ -45,7 +45,6 @@ from genrec.config import ModelConfig, field
 from genrec.data.dataset import Dataset, HistoryBatch, UserHistories
 from genrec.errors import ArtifactError, ConfigError, DataValidationError
 from genrec.models.base import ScoringRecommender
-from genrec.models.topk import topk_with_ties
 from genrec.ranking.candidates import (
     CandidateSet,
     SourceSpec,
@@ -356,26 +355,9 @@ class Cascade(ScoringRecommender):
     def _score(self, batch: HistoryBatch) -> torch.Tensor:
         return self.cascade_scores(batch, exclude_seen=True)
 
-    def _recommend_batch(self, batch, k, exclude_seen, candidates, demote):
-        # as ScoringRecommender, but candidate generation knows about exclude_seen
-        from genrec.models.base import _candidate_rows
-
-        scores = self.cascade_scores(batch, exclude_seen).clone()
-        cold = (batch.user_ids == 0) & (np.diff(batch.matrix.indptr) == 0)
-        if cold.any():  # an empty ad-hoc history carries no signal: popularity
-            pop = torch.as_tensor(self.item_popularity_, dtype=torch.float32)
-            scores[torch.from_numpy(cold)] = pop
-        scores[:, 0] = float("-inf")
-        if exclude_seen:
-            m = batch.matrix
-            rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-            scores[torch.from_numpy(rows), torch.from_numpy(m.indices.astype(np.int64))] = float(
-                "-inf"
-            )
-        if candidates is not None:
-            scores.masked_fill_(~_candidate_rows(candidates, scores.shape[1]), float("-inf"))
-        idx, vals = topk_with_ties(scores, k, demote)
-        return idx.numpy(), vals.numpy()
+    def _recommendation_scores(self, batch: HistoryBatch, exclude_seen: bool) -> torch.Tensor:
+        # candidate generation knows about exclude_seen (seen items are not candidates)
+        return self.cascade_scores(batch, exclude_seen)
 
     # ------------------------------------------------------------------ persistence
     def _state_dict(self) -> dict[str, np.ndarray]:
