@@ -504,7 +504,9 @@ def run_suite(
             policy = "first classical model (no validation split)"
         if ref is not None:
             merged["reference_model"] = ref
-            for m, rows in _significance(per_user, ref, suite.alpha).items():
+            # only models whose run completed (a run may fail after filling per_user)
+            done = {m: v for m, v in per_user.items() if m in runs}
+            for m, rows in _significance(done, ref, suite.alpha).items():
                 merged["models"][m]["significance"] = rows
         else:
             merged["reference_model"] = None

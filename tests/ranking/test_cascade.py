@@ -212,3 +212,34 @@ def test_text_and_gru_interest_roundtrip(
     b = loaded.recommend(users, k=10, history=split.test.history)
     np.testing.assert_array_equal(a.internal_item_ids, b.internal_item_ids)
     np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-5)
+
+
+def test_prefitted_source_trained_on_more_data_is_refused(split: Split, tmp_path: Path) -> None:
+    # same id maps (every split keeps the full dataset's), but fitted on train + test
+    full = get_model("als")(**ALS).fit(split.test.history).save(tmp_path / "als-full")
+    cfg = {**TINY, "candidates": [{"model": "als", "n": 15, "config": ALS, "path": str(full)}]}
+    with pytest.raises(DataValidationError, match="other interactions"):
+        get_model("cascade")(**cfg).fit(split.train)
+
+
+def test_saved_cascade_does_not_need_its_preset(split: Split, tmp_path: Path) -> None:
+    preset = tmp_path / "als.yaml"
+    preset.write_text("factors: 8\niterations: 10\nregularization: 1.0\nnum_threads: 1\n")
+    cfg = {**TINY, "candidates": [{"model": "als", "n": 15, "preset": str(preset)}]}
+    model = get_model("cascade")(**cfg).fit(split.train)
+    art = model.save(tmp_path / "cascade")
+    preset.unlink()
+    loaded = genrec.load(art)
+    users = split.test.users[:5]
+    np.testing.assert_array_equal(
+        loaded.recommend(loaded.user_map.to_external(users), k=5).item_ids,
+        model.recommend(model.user_map.to_external(users), k=5).item_ids,
+    )
+
+
+def test_source_without_item_table_is_skipped_for_vectors(split: Split) -> None:
+    # Mult-VAE has no item-embedding table: the cascade fits without its vector features
+    vae = {"model": "multvae", "n": 15, "config": {"epochs": 1, "progress": False}}
+    model = get_model("cascade")(**{**TINY, "candidates": [*TINY["candidates"], vae]})
+    model.fit(split.train)
+    assert not any(n.startswith("multvae_emb") for n in model.builder_.feature_names)

@@ -112,3 +112,19 @@ def test_next_prob_and_vectors(data: Dataset) -> None:
     # no timestamps in an ad-hoc history: time features are missing
     assert np.isnan(F["item_age_at_user"]).all() and np.isnan(F["user_span_days"]).all()
     assert "cat_share_max" not in F  # no categories given
+
+
+def test_serving_history_past_the_data_end_is_clipped(data: Dataset) -> None:
+    """A serving history may end after the fitted data (validation items, temporal split):
+    time features are computed at the data end, never from a time the builder never saw."""
+    fit_on = data.subset(data.timestamps <= 6 * DAY)  # drop u3's day-10 interaction
+    fb = FeatureBuilder(["s1"], recent_days=5.0, user_window_days=3.0, cooc_window=2)
+    fb.fit(fit_on.histories())
+    a, c = data.item_map.to_internal(["a", "c"])
+    (u3,) = data.user_map.to_internal(["u3"])
+    batch = data.histories().batch(np.array([u3]))  # last interaction at day 10 > end (6)
+    s1 = (np.array([[a, c]]), np.array([[0.9, 0.5]], dtype=np.float32))
+    X = fb.transform(batch, union_candidates([s1], ["s1"], data.n_items))
+    F = dict(zip(fb.feature_names, X.T))
+    assert np.all(F["user_days_since_last"] == 0.0)
+    assert np.all(F["item_since_last_at_user"] >= 0.0)

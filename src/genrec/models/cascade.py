@@ -119,6 +119,20 @@ class Cascade(ScoringRecommender):
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, dataset: Dataset, valid: Any) -> None:
+        # Resolve presets into the config now: the saved artifact is then self-contained
+        # (loading never re-reads a preset file that may have moved or changed).
+        resolved = []
+        for spec in self.config.sources():
+            entry = {
+                "model": spec.model,
+                "n": spec.n,
+                "name": spec.name,
+                "config": self._source_model(spec).config.to_dict(),
+            }
+            if spec.path:
+                entry["path"] = spec.path
+            resolved.append(entry)
+        self.config = self.config.replace(candidates=resolved)
         cfg = self.config
         specs = cfg.sources()
         self.specs_ = specs
@@ -213,6 +227,14 @@ class Cascade(ScoringRecommender):
                 f"another dataset (its id maps: {model.user_map.size} users, "
                 f"{model.item_map.size} items; this data: {dataset.n_users} users, "
                 f"{dataset.n_items} items, or the same sizes with other ids)"
+            )
+        mine, theirs = dataset.histories().matrix, model.train_histories_.matrix
+        if mine.shape != theirs.shape or mine.nnz != theirs.nnz or (mine != theirs).nnz:
+            raise DataValidationError(
+                f"candidate source {spec.name!r}: the artifact at {spec.path} was trained on "
+                f"other interactions than this cascade's training data ({theirs.nnz:,} vs "
+                f"{mine.nnz:,} user-item pairs); a source fitted on more data (e.g. with the "
+                f"validation or test interactions) would leak them into the evaluation"
             )
         return model
 

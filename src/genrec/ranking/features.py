@@ -33,7 +33,9 @@ Feature groups (names in :attr:`FeatureBuilder.feature_names`):
   vectors): ``{v}_cos_last`` (cosine with the last item) and ``{v}_cos_hist`` (cosine with the
   mean of the last ``cooc_window`` items).
 
-Time features are NaN without timestamps; both rankers treat NaN as missing.
+Time features are NaN without timestamps; both rankers treat NaN as missing. ``t_u`` is
+clipped to the fitted data's end: at serving time a history may include interactions after it
+(the validation item, and every held-out item under a temporal split).
 """
 
 from __future__ import annotations
@@ -196,6 +198,11 @@ class FeatureBuilder:
         if self.has_times and batch.seq_times is not None:
             t_u[nonempty] = batch.seq_times[batch.seq_indptr[1:][nonempty] - 1]
             t_first[nonempty] = batch.seq_times[batch.seq_indptr[:-1][nonempty]]
+            # A serving history may run past the fitted data (train + validation items after
+            # the training data's end, always so under a temporal split): clip to the data end
+            # so the features stay in the range the ranker was trained on (no negative
+            # "days since last", no item counts at times the builder never saw).
+            t_u = np.minimum(t_u, self.t_end)
         if self.has_times:
             cols.append(self.pop_recent[i])
             cols.append((self.t_end - self.last_t[i]) / DAY)

@@ -380,7 +380,9 @@ def collaborative_vectors(model: Any) -> np.ndarray:
         arr = emb.weight.detach().float().cpu().numpy().copy()
     elif getattr(model, "item_factors_", None) is not None:
         arr = np.asarray(model.item_factors_, dtype=np.float32).copy()
-    elif hasattr(model, "network_") or hasattr(model, "item_factors_"):
+    elif (hasattr(model, "network_") or hasattr(model, "item_factors_")) and not getattr(
+        model, "is_fitted", False
+    ):
         raise NotFittedError(f"{type(model).__name__} is not fitted; call fit() first")
     else:
         raise TypeError(
