@@ -202,3 +202,20 @@ def test_time_budget_stops_after_the_epoch(split):
     assert info["out_of_time"] and info["epochs_run"] == 1
     with pytest.raises(ConfigError, match="time_budget_minutes must be >= 0"):
         Toy(time_budget_minutes=-1)
+
+
+def test_adam_beta2_reaches_the_optimizer_and_is_validated(split, monkeypatch) -> None:
+    from genrec.models.sasrec import SASRecConfig
+
+    with pytest.raises(ConfigError, match="adam_beta2"):
+        SASRecConfig(adam_beta2=1.0)
+    seen: list[tuple[float, float]] = []
+    real = torch.optim.AdamW
+
+    def spy(params, **kw):
+        seen.append(kw["betas"])
+        return real(params, **kw)
+
+    monkeypatch.setattr(torch.optim, "AdamW", spy)
+    Toy(epochs=1, progress=False, adam_beta2=0.98).fit(split.train, split.valid)
+    assert seen == [(0.9, 0.98)]

@@ -38,6 +38,9 @@ class NeuralConfig(ModelConfig):
     batch_size: int = field(128, "training sequences per batch (per process under DDP)")
     lr: float = field(1e-3, "AdamW learning rate")
     weight_decay: float = field(0.0, "AdamW weight decay")
+    adam_beta2: float = field(
+        0.999, "AdamW second-moment decay (0.98 as in the SASRec paper and RecTools)"
+    )
     warmup_steps: int = field(0, "linear learning-rate warm-up steps")
     grad_clip: float = field(1.0, "clip the gradient norm to this value (0 = off)")
     patience: int = field(5, "stop after this many evaluations without improvement (0 = off)")
@@ -54,6 +57,8 @@ class NeuralConfig(ModelConfig):
         self.positive("epochs", "batch_size", "lr", "eval_every")
         self.positive("time_budget_minutes", allow_zero=True)
         self.positive("weight_decay", "warmup_steps", "grad_clip", "patience", allow_zero=True)
+        if not 0.0 < self.adam_beta2 < 1.0:
+            raise ConfigError(f"adam_beta2 must be in (0, 1), got {self.adam_beta2!r}")
         if "@" not in self.val_metric:
             raise ConfigError(f"val_metric must look like 'ndcg@10', got {self.val_metric!r}")
 

@@ -178,7 +178,10 @@ class Trainer:
         self._setup_distributed()
         try:
             optimizer = torch.optim.AdamW(
-                net.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay
+                net.parameters(),
+                lr=self.cfg.lr,
+                weight_decay=self.cfg.weight_decay,
+                betas=(0.9, getattr(self.cfg, "adam_beta2", 0.999)),
             )
             if self.resume and self.checkpoint_dir is not None:
                 self._load_checkpoint(optimizer)  # before DDP, which broadcasts rank 0's
