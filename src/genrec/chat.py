@@ -59,6 +59,7 @@ import pandas as pd
 
 from genrec import columns as C
 from genrec.errors import DataValidationError, MissingExtraError
+from genrec.text.encoders import normalize_rows
 
 __all__ = [
     "ChatRecommendation",
@@ -427,9 +428,9 @@ class _TextSpace:
     def encode(self, texts: list[str]) -> np.ndarray:
         missing = [t for t in texts if t not in self._cache]
         if missing:
-            vecs = np.asarray(_dense(self._encode(missing)), dtype=np.float32)
+            vecs = normalize_rows(np.asarray(_dense(self._encode(missing)), dtype=np.float32))
             for t, v in zip(missing, vecs):
-                self._cache[t] = v / max(float(np.linalg.norm(v)), 1e-12)
+                self._cache[t] = v
         return np.stack([self._cache[t] for t in texts])
 
     def sims(self, items: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -561,7 +562,7 @@ class ChatSession:
         if encoder is not None:
             vecs = np.asarray(encoder(self.texts[1:]), dtype=np.float32)
             full = np.zeros((n + 1, vecs.shape[1]), dtype=np.float32)
-            full[1:] = vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+            full[1:] = normalize_rows(vecs)
             return _TextSpace(full, encoder, "custom")
         if index is None:
             return None

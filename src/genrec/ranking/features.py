@@ -48,6 +48,7 @@ import scipy.sparse as sp
 
 from genrec.data.dataset import HistoryBatch, UserHistories, left_pad
 from genrec.ranking.candidates import CandidateSet
+from genrec.text.encoders import normalize_rows
 
 DAY = 86_400.0
 
@@ -148,7 +149,8 @@ class FeatureBuilder:
             None if categories is None else sp.csr_matrix(categories, dtype=np.float32)
         )
         self.vectors = {
-            name: _unit(np.asarray(v, dtype=np.float32)) for name, v in (vectors or {}).items()
+            name: normalize_rows(np.asarray(v, dtype=np.float32))
+            for name, v in (vectors or {}).items()
         }
         self.interest = interest
         return self
@@ -252,7 +254,7 @@ class FeatureBuilder:
         if self.vectors:
             for V in self.vectors.values():
                 cols.append((V[i] * V[li]).sum(1))
-                cent = _unit(V[recent_items].sum(1))  # (B, d); padding rows are zero
+                cent = normalize_rows(V[recent_items].sum(1))  # (B, d); padding rows are zero
                 cols.append((V[i] * cent[r]).sum(1))
         X = (
             np.column_stack([np.asarray(c, dtype=np.float32) for c in cols])
@@ -294,11 +296,6 @@ class FeatureBuilder:
             (np.ones(len(indices), dtype=np.float32), indices, state["categories.indptr"]),
             shape=shape,
         )
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.maximum(norm, 1e-12)).astype(np.float32)
 
 
 def _lookup(mat: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

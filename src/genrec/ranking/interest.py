@@ -55,6 +55,7 @@ from torch import nn
 from genrec import columns as C
 from genrec.data.dataset import Dataset, HistoryBatch, UserHistories, _as_list
 from genrec.errors import ConfigError, DataValidationError, NotFittedError
+from genrec.text.encoders import normalize_rows
 
 Method = Literal["gru", "last", "majority", "zeroshot"]
 METHODS: tuple[str, ...] = ("gru", "last", "majority", "zeroshot")
@@ -401,8 +402,8 @@ class InterestPredictor:
                 f"category_vectors has shape {cv.shape}, expected "
                 f"({self.n_categories}, {vec.shape[1]})"
             )
-        self.item_vectors = _unit(vec)
-        self.category_vectors = _unit(cv)
+        self.item_vectors = normalize_rows(vec)
+        self.category_vectors = normalize_rows(cv)
 
     # ------------------------------------------------------------------ predicting
     def _sequences(self, histories: Histories) -> list[np.ndarray]:
@@ -463,7 +464,8 @@ class InterestPredictor:
         elif self.method == "zeroshot":
             iv, cv = self.item_vectors, self.category_vectors
             for r in nonempty:
-                centroid = _unit(iv[seqs[r][-self.max_seq_len :]].mean(0, keepdims=True))  # (1, d)
+                recent = iv[seqs[r][-self.max_seq_len :]]  # (T, d)
+                centroid = normalize_rows(recent.mean(0, keepdims=True))  # (1, d)
                 sims = (centroid @ cv.T)[0] / self.temperature  # (C,)
                 sims = np.exp(sims - sims.max())
                 out[r] = sims / sims.sum()
@@ -551,11 +553,6 @@ class InterestPredictor:
         """Names of category indices."""
         self._check_fitted()
         return [self.categories[int(i)] for i in indices]  # type: ignore[index]
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def _topk(scores: np.ndarray, k: int) -> np.ndarray:

@@ -69,7 +69,8 @@ def tokenize(text: str) -> list[str]:
 
 
 def normalize_rows(x: np.ndarray | sp.spmatrix) -> np.ndarray | sp.csr_matrix:
-    """L2-normalise rows (zero rows stay zero); dense float32 or CSR float32."""
+    """L2-normalise rows (the last axis of a dense array; zero rows stay zero); dense float32
+    or CSR float32."""
     if sp.issparse(x):
         x = sp.csr_matrix(x, dtype=np.float32, copy=True)
         norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())  # (n,)
@@ -77,7 +78,7 @@ def normalize_rows(x: np.ndarray | sp.spmatrix) -> np.ndarray | sp.csr_matrix:
         x.data *= np.repeat(scale, np.diff(x.indptr)).astype(np.float32)
         return x
     x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)  # (n, 1)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)  # (..., 1)
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0).astype(np.float32)
 
 
