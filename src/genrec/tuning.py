@@ -39,6 +39,7 @@ from typing import Any
 from genrec.data.dataset import Dataset
 from genrec.data.splitting import Split, split_dataset
 from genrec.errors import ConfigError, GenrecError, require_extra, suggest
+from genrec.io import to_jsonable
 
 SPACE_TYPES = ("float", "int", "categorical")
 _SPEC_KEYS = {
@@ -132,7 +133,9 @@ class TuneResult:
             f"{' / '.join(budget) or 'none'}; {date}",
             f"# tuned keys: {', '.join(sorted(self.best_params)) or 'none'}",
         ]
-        body = yaml.safe_dump(_plain(self.best_config), sort_keys=False) if self.best_config else ""
+        body = ""
+        if self.best_config:
+            body = yaml.safe_dump(to_jsonable(self.best_config), sort_keys=False)
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, "\n".join(header) + "\n" + body)
         return path
@@ -267,7 +270,7 @@ def _start_params(space: dict[str, dict[str, Any]], start: dict[str, Any]) -> di
     form Optuna stores them (lists as JSON strings)."""
     out: dict[str, Any] = {}
     for name, spec in space.items():
-        value = _plain(start.get(name))
+        value = to_jsonable(start.get(name))
         if spec["type"] == "categorical":
             choices = spec["choices"]
             if all(_is_scalar(c) for c in choices):
@@ -284,17 +287,6 @@ def _start_params(space: dict[str, dict[str, Any]], start: dict[str, Any]) -> di
             if spec["low"] <= value <= spec["high"] and on_grid:
                 out[name] = int(value) if spec["type"] == "int" else float(value)
     return out
-
-
-def _plain(value: Any) -> Any:
-    """Tuples -> lists, numpy scalars -> Python (for YAML and JSON)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        return value.item()
-    return value
 
 
 def _parse_metric(metric: str) -> tuple[str, int]:
@@ -442,7 +434,7 @@ def tune(
         def objective(trial: Any) -> float:
             params = {name: _suggest(trial, name, spec) for name, spec in space.items()}
             overrides = {**base_user, **params}
-            trial.set_user_attr("config", _plain(overrides))
+            trial.set_user_attr("config", to_jsonable(overrides))
             run_cfg = dict(overrides)
             callback = None
             if neural:
