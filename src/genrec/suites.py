@@ -304,15 +304,6 @@ def model_overrides(
     return out, ignored
 
 
-def _spec_supports_tuning() -> bool:
-    """Whether ``run_benchmark`` can tune (``BenchmarkSpec.tune_budget_minutes`` and the
-    ``tune`` extra are both present)."""
-    from genrec.benchmark import BenchmarkSpec
-
-    fields = {f.name for f in dataclasses.fields(BenchmarkSpec)}
-    return "tune_budget_minutes" in fields and _importable("optuna")
-
-
 # ---------------------------------------------------------------------- running
 def _validation_score(model: Any, split: Any, metric: str) -> float:
     """Validation ``metric`` of a fitted model (the reference is chosen on it, not on test)."""
@@ -407,10 +398,11 @@ def run_suite(
     n_seeds = int(seeds or md.seeds)
     tune_min = md.tune_budget_minutes if tune_budget_minutes is None else tune_budget_minutes
     tuning = "off (shipped presets)"
+    tune_on = bool(tune_min and tune_min > 0 and _importable("optuna"))
     if tune_min and tune_min > 0:
         tuning = (
             f"{tune_min:g} min per model on the validation split"
-            if _spec_supports_tuning()
+            if tune_on
             else f"requested ({tune_min:g} min) but tuning is not available "
             "(pip install 'genrec[tune]'): shipped presets used"
         )
@@ -460,9 +452,8 @@ def run_suite(
                 overrides={name: ovr[name]},
                 configs_dir=configs_dir,
                 command=command,
+                tune_budget_minutes=tune_min if tune_on else None,
             )
-            if tune_min and _spec_supports_tuning():
-                spec.tune_budget_minutes = tune_min  # type: ignore[attr-defined]
             say(f"{protocol}: {name}")
             t0 = time.perf_counter()
             try:
@@ -596,7 +587,7 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
             overrides=_model_overrides(args.set),
             seeds=args.seeds if seeds_given else None,
             reference=args.reference,
-            tune_budget_minutes=getattr(args, "tune_budget_minutes", None),
+            tune_budget_minutes=args.tune_budget_minutes,
             data_dir=args.data_dir,
             configs_dir=args.configs_dir,
             command=command,
