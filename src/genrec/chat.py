@@ -59,7 +59,7 @@ import pandas as pd
 
 from genrec import columns as C
 from genrec.errors import DataValidationError, MissingExtraError
-from genrec.text.encoders import normalize_rows
+from genrec.text.encoders import normalize_rows, to_dense
 
 __all__ = [
     "ChatRecommendation",
@@ -428,7 +428,7 @@ class _TextSpace:
     def encode(self, texts: list[str]) -> np.ndarray:
         missing = [t for t in texts if t not in self._cache]
         if missing:
-            vecs = normalize_rows(np.asarray(_dense(self._encode(missing)), dtype=np.float32))
+            vecs = normalize_rows(np.asarray(to_dense(self._encode(missing)), dtype=np.float32))
             for t, v in zip(missing, vecs):
                 self._cache[t] = v
         return np.stack([self._cache[t] for t in texts])
@@ -436,16 +436,12 @@ class _TextSpace:
     def sims(self, items: np.ndarray, queries: np.ndarray) -> np.ndarray:
         """Cosine ``(len(items), len(queries))``."""
         rows = self.item_vectors[items]
-        return np.asarray(_dense(rows @ queries.T), dtype=np.float32)
+        return np.asarray(to_dense(rows @ queries.T), dtype=np.float32)
 
     def item_sims(self, items: np.ndarray, others: np.ndarray) -> np.ndarray:
         a = self.item_vectors[items]
         b = self.item_vectors[others]
-        return np.asarray(_dense(a @ b.T), dtype=np.float32)
-
-
-def _dense(x: Any) -> np.ndarray:
-    return x.toarray() if hasattr(x, "toarray") else np.asarray(x)
+        return np.asarray(to_dense(a @ b.T), dtype=np.float32)
 
 
 class LanguageModel(Protocol):

@@ -43,6 +43,7 @@ from genrec.text.encoders import (
     make_encoder,
     normalize_rows,
     resolve_encoder,
+    to_dense,
 )
 
 # History-item x catalogue similarities computed at once by the ``max`` aggregation.
@@ -171,11 +172,11 @@ class TextKNN(ScoringRecommender):
         as fast as a sparse x sparse product whose result is dense anyway."""
         V = self.item_vectors_
         if not sp.issparse(V):
-            return _dense(profile @ V.T)
+            return to_dense(profile @ V.T)
         out = np.empty((profile.shape[0], V.shape[0]), dtype=np.float32)
         rows = max(1, _BLOCK_ELEMENTS // max(V.shape[1], 1))
         for start in range(0, profile.shape[0], rows):
-            block = _dense(profile[start : start + rows])  # (b, V)
+            block = to_dense(profile[start : start + rows])  # (b, V)
             out[start : start + rows] = np.asarray(V @ block.T).T  # (b, N)
         return out
 
@@ -190,7 +191,7 @@ class TextKNN(ScoringRecommender):
         for start in range(0, W.nnz, block):
             sl = slice(start, start + block)
             items, rows, w = W.indices[sl], row_of[sl], W.data[sl]
-            sims = _dense(V[items] @ V.T) * w[:, None]  # (b, N)
+            sims = to_dense(V[items] @ V.T) * w[:, None]  # (b, N)
             # segments of equal row (nnz entries are grouped by row)
             starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
             seg_max = np.maximum.reduceat(sims, starts, axis=0)  # (segments, N)
@@ -267,10 +268,6 @@ class TextKNN(ScoringRecommender):
                 f"{self.item_map.size + 1}"
             )
         self.encoder_, self.item_vectors_, self.has_text_ = encoder, V, has_text
-
-
-def _dense(x: Any) -> np.ndarray:
-    return np.asarray(x.toarray() if sp.issparse(x) else x, dtype=np.float32)
 
 
 def _rowwise_max(

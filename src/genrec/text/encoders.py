@@ -82,6 +82,11 @@ def normalize_rows(x: np.ndarray | sp.spmatrix) -> np.ndarray | sp.csr_matrix:
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0).astype(np.float32)
 
 
+def to_dense(x: Any) -> np.ndarray:
+    """A dense float32 array of a dense array or a sparse matrix."""
+    return np.asarray(x.toarray() if sp.issparse(x) else x, dtype=np.float32)
+
+
 def resolve_encoder(name: str) -> str:
     """``"auto"`` -> ``"minilm"`` when the ``text`` extra is importable, else ``"tfidf"``."""
     if name == "auto":

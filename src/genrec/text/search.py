@@ -57,6 +57,7 @@ from genrec.text.encoders import (
     normalize_rows,
     resolve_encoder,
     scatter_rows,
+    to_dense,
 )
 
 __all__ = ["ItemTextIndex", "search", "similar_items_frame", "user_history"]
@@ -206,7 +207,7 @@ class ItemTextIndex:
         if isinstance(texts, str):
             raise DataValidationError("encode() expects a list of strings, got a single string")
         out = self.encoder.encode(list(texts))
-        return np.asarray(out.toarray() if sp.issparse(out) else out, dtype=np.float32)
+        return to_dense(out)
 
     def search(
         self,
@@ -247,12 +248,12 @@ class ItemTextIndex:
         q = self.encode([query])  # (1, d)
         if not np.any(q):
             raise DataValidationError(self._no_match_message(query))
-        scores = _dense(self.vectors @ q[0]).reshape(-1)  # (N,) cosine to the query
+        scores = to_dense(self.vectors @ q[0]).reshape(-1)  # (N,) cosine to the query
         lexical_only = sp.issparse(self.vectors) and len(hist) == 0
         if len(hist):
             centroid = normalize_rows(self.vectors[hist].sum(axis=0).reshape(1, -1))  # (1, d)
-            centroid = _dense(centroid).reshape(-1)
-            hist_scores = _dense(self.vectors @ centroid).reshape(-1)  # (N,)
+            centroid = to_dense(centroid).reshape(-1)
+            hist_scores = to_dense(self.vectors @ centroid).reshape(-1)  # (N,)
             scores = (1.0 - alpha) * scores + alpha * hist_scores
         allowed = self.has_text.copy()
         allowed[hist] = False
@@ -313,10 +314,6 @@ def _check_k(k: Any) -> None:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
 
 
-def _dense(x: Any) -> np.ndarray:
-    return np.asarray(x.toarray() if sp.issparse(x) else x, dtype=np.float32)
-
-
 def _to_internal(item_map: IdMap, ids: list[Any], what: str) -> np.ndarray:
     """Internal ids of external ``ids``; unknown ones raise with the closest known id."""
     internal = item_map.to_internal(np.asarray(ids, dtype=object), missing="zero")
@@ -355,7 +352,7 @@ def similar_items_frame(
             f"item(s) {lacking[:5]!r} have no text (title, brand, categories or description), "
             "so they have no text neighbours"
         )
-    sims = torch.from_numpy(_dense(vectors[internal] @ vectors.T))  # (Q, N) cosines
+    sims = torch.from_numpy(to_dense(vectors[internal] @ vectors.T))  # (Q, N) cosines
     sims[:, ~torch.from_numpy(np.asarray(has_text, dtype=bool))] = float("-inf")
     sims[torch.arange(len(internal)), torch.from_numpy(internal)] = float("-inf")  # not itself
     idx, vals = topk_with_ties(sims, k)
