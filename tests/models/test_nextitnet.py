@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from sequence_checks import check_left_truncation
 
 import genrec
-from genrec.data.sequences import epoch_generator
 from genrec.models.nextitnet import NextItNet, NextItNetConfig, NextItNetNetwork
 from genrec.testing import random_recall_at_k, recall_at_k
 
@@ -60,18 +60,7 @@ def test_training_lowers_loss_and_beats_random(split) -> None:
 
 def test_left_truncation(split) -> None:
     model = NextItNet(**{**TINY, "epochs": 1, "max_seq_len": 4}).fit(split.train)
-    batches = list(model._epoch_batches(split.train, epoch_generator(0, 0)))
-    inputs = torch.cat([b["inputs"] for b in batches])
-    targets = torch.cat([b["targets"] for b in batches])
-    assert inputs.shape[1] == 4
-    seqs = {tuple(s[-5:-1]): tuple(s[-4:]) for s in split.train.sequences() if len(s) >= 5}
-    for x, t in zip(inputs.tolist(), targets.tolist()):
-        assert seqs[tuple(x)] == tuple(t)
-    long = model.item_map.external_ids[:9].tolist()
-    a = model.recommend_for_history([long], k=5, exclude_seen=False)
-    b = model.recommend_for_history([long[-4:]], k=5, exclude_seen=False)
-    np.testing.assert_array_equal(a.internal_item_ids, b.internal_item_ids)
-    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-6)
+    check_left_truncation(model, split)
 
 
 def test_save_load_and_config_roundtrip(split, tmp_path: Path) -> None:
