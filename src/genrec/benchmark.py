@@ -173,6 +173,21 @@ def _diagnostics_summary(per_seed: list[dict[str, float | int]]) -> dict[str, An
     return out
 
 
+def _safe_diagnostics(
+    model: Any, split: Split, seed: int, say: Callable[[str], None]
+) -> dict[str, float | int]:
+    """``model.diagnostics(split, seed=seed)``; a failure there is reported (progress message
+    and ``diagnostics_failed = 1``) instead of discarding the model's evaluated metrics."""
+    try:
+        return model.diagnostics(split, seed=seed)
+    except Exception as exc:  # diagnostics are extras: keep the metrics
+        say(
+            f"{type(model).__name__}.diagnostics failed ({type(exc).__name__}: {exc}); "
+            "its metrics are kept"
+        )
+        return {"diagnostics_failed": 1}
+
+
 def run_benchmark(
     spec: BenchmarkSpec,
     dataset: Dataset,
@@ -261,7 +276,9 @@ def run_benchmark(
             user_arrays.append(res.per_user)
             training.append(getattr(model, "training_info_", None))
             pop_shares.append(popularity_shares(res.ranked[:, :pop_k], pop_bins))
-            diags.append(model.diagnostics(split, seed=seed))
+            summary = ", ".join(f"{k}={res.metrics[k]:.4f}" for k in list(res.metrics)[:4])
+            say(f"{name}: seed {seed}: {summary}")
+            diags.append(_safe_diagnostics(model, split, seed, say))
             last_eval[name] = res
         metrics: dict[str, Any] = {}
         for key in per_seed[0]:

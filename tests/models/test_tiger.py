@@ -177,3 +177,25 @@ def test_fit_time_tokenizer_from_item_vectors(split, tmp_path: Path) -> None:
     assert len(model.codebook_sizes_) == 2 and model.codebook_sizes_[0] == 8
     recs = model.recommend(model.user_map.external_ids[:3], k=10)
     assert (recs.internal_item_ids > 0).all()
+
+
+def test_codebook_fitted_ahead_equals_fit_time_codebook(split, tmp_path: Path) -> None:
+    """fit_codebook + codebook_path (the GPU-run workflow) gives exactly the codes TIGER
+    builds itself from the same vectors and seed."""
+    from genrec.models.tiger import fit_codebook
+    from genrec.text import load_item_vectors
+
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "v.npy", rng.normal(size=(split.train.n_items, 8)).astype(np.float32))
+    cfg = {**TINY, "epochs": 1, "codebook": "rkmeans", "item_vectors_path": str(tmp_path / "v.npy")}
+    built = TIGER(**cfg).fit(split.train)
+    vectors = load_item_vectors(tmp_path / "v.npy", split.train)
+    ids = split.train.item_map.to_list()
+    cb = fit_codebook(
+        "rkmeans", vectors, ids, n_levels=TINY["n_levels"], codebook_size=TINY["codebook_size"],
+        seed=TINY.get("seed", 0), balanced=True,
+    )  # fmt: skip
+    np.testing.assert_array_equal(cb.codes, built.codes_)
+    cb.save(tmp_path / "cb")
+    ahead = TIGER(**{**TINY, "epochs": 1, "codebook_path": str(tmp_path / "cb")}).fit(split.train)
+    np.testing.assert_array_equal(ahead.codes_, built.codes_)

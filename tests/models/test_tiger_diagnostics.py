@@ -123,3 +123,20 @@ def test_benchmark_stores_diagnostics(split) -> None:
 
     md = render_markdown(results)
     assert "## Model diagnostics" in md and "| invalid_code_rate | 0 |" in md
+
+
+def test_failing_diagnostics_keep_the_metrics(split, monkeypatch) -> None:
+    """A crash inside diagnostics() is reported and recorded; the evaluated metrics stay."""
+    from genrec.benchmark import BenchmarkSpec, run_benchmark
+
+    def boom(self, split=None, **kwargs):
+        raise RuntimeError("diagnostics exploded")
+
+    monkeypatch.setattr(Popularity, "diagnostics", boom)
+    said: list[str] = []
+    spec = BenchmarkSpec(dataset="synthetic", models=["popularity"], ks=[10])
+    results, _ = run_benchmark(spec, make_synthetic_dataset(), split=split, on_progress=said.append)
+    rec = results["models"]["popularity"]
+    assert rec["metrics"]["recall@10"]["mean"] >= 0.0
+    assert rec["diagnostics"] == {"diagnostics_failed": {"mean": 1.0, "per_seed": [1.0]}}
+    assert any("diagnostics exploded" in m for m in said)

@@ -413,6 +413,45 @@ class TIGERNetwork(nn.Module):
 
 
 # --------------------------------------------------------------------------- codebooks
+def fit_codebook(
+    name: str,
+    vectors: np.ndarray,
+    item_ids: Sequence[Any] | None,
+    *,
+    n_levels: int,
+    codebook_size: int,
+    seed: int = 0,
+    **options: Any,
+):
+    """Fit the ``name`` tokenizer (:func:`genrec.tokenizers.get_tokenizer`) the way
+    :class:`TIGER` does at fit time and return an ``n_levels``-deep
+    :class:`~genrec.tokenizers.ItemCodebook` for ``codebook_path``.
+
+    ``n_levels`` counts the collision level: the tokenizer fits ``n_levels - 1`` semantic
+    levels of ``codebook_size`` codes; when no item tuples collide, a constant collision level
+    keeps the depth at ``n_levels``. ``options`` go to the tokenizer's config (e.g.
+    ``balanced=True`` for ``rkmeans``, ``epochs=...`` for ``rqvae``).
+
+    Args:
+        name: tokenizer name (``rqvae``, ``rkmeans``, ``hkmeans``, ``random``, ...).
+        vectors: ``(n_items + 1, d)`` item vectors, row 0 the padding row.
+        item_ids: external item ids in internal order (recorded, checked at load).
+        n_levels: code tokens per item, collision level included.
+        codebook_size: codes per semantic level.
+        seed: tokenizer seed.
+    """
+    from genrec.tokenizers import ItemCodebook, get_tokenizer
+
+    tokenizer = get_tokenizer(name)(
+        n_levels=max(n_levels - 1, 1), codebook_size=codebook_size, seed=seed, **options
+    )
+    cb = tokenizer.fit(vectors, item_ids)
+    if cb.n_levels == n_levels - 1:  # no collisions: a constant collision level
+        codes = np.concatenate([cb.codes, np.zeros((len(cb.codes), 1), np.int64)], 1)
+        cb = ItemCodebook(codes, [*cb.codebook_sizes, 1], cb.item_ids, cb.meta)
+    return cb
+
+
 def random_codebook(
     n_items: int, n_levels: int, codebook_size: int, seed: int, item_ids: Sequence[Any] | None
 ):
@@ -476,7 +515,7 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
     def _make_codebook(self, dataset: Dataset):
         """The training codebook: ``codebook_path``, the local random helper, or a tokenizer
         from :func:`genrec.tokenizers.get_tokenizer` fitted on item vectors."""
-        from genrec.tokenizers import ItemCodebook, get_tokenizer
+        from genrec.tokenizers import ItemCodebook
 
         cfg = self.config
         ids = dataset.item_map.to_list()
@@ -500,17 +539,10 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
 
             vectors = embed_items(dataset, progress=cfg.progress)
         options = {"balanced": cfg.rkmeans_balanced} if cfg.codebook == "rkmeans" else {}
-        tokenizer = get_tokenizer(cfg.codebook)(
-            n_levels=max(cfg.n_levels - 1, 1),
-            codebook_size=cfg.codebook_size,
-            seed=cfg.seed,
-            **options,
-        )
-        cb = tokenizer.fit(vectors, ids)
-        if cb.n_levels == cfg.n_levels - 1:  # no collisions: a constant collision level
-            codes = np.concatenate([cb.codes, np.zeros((len(cb.codes), 1), np.int64)], 1)
-            cb = ItemCodebook(codes, [*cb.codebook_sizes, 1], cb.item_ids, cb.meta)
-        return cb
+        return fit_codebook(
+            cfg.codebook, vectors, ids, n_levels=cfg.n_levels,
+            codebook_size=cfg.codebook_size, seed=cfg.seed, **options,
+        )  # fmt: skip
 
     def _set_codebook(self, codes: np.ndarray, sizes: Sequence[int]) -> None:
         cfg = self.config

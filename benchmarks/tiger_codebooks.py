@@ -1,0 +1,142 @@
+"""Fit TIGER codebooks ahead of training and compare the tokenizers' health.
+
+Stage 2 of the semantic-ID pipeline as its own step: item text vectors (MiniLM by default,
+extra ``text``; or ``--vectors file.npy``) -> one :class:`~genrec.tokenizers.ItemCodebook`
+per tokenizer, fitted exactly as :class:`~genrec.models.tiger.TIGER` does at fit time
+(:func:`genrec.models.tiger.fit_codebook`: ``n_levels - 1`` semantic levels plus the
+collision level). Each is saved under ``--out/<name>`` for ``--set tiger.codebook_path=...``,
+so a GPU run spends no time on tokenizers (and needs no text model there). Prints per
+tokenizer: fit seconds, used codes per semantic level, collision rate before de-duplication,
+the largest collision group, mean items per level-1 / level-2 prefix (how much the levels
+share: cold items can only be reached through shared prefixes) and per-level entropy.
+
+Run (CPU)::
+
+    PYTHONPATH=src python benchmarks/tiger_codebooks.py --dataset amazon-beauty \\
+        --data-dir ../shared/data/amazon-beauty --out .gpu_data/codebooks \\
+        --tokenizers rqvae,rkmeans,hkmeans,random
+
+``--set rqvae.epochs=300`` (any tokenizer config field) changes a tokenizer's config;
+``--variant NAME=TOKENIZER`` fits a second copy under another name, e.g.
+``--variant rqvae-long=rqvae --set rqvae-long.epochs=500``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
+    import yaml
+
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        name, dot, field = key.partition(".")
+        if not sep or not dot or not field:
+            sys.exit(f"--set expects NAME.FIELD=VALUE, got {item!r}")
+        out.setdefault(name, {})[field] = yaml.safe_load(value)
+    return out
+
+
+def codebook_health(cb: Any) -> dict[str, Any]:
+    """Flat health numbers of an :class:`~genrec.tokenizers.ItemCodebook` (collision level
+    last)."""
+    body = cb.codes[1:]
+    L = body.shape[1]
+    sem = body[:, : L - 1] if L > 1 else body
+    out: dict[str, Any] = {}
+    for lvl in range(sem.shape[1]):
+        counts = np.bincount(sem[:, lvl], minlength=cb.codebook_sizes[lvl])
+        p = counts[counts > 0] / counts.sum()
+        out[f"used_l{lvl + 1}"] = int((counts > 0).sum())
+        out[f"entropy_bits_l{lvl + 1}"] = float(-(p * np.log2(p)).sum())
+    for depth in range(1, sem.shape[1] + 1):
+        out[f"items_per_prefix_l{depth}"] = len(body) / len(np.unique(sem[:, :depth], axis=0))
+    _, groups = np.unique(sem, axis=0, return_counts=True)
+    out["collision_rate_before_dedup"] = float((np.repeat(groups, groups) > 1).mean())
+    out["max_collision_group"] = int(groups.max())
+    out["collision_level_size"] = int(cb.codebook_sizes[-1])
+    out["unique"] = bool(cb.is_unique())
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", default="amazon-beauty")
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--tokenizers", default="rqvae,rkmeans,hkmeans,random")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=TOKENIZER")
+    ap.add_argument("--vectors", default=None, help="item vectors .npy (default: MiniLM text)")
+    ap.add_argument("--n-levels", type=int, default=4, help="collision level included")
+    ap.add_argument("--codebook-size", type=int, default=256)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--set", action="append", default=[], metavar="NAME.FIELD=VALUE")
+    ap.add_argument("--out", required=True, help="folder for <name>/ codebooks + stats.json")
+    args = ap.parse_args(argv)
+
+    from genrec.data.loaders import load_dataset
+    from genrec.models.tiger import fit_codebook
+
+    ds = load_dataset(args.dataset, data_dir=args.data_dir)
+    ids = ds.item_map.to_list()
+    if args.vectors:
+        from genrec.text import load_item_vectors
+
+        vectors = load_item_vectors(args.vectors, ds)
+    else:
+        from genrec.text import embed_items
+
+        vectors = embed_items(ds)
+    runs = {name: name for name in args.tokenizers.split(",") if name}
+    for spec in args.variant:
+        name, sep, tok = spec.partition("=")
+        if not sep or not name or not tok:
+            sys.exit(f"--variant expects NAME=TOKENIZER, got {spec!r}")
+        runs[name] = tok
+    sets = _parse_sets(args.set)
+    unknown = set(sets) - set(runs)
+    if unknown:
+        sys.exit(f"--set names {sorted(unknown)}, which are not fitted here: {sorted(runs)}")
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stats: dict[str, Any] = {
+        "dataset": args.dataset, "n_items": len(ids), "vector_dim": int(vectors.shape[1]),
+        "vectors": args.vectors or "minilm item text", "codebooks": {},
+    }  # fmt: skip
+    for name, tok in runs.items():
+        options = dict(sets.get(name, {}))
+        if tok == "rkmeans":
+            options.setdefault("balanced", True)  # TIGER's default (rkmeans_balanced)
+        start = time.perf_counter()
+        cb = fit_codebook(
+            tok, vectors, ids, n_levels=args.n_levels, codebook_size=args.codebook_size,
+            seed=args.seed, **options,
+        )  # fmt: skip
+        seconds = time.perf_counter() - start
+        cb.save(out_dir / name)
+        health = {"tokenizer": tok, "options": options, "fit_seconds": round(seconds, 1)}
+        health.update(codebook_health(cb))
+        stats["codebooks"][name] = health
+        print(
+            f"{name:14s} fit {seconds:6.1f}s used/level "
+            + "/".join(str(health[f"used_l{i}"]) for i in range(1, args.n_levels))
+            + f"  collisions {health['collision_rate_before_dedup']:.3f}"
+            f"  max group {health['max_collision_group']}"
+            f"  items/prefix l1 {health['items_per_prefix_l1']:.1f}"
+            f" l2 {health.get('items_per_prefix_l2', float('nan')):.2f}",
+            flush=True,
+        )
+    (out_dir / "stats.json").write_text(json.dumps(stats, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
