@@ -29,6 +29,21 @@ def test_preset_builds(path: Path):
     assert header.startswith("#"), "presets start with a comment giving the run command"
 
 
+VARIANTS = sorted(CONFIGS.glob("*/variants/*.yaml"))
+
+
+@pytest.mark.parametrize("path", VARIANTS, ids=lambda p: f"{p.parents[1].name}/{p.stem}")
+def test_variant_builds(path: Path):
+    """configs/<dataset>/variants/<model>-<what>.yaml: a valid config of <model>, whose
+    first line is the command that uses it."""
+    get_spec(path.parents[1].name)
+    model = path.stem.split("-")[0]
+    cls = get_model(model)
+    cls.config_class.from_dict(load_yaml(path))
+    header = path.read_text().splitlines()[0]
+    assert header.startswith("#") and f"--config {model}=configs/" in header
+
+
 def test_benchmark_picks_up_preset():
     path = PRESETS[0]
     spec = BenchmarkSpec(dataset=path.parent.name, configs_dir=str(CONFIGS))

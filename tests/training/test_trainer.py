@@ -219,3 +219,39 @@ def test_adam_beta2_reaches_the_optimizer_and_is_validated(split, monkeypatch) -
     monkeypatch.setattr(torch.optim, "AdamW", spy)
     Toy(epochs=1, progress=False, adam_beta2=0.98).fit(split.train, split.valid)
     assert seen == [(0.9, 0.98)]
+
+
+def test_val_users_validates_on_a_fixed_sample(split, monkeypatch) -> None:
+    import genrec.evaluation.evaluator as ev
+
+    real, seen = ev.evaluate, []
+
+    def spy(model, holdout, **kw):
+        seen.append(tuple(holdout.users))
+        return real(model, holdout, **kw)
+
+    monkeypatch.setattr(ev, "evaluate", spy)
+    model = Toy(epochs=3, progress=False, patience=0, val_users=20).fit(split.train, split.valid)
+    assert len(seen) == 3 and len(set(seen)) == 1  # one sample, reused every epoch
+    assert len(seen[0]) == 20 and set(seen[0]) <= set(split.valid.users.tolist())
+    # best_metric is the sampled value, which differs from the full validation metric
+    full = real(model, split, stage="valid", ks=[10], metrics=["ndcg"]).metrics["ndcg@10"]
+    assert model.training_info_["best_metric"] != pytest.approx(full)
+    seen.clear()
+    Toy(epochs=1, progress=False, val_users=10_000).fit(split.train, split.valid)
+    assert len(seen[0]) == len(split.valid)  # more than there are: all of them
+    with pytest.raises(ConfigError, match="val_users"):
+        Toy(val_users=-1)
+
+
+def test_holdout_sample(split) -> None:
+    h = split.valid
+    s = h.sample(7, seed=3)
+    assert len(s) == 7 and s.history is h.history
+    rows = np.searchsorted(h.users, s.users)
+    assert (h.users[rows] == s.users).all()
+    assert (h.targets[rows] != s.targets).nnz == 0
+    assert tuple(h.sample(7, seed=3).users) == tuple(s.users)
+    assert h.sample(len(h) + 5) is h
+    with pytest.raises(ConfigError, match="n >= 0"):
+        h.sample(-1)

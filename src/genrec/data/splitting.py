@@ -42,6 +42,16 @@ class Holdout:
     def n_targets(self) -> np.ndarray:
         return np.diff(self.targets.indptr)
 
+    def sample(self, n: int, seed: int = 0) -> Holdout:
+        """A seeded subset of ``n`` users (all of them when ``n >= len(self)``), in their
+        original order, with the same history."""
+        if n < 0:
+            raise ConfigError(f"Holdout.sample needs n >= 0, got {n}")
+        if n >= len(self.users):
+            return self
+        rows = np.sort(np.random.default_rng(seed).choice(len(self.users), n, replace=False))
+        return Holdout(self.users[rows], self.targets[rows], self.history)
+
 
 @dataclass
 class Split:

@@ -46,6 +46,9 @@ class NeuralConfig(ModelConfig):
     patience: int = field(5, "stop after this many evaluations without improvement (0 = off)")
     val_metric: str = field("ndcg@10", "validation metric for early stopping and best restore")
     eval_every: int = field(1, "evaluate on the validation split every N epochs")
+    val_users: int = field(
+        0, "validate on a fixed seeded sample of this many validation users (0 = all)"
+    )
     device: str = field("auto", "'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
     amp: bool = field(True, "bfloat16 autocast on CUDA (ignored on CPU)")
     progress: bool = field(True, "show a progress bar")
@@ -57,6 +60,7 @@ class NeuralConfig(ModelConfig):
         self.positive("epochs", "batch_size", "lr", "eval_every")
         self.positive("time_budget_minutes", allow_zero=True)
         self.positive("weight_decay", "warmup_steps", "grad_clip", "patience", allow_zero=True)
+        self.positive("val_users", allow_zero=True)
         if not 0.0 < self.adam_beta2 < 1.0:
             raise ConfigError(f"adam_beta2 must be in (0, 1), got {self.adam_beta2!r}")
         if "@" not in self.val_metric:

@@ -303,11 +303,17 @@ class Trainer:
 
     def _validate(self, valid: Any) -> float:
         """The validation metric, computed by the real evaluator on rank 0 and shared."""
+        from genrec.data.splitting import Holdout, Split
         from genrec.evaluation.evaluator import evaluate
 
         name, k = self.cfg.val_metric.split("@")
         value = [0.0]
         if self.rank == 0:  # scores with the unwrapped network_, in eval mode
+            n = self.cfg.val_users
+            if n and isinstance(valid, (Split, Holdout)):  # the same sample at every epoch
+                holdout = valid.valid if isinstance(valid, Split) else valid
+                if holdout is not None:
+                    valid = holdout.sample(n, seed=self.cfg.seed)
             res = evaluate(
                 self.model,
                 valid,
