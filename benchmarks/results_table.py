@@ -51,6 +51,11 @@ def rows(paths: list[Path]) -> list[tuple[float, str]]:
                 label += f", L={cfg['max_seq_len']})" if "max_seq_len" in cfg else ")"
             elif "max_seq_len" in cfg:
                 label += f" (L={cfg['max_seq_len']})"
+            elif "codebook" in cfg:  # TIGER: which codes, which batch
+                codes = Path(cfg["codebook_path"]).name if cfg.get("codebook_path") else None
+                label += f" ({codes or cfg['codebook']} codes, batch {cfg['batch_size']})"
+            if cfg.get("adam_beta2", 0.999) != 0.999 and label.endswith(")"):
+                label = f"{label[:-1]}, beta2={cfg['adam_beta2']})"
             cells = [f"{m['metrics'][k]['mean']:.4f}" for k in METRICS]
             train = (m.get("training") or [None])[0]
             if train:
@@ -72,6 +77,10 @@ def _short_metric(key: str) -> str:
 def _config_text(cfg: dict, source: str | None) -> str:
     parts = [Path(source).name] if source else ["defaults"]
     parts += [f"{k}={cfg[k]}" for k in CONFIG_KEYS if k in cfg and cfg[k] not in (None, 0.0)]
+    if cfg.get("codebook_path"):  # a prefitted codebook replaces `codebook`
+        parts = [p for p in parts if not p.startswith("codebook=")]
+        parts.append(f"codebook_path=.../{Path(cfg['codebook_path']).name}")
+        parts.append(f"batch_size={cfg['batch_size']}")
     return ", ".join(parts)
 
 
