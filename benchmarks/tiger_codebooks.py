@@ -6,9 +6,10 @@ per tokenizer, fitted exactly as :class:`~genrec.models.tiger.TIGER` does at fit
 (:func:`genrec.models.tiger.fit_codebook`: ``n_levels - 1`` semantic levels plus the
 collision level). Each is saved under ``--out/<name>`` for ``--set tiger.codebook_path=...``,
 so a GPU run spends no time on tokenizers (and needs no text model there). Prints per
-tokenizer: fit seconds, used codes per semantic level, collision rate before de-duplication,
-the largest collision group, mean items per level-1 / level-2 prefix (how much the levels
-share: cold items can only be reached through shared prefixes) and per-level entropy.
+tokenizer: fit seconds, code utilisation per semantic level, collision rate before
+de-duplication, the largest collision group and mean items per level-1 / level-2 prefix (how
+much the levels share: cold items can only be reached through shared prefixes); stats.json
+adds per-level entropy.
 
 Run (CPU)::
 
@@ -30,8 +31,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 
 def _parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
     import yaml
@@ -43,28 +42,6 @@ def _parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
         if not sep or not dot or not field:
             sys.exit(f"--set expects NAME.FIELD=VALUE, got {item!r}")
         out.setdefault(name, {})[field] = yaml.safe_load(value)
-    return out
-
-
-def codebook_health(cb: Any) -> dict[str, Any]:
-    """Flat health numbers of an :class:`~genrec.tokenizers.ItemCodebook` (collision level
-    last)."""
-    body = cb.codes[1:]
-    L = body.shape[1]
-    sem = body[:, : L - 1] if L > 1 else body
-    out: dict[str, Any] = {}
-    for lvl in range(sem.shape[1]):
-        counts = np.bincount(sem[:, lvl], minlength=cb.codebook_sizes[lvl])
-        p = counts[counts > 0] / counts.sum()
-        out[f"used_l{lvl + 1}"] = int((counts > 0).sum())
-        out[f"entropy_bits_l{lvl + 1}"] = float(-(p * np.log2(p)).sum())
-    for depth in range(1, sem.shape[1] + 1):
-        out[f"items_per_prefix_l{depth}"] = len(body) / len(np.unique(sem[:, :depth], axis=0))
-    _, groups = np.unique(sem, axis=0, return_counts=True)
-    out["collision_rate_before_dedup"] = float((np.repeat(groups, groups) > 1).mean())
-    out["max_collision_group"] = int(groups.max())
-    out["collision_level_size"] = int(cb.codebook_sizes[-1])
-    out["unique"] = bool(cb.is_unique())
     return out
 
 
@@ -83,18 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from genrec.data.loaders import load_dataset
-    from genrec.models.tiger import fit_codebook
+    from genrec.models.tiger import codebook_health, fit_codebook
 
-    ds = load_dataset(args.dataset, data_dir=args.data_dir)
-    ids = ds.item_map.to_list()
-    if args.vectors:
-        from genrec.text import load_item_vectors
-
-        vectors = load_item_vectors(args.vectors, ds)
-    else:
-        from genrec.text import embed_items
-
-        vectors = embed_items(ds)
     runs = {name: name for name in args.tokenizers.split(",") if name}
     for spec in args.variant:
         name, sep, tok = spec.partition("=")
@@ -105,6 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(sets) - set(runs)
     if unknown:
         sys.exit(f"--set names {sorted(unknown)}, which are not fitted here: {sorted(runs)}")
+    ds = load_dataset(args.dataset, data_dir=args.data_dir)
+    ids = ds.item_map.to_list()
+    if args.vectors:
+        from genrec.text import load_item_vectors
+
+        vectors = load_item_vectors(args.vectors, ds)
+    else:
+        from genrec.text import embed_items
+
+        vectors = embed_items(ds)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     stats: dict[str, Any] = {
@@ -123,13 +100,16 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - start
         cb.save(out_dir / name)
         health = {"tokenizer": tok, "options": options, "fit_seconds": round(seconds, 1)}
-        health.update(codebook_health(cb))
+        health.update(codebook_health(cb.codes, cb.codebook_sizes))
+        health["unique"] = bool(cb.is_unique())
         stats["codebooks"][name] = health
         print(
-            f"{name:14s} fit {seconds:6.1f}s used/level "
-            + "/".join(str(health[f"used_l{i}"]) for i in range(1, args.n_levels))
+            f"{name:14s} fit {seconds:6.1f}s utilisation/level "
+            + "/".join(
+                f"{health[f'codebook_utilisation_l{i}']:.2f}" for i in range(1, args.n_levels)
+            )
             + f"  collisions {health['collision_rate_before_dedup']:.3f}"
-            f"  max group {health['max_collision_group']}"
+            f"  max group {health['max_items_per_semantic_id']}"
             f"  items/prefix l1 {health['items_per_prefix_l1']:.1f}"
             f" l2 {health.get('items_per_prefix_l2', float('nan')):.2f}",
             flush=True,

@@ -413,6 +413,31 @@ class TIGERNetwork(nn.Module):
 
 
 # --------------------------------------------------------------------------- codebooks
+def codebook_health(codes: np.ndarray, sizes: Sequence[int]) -> dict[str, float | int]:
+    """Health of a TIGER code table ``(n_items + 1, L)`` (row 0 padding, ``-1`` = uncoded,
+    the last level the collision level); the keys of :meth:`TIGER.codebook_diagnostics`."""
+    body = np.asarray(codes)[1:]
+    body = body[(body >= 0).all(1)]  # coded items
+    out: dict[str, float | int] = {"n_coded_items": int(len(body))}
+    for lvl, size in enumerate(sizes):
+        counts = np.bincount(body[:, lvl], minlength=size)
+        p = counts[counts > 0] / max(counts.sum(), 1)
+        out[f"codebook_utilisation_l{lvl + 1}"] = float((counts > 0).mean())
+        out[f"code_entropy_bits_l{lvl + 1}"] = float(-(p * np.log2(p)).sum())
+    L = body.shape[1]
+    sem = body[:, : L - 1] if L > 1 else body
+    for depth in range(1, sem.shape[1] + 1):
+        n_prefixes = len(np.unique(sem[:, :depth], axis=0))
+        out[f"items_per_prefix_l{depth}"] = len(body) / max(n_prefixes, 1)
+    _, groups = np.unique(sem, axis=0, return_counts=True)
+    sizes_ = np.repeat(groups, groups)
+    out["collision_rate_before_dedup"] = float((sizes_ > 1).mean()) if L > 1 else 0.0
+    out["max_items_per_semantic_id"] = int(groups.max())
+    out["dedup_level_size"] = int(sizes[-1]) if L > 1 else 0
+    out["dedup_items"] = int((body[:, -1] > 0).sum()) if L > 1 else 0
+    return out
+
+
 def fit_codebook(
     name: str,
     vectors: np.ndarray,
@@ -776,26 +801,7 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
         """
         self._check_fitted()
         assert self.codes_ is not None and self.codebook_sizes_ is not None
-        body = self.codes_[1:]
-        body = body[(body >= 0).all(1)]  # coded items
-        out: dict[str, float | int] = {"n_coded_items": int(len(body))}
-        for lvl, size in enumerate(self.codebook_sizes_):
-            counts = np.bincount(body[:, lvl], minlength=size)
-            p = counts[counts > 0] / max(counts.sum(), 1)
-            out[f"codebook_utilisation_l{lvl + 1}"] = float((counts > 0).mean())
-            out[f"code_entropy_bits_l{lvl + 1}"] = float(-(p * np.log2(p)).sum())
-        L = body.shape[1]
-        sem = body[:, : L - 1] if L > 1 else body
-        for depth in range(1, sem.shape[1] + 1):
-            n_prefixes = len(np.unique(sem[:, :depth], axis=0))
-            out[f"items_per_prefix_l{depth}"] = len(body) / max(n_prefixes, 1)
-        _, groups = np.unique(sem, axis=0, return_counts=True)
-        sizes = np.repeat(groups, groups)
-        out["collision_rate_before_dedup"] = float((sizes > 1).mean()) if L > 1 else 0.0
-        out["max_items_per_semantic_id"] = int(groups.max())
-        out["dedup_level_size"] = int(self.codebook_sizes_[-1]) if L > 1 else 0
-        out["dedup_items"] = int((body[:, -1] > 0).sum()) if L > 1 else 0
-        return out
+        return codebook_health(self.codes_, self.codebook_sizes_)
 
     @torch.no_grad()
     def diagnostics(
