@@ -6,7 +6,8 @@ import argparse
 import json
 import shlex
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -571,9 +572,7 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         status.update(f"splitting ({args.split})")
         split = split_dataset(ds, args.split)
         console.print(f"{ds!r}; split {args.split}: {len(split.test):,} test users")
-        results, evals = run_benchmark(
-            spec, ds, split=split, on_progress=lambda msg: status.update(msg)
-        )
+        results, evals = run_benchmark(spec, ds, split=split, on_progress=_say(console, status))
     out = (
         Path(args.out)
         if args.out
@@ -585,6 +584,18 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     print_table(results)
     console.print(f"wrote {out / 'results.json'}, {out / 'report.md'} and {out / 'report.html'}")
     return 0
+
+
+def _say(console: Any, status: Any) -> Callable[[str], None]:
+    """Progress messages: the live status line on a terminal; one timestamped line each in
+    logs and pipes, where a status line would print nothing."""
+    if console.is_terminal:
+        return status.update
+
+    def line(msg: str) -> None:
+        console.print(f"[{time.strftime('%H:%M:%S')}] {msg}", markup=False, highlight=False)
+
+    return line
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
