@@ -54,8 +54,9 @@ def rows(paths: list[Path]) -> list[tuple[float, str]]:
             elif "codebook" in cfg:  # TIGER: which codes, which batch
                 codes = Path(cfg["codebook_path"]).name if cfg.get("codebook_path") else None
                 label += f" ({codes or cfg['codebook']} codes, batch {cfg['batch_size']})"
-            if cfg.get("adam_beta2", 0.999) != 0.999 and label.endswith(")"):
-                label = f"{label[:-1]}, beta2={cfg['adam_beta2']})"
+            if cfg.get("adam_beta2", 0.999) != 0.999:
+                beta2 = f"beta2={cfg['adam_beta2']}"
+                label = f"{label[:-1]}, {beta2})" if label.endswith(")") else f"{label} ({beta2})"
             cells = [f"{m['metrics'][k]['mean']:.4f}" for k in METRICS]
             train = (m.get("training") or [None])[0]
             if train:
@@ -75,12 +76,20 @@ def _short_metric(key: str) -> str:
 
 
 def _config_text(cfg: dict, source: str | None) -> str:
+    """The preset's file name, the key settings, and every preset key the run overrode."""
     parts = [Path(source).name] if source else ["defaults"]
-    parts += [f"{k}={cfg[k]}" for k in CONFIG_KEYS if k in cfg and cfg[k] not in (None, 0.0)]
+    shown = [k for k in CONFIG_KEYS if k in cfg and cfg[k] not in (None, 0.0)]
+    preset_path = ROOT / source if source else None
+    if preset_path is not None and preset_path.is_file():
+        import yaml
+
+        preset = yaml.safe_load(preset_path.read_text()) or {}
+        shown += [k for k, v in preset.items() if k in cfg and cfg[k] != v and k not in shown]
     if cfg.get("codebook_path"):  # a prefitted codebook replaces `codebook`
-        parts = [p for p in parts if not p.startswith("codebook=")]
+        shown = [k for k in shown if k != "codebook"]
+    parts += [f"{k}={cfg[k]}" for k in shown]
+    if cfg.get("codebook_path"):
         parts.append(f"codebook_path=.../{Path(cfg['codebook_path']).name}")
-        parts.append(f"batch_size={cfg['batch_size']}")
     return ", ".join(parts)
 
 

@@ -2,14 +2,14 @@
 
 Stage 2 of the semantic-ID pipeline as its own step: item text vectors (MiniLM by default,
 extra ``text``; or ``--vectors file.npy``) -> one :class:`~genrec.tokenizers.ItemCodebook`
-per tokenizer, fitted exactly as :class:`~genrec.models.tiger.TIGER` does at fit time
-(:func:`genrec.models.tiger.fit_codebook`: ``n_levels - 1`` semantic levels plus the
-collision level). Each is saved under ``--out/<name>`` for ``--set tiger.codebook_path=...``,
-so a GPU run spends no time on tokenizers (and needs no text model there). Prints per
-tokenizer: fit seconds, code utilisation per semantic level, collision rate before
-de-duplication, the largest collision group and mean items per level-1 / level-2 prefix (how
-much the levels share: cold items can only be reached through shared prefixes); stats.json
-adds per-level entropy.
+per tokenizer, fitted exactly as :class:`~genrec.models.tiger.TIGER` does at fit time with
+the same ``--seed`` (:func:`genrec.models.tiger.fit_codebook`: ``n_levels - 1`` semantic
+levels plus the collision level; ``random`` is TIGER's random-ID control). Each is saved
+under ``--out/<name>`` for ``--set tiger.codebook_path=...``, so a GPU run spends no time on
+tokenizers (and needs no text model there). Prints per tokenizer: fit seconds, code
+utilisation per semantic level, collision rate before de-duplication, the largest collision
+group and mean items per level-1 / level-2 prefix (how much the levels share: cold items can
+only be reached through shared prefixes); stats.json adds per-level entropy.
 
 Run (CPU)::
 
@@ -17,7 +17,9 @@ Run (CPU)::
         --data-dir ../shared/data/amazon-beauty --out .gpu_data/codebooks \\
         --tokenizers rqvae,rkmeans,hkmeans,random
 
-``--set rqvae.epochs=300`` (any tokenizer config field) changes a tokenizer's config;
+``--set rqvae.epochs=300`` (any tokenizer config field) changes a tokenizer's config (names
+and fields are checked before anything is fitted; ``stats.json`` is updated after each
+tokenizer and keeps the entries of earlier runs into the same folder);
 ``--variant NAME=TOKENIZER`` fits a second copy under another name, e.g.
 ``--variant rqvae-long=rqvae --set rqvae-long.epochs=500``.
 """
@@ -72,6 +74,19 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(sets) - set(runs)
     if unknown:
         sys.exit(f"--set names {sorted(unknown)}, which are not fitted here: {sorted(runs)}")
+    from genrec.errors import GenrecError
+    from genrec.tokenizers import get_tokenizer
+
+    for name, tok in runs.items():  # bad names and options fail before any expensive step
+        taken = {"n_levels", "codebook_size", "seed"} & set(sets.get(name, {}))
+        if taken:
+            sys.exit(f"--set {name}.{sorted(taken)[0]}: use --n-levels / --codebook-size / --seed")
+        if tok == "random":
+            continue
+        try:
+            get_tokenizer(tok)(codebook_size=args.codebook_size, **sets.get(name, {}))
+        except (GenrecError, TypeError) as exc:
+            sys.exit(f"{name} ({tok}): {exc}")
     ds = load_dataset(args.dataset, data_dir=args.data_dir)
     ids = ds.item_map.to_list()
     if args.vectors:
@@ -84,9 +99,12 @@ def main(argv: list[str] | None = None) -> int:
         vectors = embed_items(ds)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    stats_path = out_dir / "stats.json"
+    old = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
     stats: dict[str, Any] = {
         "dataset": args.dataset, "n_items": len(ids), "vector_dim": int(vectors.shape[1]),
-        "vectors": args.vectors or "minilm item text", "codebooks": {},
+        "vectors": args.vectors or "minilm item text", "seed": args.seed,
+        "codebooks": old.get("codebooks", {}) if old.get("dataset") == args.dataset else {},
     }  # fmt: skip
     for name, tok in runs.items():
         options = dict(sets.get(name, {}))
@@ -103,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         health.update(codebook_health(cb.codes, cb.codebook_sizes))
         health["unique"] = bool(cb.is_unique())
         stats["codebooks"][name] = health
+        stats_path.write_text(json.dumps(stats, indent=1))  # after each: a crash keeps the rest
         print(
             f"{name:14s} fit {seconds:6.1f}s utilisation/level "
             + "/".join(
@@ -114,7 +133,6 @@ def main(argv: list[str] | None = None) -> int:
             f" l2 {health.get('items_per_prefix_l2', float('nan')):.2f}",
             flush=True,
         )
-    (out_dir / "stats.json").write_text(json.dumps(stats, indent=1))
     return 0
 
 

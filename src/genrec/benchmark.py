@@ -15,6 +15,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,7 +169,10 @@ def _diagnostics_summary(per_seed: list[dict[str, float | int]]) -> dict[str, An
         return None
     out = {}
     for key in keys:
-        values = [float(d[key]) for d in per_seed if key in d]
+        if key == "diagnostics_failed":  # one entry per seed: 1 failed, 0 ran
+            values = [float(d.get(key, 0)) for d in per_seed]
+        else:
+            values = [float(d[key]) for d in per_seed if key in d]
         out[key] = {"mean": float(np.mean(values)), "per_seed": values}
     return out
 
@@ -181,6 +185,11 @@ def _safe_diagnostics(
     try:
         return model.diagnostics(split, seed=seed)
     except Exception as exc:  # diagnostics are extras: keep the metrics
+        warnings.warn(
+            f"{type(model).__name__}.diagnostics failed: {type(exc).__name__}: {exc}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         say(
             f"{type(model).__name__}.diagnostics failed ({type(exc).__name__}: {exc}); "
             "its metrics are kept"

@@ -593,7 +593,9 @@ def _say(console: Any, status: Any) -> Callable[[str], None]:
         return status.update
 
     def line(msg: str) -> None:
-        console.print(f"[{time.strftime('%H:%M:%S')}] {msg}", markup=False, highlight=False)
+        console.print(
+            f"[{time.strftime('%H:%M:%S')}] {msg}", markup=False, highlight=False, soft_wrap=True
+        )
 
     return line
 

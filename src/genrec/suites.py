@@ -562,7 +562,7 @@ def write_suite_outputs(suite_results: dict[str, Any], out_dir: str | Path) -> P
 def cmd_suite(args: Any, argv: Sequence[str]) -> int:
     """``genrec benchmark --suite NAME [--quick] [--protocols loo,temporal]``."""
     from genrec.benchmark import default_run_name
-    from genrec.cli import _console, _load, _model_overrides
+    from genrec.cli import _console, _load, _model_overrides, _say
 
     suite = get_suite(args.suite)
     mode = "quick" if getattr(args, "quick", False) else "full"
@@ -591,7 +591,7 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
             data_dir=args.data_dir,
             configs_dir=args.configs_dir,
             command=command,
-            on_progress=lambda msg: status.update(msg),
+            on_progress=_say(console, status),
         )
     name = args.name or f"{suite.name}-{mode}-{default_run_name(args.dataset)}"
     out = Path(args.out) if args.out else Path("reports") / name

@@ -199,3 +199,18 @@ def test_codebook_fitted_ahead_equals_fit_time_codebook(split, tmp_path: Path) -
     cb.save(tmp_path / "cb")
     ahead = TIGER(**{**TINY, "epochs": 1, "codebook_path": str(tmp_path / "cb")}).fit(split.train)
     np.testing.assert_array_equal(ahead.codes_, built.codes_)
+
+
+def test_fit_codebook_random_is_tigers_control_and_health_of_nothing(split) -> None:
+    from genrec.models.tiger import codebook_health, fit_codebook
+
+    ids = split.train.item_map.to_list()
+    vectors = np.zeros((len(ids) + 1, 4), np.float32)
+    cb = fit_codebook("random", vectors, ids, n_levels=3, codebook_size=8, seed=4)
+    np.testing.assert_array_equal(cb.codes, random_codebook(len(ids), 3, 8, 4, ids).codes)
+    with pytest.raises(ConfigError, match="no options"):
+        fit_codebook("random", vectors, ids, n_levels=3, codebook_size=8, epochs=3)
+    empty = np.full((5, 3), -1)
+    assert codebook_health(empty, [8, 8, 2]) == {"n_coded_items": 0}
+    health = codebook_health(cb.codes, cb.codebook_sizes)
+    assert health["n_coded_items"] == len(ids) and health["collision_rate_before_dedup"] >= 0

@@ -135,8 +135,19 @@ def test_failing_diagnostics_keep_the_metrics(split, monkeypatch) -> None:
     monkeypatch.setattr(Popularity, "diagnostics", boom)
     said: list[str] = []
     spec = BenchmarkSpec(dataset="synthetic", models=["popularity"], ks=[10])
-    results, _ = run_benchmark(spec, make_synthetic_dataset(), split=split, on_progress=said.append)
+    with pytest.warns(RuntimeWarning, match="diagnostics exploded"):
+        results, _ = run_benchmark(
+            spec, make_synthetic_dataset(), split=split, on_progress=said.append
+        )
     rec = results["models"]["popularity"]
     assert rec["metrics"]["recall@10"]["mean"] >= 0.0
     assert rec["diagnostics"] == {"diagnostics_failed": {"mean": 1.0, "per_seed": [1.0]}}
     assert any("diagnostics exploded" in m for m in said)
+
+
+def test_diagnostics_failed_counts_every_seed() -> None:
+    from genrec.benchmark import _diagnostics_summary
+
+    out = _diagnostics_summary([{"a": 1.0}, {"diagnostics_failed": 1}, {"a": 3.0}])
+    assert out["diagnostics_failed"] == {"mean": 1 / 3, "per_seed": [0.0, 1.0, 0.0]}
+    assert out["a"] == {"mean": 2.0, "per_seed": [1.0, 3.0]}

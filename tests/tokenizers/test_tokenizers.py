@@ -252,9 +252,7 @@ def test_balanced_rkmeans_spreads_isotropic_residuals():
     x = gen.normal(size=(400, 64)).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     plain = RKMeansTokenizer(n_levels=2, codebook_size=8, dedup=False).fit(_padded(x))
-    bal = RKMeansTokenizer(n_levels=2, codebook_size=8, dedup=False, balanced=True).fit(
-        _padded(x)
-    )
+    bal = RKMeansTokenizer(n_levels=2, codebook_size=8, dedup=False, balanced=True).fit(_padded(x))
     for level in range(2):
         sizes = np.bincount(bal.codes[1:, level], minlength=8)
         assert sizes.max() - sizes.min() <= 1

@@ -233,6 +233,7 @@ def test_val_users_validates_on_a_fixed_sample(split, monkeypatch) -> None:
     monkeypatch.setattr(ev, "evaluate", spy)
     model = Toy(epochs=3, progress=False, patience=0, val_users=20).fit(split.train, split.valid)
     assert len(seen) == 3 and len(set(seen)) == 1  # one sample, reused every epoch
+    assert model.training_info_["val_users"] == 20
     assert len(seen[0]) == 20 and set(seen[0]) <= set(split.valid.users.tolist())
     # best_metric is the sampled value, which differs from the full validation metric
     full = real(model, split, stage="valid", ks=[10], metrics=["ndcg"]).metrics["ndcg@10"]
@@ -253,5 +254,24 @@ def test_holdout_sample(split) -> None:
     assert (h.targets[rows] != s.targets).nnz == 0
     assert tuple(h.sample(7, seed=3).users) == tuple(s.users)
     assert h.sample(len(h) + 5) is h
-    with pytest.raises(ConfigError, match="n >= 0"):
-        h.sample(-1)
+    for bad in (0, -1):  # val_users=0 means "all" in the config; sample(0) is an error
+        with pytest.raises(ConfigError, match="n >= 1"):
+            h.sample(bad)
+
+
+def test_resume_a_checkpoint_written_before_a_config_field_existed(split, tmp_path):
+    """A checkpoint whose config lacks a field added later (e.g. val_users) resumes when the
+    run uses that field's default, and is refused when it does not."""
+    ckpt = tmp_path / "ckpt"
+    Toy(epochs=2, progress=False, patience=0).fit(split.train, split.valid, checkpoint_dir=ckpt)
+    meta_path = find_checkpoint(ckpt) / "trainer.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["config"]["val_users"], meta["config"]["adam_beta2"]
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(TrainingError, match="differs in \\['val_users'\\]"):
+        Toy(epochs=3, progress=False, patience=0, val_users=5).fit(
+            split.train, split.valid, checkpoint_dir=ckpt, resume=True
+        )
+    model = Toy(epochs=3, progress=False, patience=0)
+    model.fit(split.train, split.valid, checkpoint_dir=ckpt, resume=True)
+    assert model.training_info_["resumed_from_epoch"] == 2

@@ -1,4 +1,4 @@
-# One H200/H100 shot: TIGER on Amazon Beauty (paper config + tokenizer ablation) and BCE SASRec.
+# Second H200 shot (same session, warm machine): three TIGER runs sharing the GPU.
 # Usage: bash .gpu_data/run2.sh BUDGET_MIN HARD_S [DATASET DATA_DIR]
 export PYTHONPATH=src PYTHONUNBUFFERED=1 OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 BUDGET=${1:-5.5}; HARD=${2:-500}; DS=${3:-amazon-beauty}; DD=${4-.gpu_data/amazon-beauty}

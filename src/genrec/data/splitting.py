@@ -45,8 +45,8 @@ class Holdout:
     def sample(self, n: int, seed: int = 0) -> Holdout:
         """A seeded subset of ``n`` users (all of them when ``n >= len(self)``), in their
         original order, with the same history."""
-        if n < 0:
-            raise ConfigError(f"Holdout.sample needs n >= 0, got {n}")
+        if n < 1:
+            raise ConfigError(f"Holdout.sample needs n >= 1, got {n}")
         if n >= len(self.users):
             return self
         rows = np.sort(np.random.default_rng(seed).choice(len(self.users), n, replace=False))

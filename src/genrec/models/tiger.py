@@ -419,11 +419,13 @@ def codebook_health(codes: np.ndarray, sizes: Sequence[int]) -> dict[str, float 
     body = np.asarray(codes)[1:]
     body = body[(body >= 0).all(1)]  # coded items
     out: dict[str, float | int] = {"n_coded_items": int(len(body))}
+    if len(body) == 0:  # nothing coded: no statistics to give
+        return out
     for lvl, size in enumerate(sizes):
         counts = np.bincount(body[:, lvl], minlength=size)
         p = counts[counts > 0] / max(counts.sum(), 1)
         out[f"codebook_utilisation_l{lvl + 1}"] = float((counts > 0).mean())
-        out[f"code_entropy_bits_l{lvl + 1}"] = float(-(p * np.log2(p)).sum())
+        out[f"code_entropy_bits_l{lvl + 1}"] = float(-(p * np.log2(p)).sum()) + 0.0  # no -0.0
     L = body.shape[1]
     sem = body[:, : L - 1] if L > 1 else body
     for depth in range(1, sem.shape[1] + 1):
@@ -455,7 +457,9 @@ def fit_codebook(
     ``n_levels`` counts the collision level: the tokenizer fits ``n_levels - 1`` semantic
     levels of ``codebook_size`` codes; when no item tuples collide, a constant collision level
     keeps the depth at ``n_levels``. ``options`` go to the tokenizer's config (e.g.
-    ``balanced=True`` for ``rkmeans``, ``epochs=...`` for ``rqvae``).
+    ``balanced=True`` for ``rkmeans``, ``epochs=...`` for ``rqvae``). ``name="random"`` gives
+    :func:`random_codebook`, exactly what ``TIGER(codebook="random")`` builds (the vectors
+    only count the items).
 
     Args:
         name: tokenizer name (``rqvae``, ``rkmeans``, ``hkmeans``, ``random``, ...).
@@ -467,6 +471,11 @@ def fit_codebook(
     """
     from genrec.tokenizers import ItemCodebook, get_tokenizer
 
+    if name == "random":  # TIGER's own random-ID control, not the registry's hashing one
+        if options:
+            raise ConfigError(f"the random codebook takes no options, got {sorted(options)}")
+        n = len(vectors) - 1
+        return random_codebook(n, n_levels, codebook_size, seed, item_ids)
     tokenizer = get_tokenizer(name)(
         n_levels=max(n_levels - 1, 1), codebook_size=codebook_size, seed=seed, **options
     )
@@ -553,7 +562,7 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
                     f"has {len(ids)}"
                 )
             return cb
-        if cfg.codebook == "random":
+        if cfg.codebook == "random":  # no vectors needed
             return random_codebook(len(ids), cfg.n_levels, cfg.codebook_size, cfg.seed, ids)
         if cfg.item_vectors_path:
             from genrec.text import load_item_vectors

@@ -354,6 +354,7 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "best_metric": None if self.best_epoch < 0 else self.best_metric,
             "val_metric": self.cfg.val_metric,
+            "val_users": self.cfg.val_users or None,  # None: all validation users
             "stopped_early": self.stopped_early,
             "out_of_time": self.out_of_time,
             "resumed_from_epoch": self.resumed_from,
@@ -428,7 +429,10 @@ class Trainer:
         # a resumed run may train longer or show/hide the bar; anything else must match
         free = {"epochs", "progress", "time_budget_minutes"}
         own = {k: v for k, v in self.model.config.to_dict().items() if k not in free}
-        saved = {k: v for k, v in meta.get("config", {}).items() if k not in free}
+        # fields added to the config class after the checkpoint was written: their defaults
+        defaults = type(self.model.config)().to_dict()
+        saved = {**defaults, **meta.get("config", {})}
+        saved = {k: v for k, v in saved.items() if k not in free}
         if meta.get("model") != self.model.name or saved != own:
             diff = sorted(k for k in own if saved.get(k) != own[k])
             raise TrainingError(
