@@ -35,15 +35,21 @@ from typing import Any
 
 
 def _parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
-    import yaml
+    """``NAME.FIELD=VALUE`` strings -> ``{NAME: {FIELD: value}}`` (values read as the CLI's
+    ``--set``, :func:`genrec.config.parse_overrides`)."""
+    from genrec.config import parse_overrides
+    from genrec.errors import ConfigError
 
+    try:
+        flat = parse_overrides(items)
+    except ConfigError as exc:
+        sys.exit(f"--set: {exc}")
     out: dict[str, dict[str, Any]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
+    for key, value in flat.items():
         name, dot, field = key.partition(".")
-        if not sep or not dot or not field:
-            sys.exit(f"--set expects NAME.FIELD=VALUE, got {item!r}")
-        out.setdefault(name, {})[field] = yaml.safe_load(value)
+        if not dot or not name or not field:
+            sys.exit(f"--set expects NAME.FIELD=VALUE, got {key!r}")
+        out.setdefault(name, {})[field] = value
     return out
 
 

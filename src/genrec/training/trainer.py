@@ -181,7 +181,7 @@ class Trainer:
                 net.parameters(),
                 lr=self.cfg.lr,
                 weight_decay=self.cfg.weight_decay,
-                betas=(0.9, getattr(self.cfg, "adam_beta2", 0.999)),
+                betas=(0.9, self.cfg.adam_beta2),
             )
             if self.resume and self.checkpoint_dir is not None:
                 self._load_checkpoint(optimizer)  # before DDP, which broadcasts rank 0's
@@ -191,6 +191,7 @@ class Trainer:
                 train_net = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
             model.train_net_ = train_net
             use_amp = self.cfg.amp and model.device_.type == "cuda"
+            valid = self._validation_users(valid)  # drawn once: the same sample every epoch
             started = time.perf_counter()
             budget = self.cfg.time_budget_minutes * 60.0
             while self.epoch < self.cfg.epochs and not self.stopped_early:
@@ -301,19 +302,23 @@ class Trainer:
             f"try a lower lr (now {self.cfg.lr}) or grad_clip{where}"
         )
 
+    def _validation_users(self, valid: Any) -> Any:
+        """``valid``, or a seeded sample of ``val_users`` of its users when that is set."""
+        from genrec.data.splitting import Holdout, Split
+
+        n = self.cfg.val_users
+        if not n or not isinstance(valid, (Split, Holdout)):
+            return valid
+        holdout = valid.valid if isinstance(valid, Split) else valid
+        return valid if holdout is None else holdout.sample(n, seed=self.cfg.seed)
+
     def _validate(self, valid: Any) -> float:
         """The validation metric, computed by the real evaluator on rank 0 and shared."""
-        from genrec.data.splitting import Holdout, Split
         from genrec.evaluation.evaluator import evaluate
 
         name, k = self.cfg.val_metric.split("@")
         value = [0.0]
         if self.rank == 0:  # scores with the unwrapped network_, in eval mode
-            n = self.cfg.val_users
-            if n and isinstance(valid, (Split, Holdout)):  # the same sample at every epoch
-                holdout = valid.valid if isinstance(valid, Split) else valid
-                if holdout is not None:
-                    valid = holdout.sample(n, seed=self.cfg.seed)
             res = evaluate(
                 self.model,
                 valid,
