@@ -96,6 +96,17 @@ def test_evaluate_refuses_full_data_artifact(csv_path, tmp_path, capsys):
     assert "leak" in capsys.readouterr().err
 
 
+def test_set_wildcard_applies_to_models_that_have_the_key():
+    from genrec.cli import _model_overrides
+
+    out = _model_overrides(
+        ["*.epochs=3", "multvae.epochs=5", "*.l2=7", "ease.l2=9"], ["ease", "multvae", "sasrec"]
+    )
+    assert out == {"multvae": {"epochs": 5}, "sasrec": {"epochs": 3}, "ease": {"l2": 9}}
+    with pytest.raises(genrec.errors.ConfigError, match="needs the list of models"):
+        _model_overrides(["*.epochs=3"])
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -104,6 +115,7 @@ def test_evaluate_refuses_full_data_artifact(csv_path, tmp_path, capsys):
         (["benchmark", "--models", "ease", "--set", "ease.lambda=3"], "unknown config key"),
         (["benchmark", "--models", "ease", "--set", "l2=3"], "MODEL.KEY=VALUE"),
         (["benchmark", "--models", "ease", "--set", "ease.l2=-1"], "l2 must be > 0"),
+        (["benchmark", "--models", "ease,als", "--set", "*.epochs=3"], "none of the models"),
         (["benchmark", "--models", "ease", "--config", "ease=/nonexistent.yaml"], "not found"),
         (
             [

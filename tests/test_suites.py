@@ -70,6 +70,19 @@ def test_generative_vs_classical_lists_the_issue_models():
     assert suite.modes["quick"].seeds <= 2 and suite.modes["full"].seeds >= 3
 
 
+def test_autoencoders_vs_classical_lists_the_issue_models():
+    suite = get_suite("autoencoders-vs-classical")
+    expected = {
+        "popularity", "ease", "als", "multvae", "multdae", "recvae", "cvae", "diffrec",
+        "tdiffrec", "ldiffrec", "irgan",
+    }  # fmt: skip
+    assert {m.name for m in suite.models} == expected
+    classical = {m.name for m in suite.models if m.family == "classical"}
+    assert classical == {"popularity", "ease", "als"}
+    assert suite.modes["full"].seeds >= 3
+    assert model_overrides(suite, "diffrec", "full")[0]["time_budget_minutes"] == 4.0
+
+
 def test_unknown_suite_and_missing_models_are_reported():
     with pytest.raises(Exception, match="unknown suite"):
         get_suite("generative-vs-clasical")
@@ -181,6 +194,22 @@ def test_cli_suite_subset(interleaved, tmp_path, capsys):
     assert main(["benchmark", "--quick"]) == 2  # --quick without --suite
     assert main(["benchmark", "--suite", "nope"]) == 2
     assert "unknown suite" in capsys.readouterr().err
+
+
+def test_cli_autoencoder_suite_quick_with_wildcard_set(interleaved, tmp_path):
+    out = tmp_path / "ae"
+    code = main([
+        "benchmark", "--suite", "autoencoders-vs-classical", "--quick", "--dataset", "csv",
+        "--data-dir", str(interleaved), "--models", "popularity,ease,multdae",
+        "--protocols", "loo", "--set", "*.epochs=2", "--out", str(out),
+    ])  # fmt: skip
+    assert code == 0
+    loo = json.loads((out / "suite.json").read_text())["protocols"]["loo"]
+    assert list(loo["models"]) == ["popularity", "ease", "multdae"]
+    assert loo["models"]["multdae"]["config"]["epochs"] == 2  # only the model with the key
+    assert loo["models"]["multdae"]["training"][0]["epochs_run"] <= 2
+    assert loo["reference_model"] in ("popularity", "ease")  # classical, picked on validation
+    assert sum(loo["segments"]["users"].values()) == loo["split"]["n_test_users"]
 
 
 # ---------------------------------------------------------------------- verdict wording

@@ -197,6 +197,41 @@ def _safe_diagnostics(
         return {"diagnostics_failed": 1}
 
 
+HISTORY_EDGES: tuple[int, ...] = (3, 5, 10, 20, 50, 100)
+
+
+def history_segments(
+    lengths: np.ndarray, edges: Sequence[int] = HISTORY_EDGES
+) -> tuple[np.ndarray, list[str]]:
+    """Group users by history length: ``(bucket index per user, bucket labels)``.
+
+    Buckets are ``<=e0``, ``e0+1-e1``, ..., ``>e_last`` for increasing ``edges`` (default
+    ``<=3``, ``4-5``, ``6-10``, ``11-20``, ``21-50``, ``51-100``, ``>100``), so the sparse
+    regime of a few interactions per user is its own row.
+    """
+    edges = [int(e) for e in edges]
+    if not edges or any(b <= a for a, b in zip(edges, edges[1:])) or edges[0] < 0:
+        raise ConfigError(f"history edges must be increasing non-negative ints, got {edges}")
+    labels = [f"<={edges[0]}"]
+    for lo, hi in zip(edges, edges[1:]):
+        labels.append(f"{lo + 1}" if hi == lo + 1 else f"{lo + 1}-{hi}")
+    labels.append(f">{edges[-1]}")
+    idx = np.searchsorted(np.asarray(edges), np.asarray(lengths), side="left")
+    return idx.astype(np.int64), labels
+
+
+def _segment_means(
+    arrays: dict[str, np.ndarray], idx: np.ndarray, labels: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """Mean of each per-user metric within each non-empty history bucket."""
+    out: dict[str, dict[str, float]] = {}
+    for b, label in enumerate(labels):
+        mask = idx == b
+        if mask.any():
+            out[label] = {key: float(arr[mask].mean()) for key, arr in arrays.items()}
+    return out
+
+
 def run_benchmark(
     spec: BenchmarkSpec,
     dataset: Dataset,
@@ -243,6 +278,11 @@ def run_benchmark(
             on_progress=say,
         )
     seeds = list(range(spec.seeds))
+    test = split.test
+    hist_len = np.bincount(test.history.user_idx, minlength=int(test.users.max(initial=0)) + 1)[
+        test.users
+    ]
+    seg_idx, seg_labels = history_segments(hist_len)
     train_pop = split.train.item_popularity()
     pop_bins = popularity_bins(train_pop)
     pop_k = 10 if 10 in spec.ks else int(max(spec.ks))
@@ -310,6 +350,7 @@ def run_benchmark(
             "deterministic": deterministic,
             "training": training if any(t is not None for t in training) else None,
             "popularity_profile": np.mean(pop_shares, axis=0).tolist(),
+            "segments": _segment_means(mean_users, seg_idx, seg_labels),
             "diagnostics": _diagnostics_summary(diags),
             "config": cfg,
             "config_source": source,
@@ -344,6 +385,18 @@ def run_benchmark(
         },
         "reference_model": reference,
         "popularity_profile": _data_popularity_profile(train_pop, pop_bins, pop_k),
+        "segments": {
+            "by": "history_length",
+            "definition": "interactions in the test-time history (train + validation) of "
+            "each test user; models.<name>.segments holds the per-user metrics averaged "
+            "within each group (mean over seeds)",
+            "edges": list(HISTORY_EDGES),
+            "users": {
+                label: int((seg_idx == b).sum())
+                for b, label in enumerate(seg_labels)
+                if (seg_idx == b).any()
+            },
+        },
         "models": results,
         "manifest": {
             "seeds": seeds,

@@ -176,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="MODEL.KEY=VALUE",
-        help="override one config value of one model",
+        help="override one config value of one model; *.KEY=VALUE sets it for every model "
+        "whose config has KEY (a model's own --set wins)",
     )
     p.add_argument("--reference", default=None, help="model to test significance against")
     p.add_argument(
@@ -286,15 +287,40 @@ def _console():
     return progress_console()
 
 
-def _model_overrides(pairs: Sequence[str]) -> dict[str, dict[str, Any]]:
+def _model_overrides(
+    pairs: Sequence[str], models: Sequence[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """``--set MODEL.KEY=VALUE`` pairs as ``{model: {key: value}}``.
+
+    ``*.KEY=VALUE`` sets KEY for every model of ``models`` whose config has that field (e.g.
+    ``*.time_budget_minutes=4`` for all neural models); a model's own ``--set`` wins over
+    the wildcard, and a wildcard key that no model knows is an error.
+    """
     from genrec.config import parse_overrides
+    from genrec.registry import get_model
 
     out: dict[str, dict[str, Any]] = {}
+    wildcard: dict[str, Any] = {}
     for key, value in parse_overrides(list(pairs)).items():
         if "." not in key:
             raise ConfigError(f"--set {key}=... must name the model: MODEL.KEY=VALUE")
         model, field_name = key.split(".", 1)
-        out.setdefault(model, {})[field_name] = value
+        if model == "*":
+            wildcard[field_name] = value
+        else:
+            out.setdefault(model, {})[field_name] = value
+    if wildcard:
+        if not models:
+            raise ConfigError("--set *.KEY=VALUE needs the list of models (--models)")
+        for field_name, value in wildcard.items():
+            takers = [m for m in models if field_name in get_model(m).config_class.field_names()]
+            if not takers:
+                raise ConfigError(
+                    f"--set *.{field_name}=...: none of the models ({', '.join(models)}) has "
+                    f"a config key {field_name!r}"
+                )
+            for m in takers:
+                out.setdefault(m, {}).setdefault(field_name, value)
     return out
 
 
@@ -547,7 +573,7 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if model not in models:
             raise ConfigError(f"--config names model {model!r}, which is not in --models")
         config_paths[model] = path
-    overrides = _model_overrides(args.set)
+    overrides = _model_overrides(args.set, models)
     for model in overrides:
         if model not in models:
             raise ConfigError(f"--set names model {model!r}, which is not in --models")

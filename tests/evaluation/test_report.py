@@ -18,7 +18,13 @@ import numpy as np
 import pytest
 
 import genrec
-from genrec.benchmark import BenchmarkSpec, popularity_bins, run_benchmark, write_outputs
+from genrec.benchmark import (
+    BenchmarkSpec,
+    history_segments,
+    popularity_bins,
+    run_benchmark,
+    write_outputs,
+)
 from genrec.cli import main
 from genrec.errors import ConfigError
 from genrec.evaluation.report import PLOTS_NOTE, merge_results, render_html, render_markdown
@@ -127,6 +133,39 @@ def test_popularity_profile(bench):
     # the popularity model recommends only the head of the catalogue
     pop = results["models"]["popularity"]["popularity_profile"]
     assert sum(pop[:5]) == pytest.approx(1.0)
+
+
+def test_history_segments_labels_and_edges():
+    idx, labels = history_segments(np.array([0, 3, 4, 5, 6, 10, 11, 100, 101, 5000]))
+    assert labels == ["<=3", "4-5", "6-10", "11-20", "21-50", "51-100", ">100"]
+    assert [labels[i] for i in idx] == [
+        "<=3", "<=3", "4-5", "4-5", "6-10", "6-10", "11-20", "51-100", ">100", ">100"
+    ]  # fmt: skip
+    _, labels = history_segments(np.array([1]), edges=(1, 2, 4))
+    assert labels == ["<=1", "2", "3-4", ">4"]
+    with pytest.raises(ConfigError, match="increasing"):
+        history_segments(np.array([1]), edges=(5, 3))
+
+
+def test_segments_partition_the_test_users(bench):
+    """Per-history-length groups: user counts add up to the test users, and the
+    user-weighted mean of the group means is the overall metric."""
+    results, out = bench
+    seg = results["segments"]
+    assert seg["by"] == "history_length"
+    n = results["split"]["n_test_users"]
+    assert sum(seg["users"].values()) == n
+    for res in results["models"].values():
+        assert list(res["segments"]) == list(seg["users"])
+        for key in ("recall@10", "ndcg@5"):
+            pooled = sum(seg["users"][g] * res["segments"][g][key] for g in seg["users"]) / n
+            assert pooled == pytest.approx(res["metrics"][key]["mean"])
+    report = (out / "report.md").read_text()
+    assert "## ndcg@10 by user history length" in report
+    assert "By user history length" in (out / "report.html").read_text()
+    old = copy.deepcopy(results)  # files written before segments existed still render
+    old.pop("segments")
+    assert "by user history length" not in render_markdown(old)
 
 
 def test_popularity_bins():

@@ -89,6 +89,60 @@ def _all_metric_keys(results: dict[str, Any]) -> list[str]:
 
 
 # ---------------------------------------------------------------------- Markdown
+def segment_rows(results: dict[str, Any]) -> tuple[str, list[str], list[list[str]]] | None:
+    """The history-length table: ``(metric, header, rows)``, one row per model and one column
+    per group of test users by history length (``results["segments"]``), or ``None`` when the
+    run has no segments (files written before they existed)."""
+    seg = results.get("segments")
+    if not seg or not seg.get("users"):
+        return None
+    metric = f"{_prefix(results)}ndcg@{_main_k(results)}"
+    users = seg["users"]
+    header = ["model"] + [f"{label} (n={n:,})" for label, n in users.items()]
+    rows = []
+    for name, res in results["models"].items():
+        groups = res.get("segments") or {}
+        cells = [
+            f"{groups[label][metric]:.4f}" if metric in groups.get(label, {}) else ""
+            for label in users
+        ]
+        rows.append([name, *cells])
+    return metric, header, rows
+
+
+def _segments_markdown(results: dict[str, Any]) -> list[str]:
+    table = segment_rows(results)
+    if table is None:
+        return []
+    metric, header, rows = table
+    return [
+        "",
+        f"## {metric} by user history length",
+        "",
+        "Test users grouped by the number of interactions in their test-time history "
+        "(train + validation); mean over the group's users and the seeds.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] * len(header)) + "|",
+        *("| " + " | ".join(r) + " |" for r in rows),
+    ]
+
+
+def _segments_html(results: dict[str, Any]) -> str | None:
+    table = segment_rows(results)
+    if table is None:
+        return None
+    metric, header, rows = table
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return (
+        f"<p>{_e(metric)} of test users grouped by the number of interactions in their "
+        "test-time history (train + validation); mean over the group's users and the seeds."
+        f'</p><div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
+        "</table></div>"
+    )
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     """The ``report.md`` text."""
     ds = results["dataset"]
@@ -130,6 +184,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             ci = m.get("ci95")
             cells.append(f"{m['mean']:.4f}" + (f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""))
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    lines += _segments_markdown(results)
     diag = {n: r["diagnostics"] for n, r in results["models"].items() if r.get("diagnostics")}
     if diag:  # Recommender.diagnostics(): e.g. TIGER's invalid codes, beam gap, codebook
         lines += ["", "## Model diagnostics (mean over seeds)", ""]
@@ -971,6 +1026,9 @@ def render_html(results: dict[str, Any], *, plots: bool = True) -> str:
             )
         body += _training_table(results)
         sections.append(("training", "Training curves", body))
+    seg_html = _segments_html(results)
+    if seg_html:
+        sections.append(("segments", "By user history length", seg_html))
     sections.append(("all-metrics", "All metrics", _all_metrics_table(results)))
     sections.append(("dataset", "Dataset, split and protocol", _dataset_section(results)))
     sections.append(("reproduce", "Reproduce", _reproduce(results)))
