@@ -103,7 +103,7 @@ def test_set_wildcard_applies_to_models_that_have_the_key():
         ["*.epochs=3", "multvae.epochs=5", "*.l2=7", "ease.l2=9"], ["ease", "multvae", "sasrec"]
     )
     assert out == {"multvae": {"epochs": 5}, "sasrec": {"epochs": 3}, "ease": {"l2": 9}}
-    with pytest.raises(genrec.errors.ConfigError, match="needs the list of models"):
+    with pytest.raises(genrec.errors.ConfigError, match="no model to apply it to"):
         _model_overrides(["*.epochs=3"])
 
 

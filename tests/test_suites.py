@@ -210,6 +210,7 @@ def test_cli_autoencoder_suite_quick_with_wildcard_set(interleaved, tmp_path):
     assert loo["models"]["multdae"]["training"][0]["epochs_run"] <= 2
     assert loo["reference_model"] in ("popularity", "ease")  # classical, picked on validation
     assert sum(loo["segments"]["users"].values()) == loo["split"]["n_test_users"]
+    assert "NDCG@10 by user history length" in (out / "report.md").read_text()
 
 
 # ---------------------------------------------------------------------- verdict wording

@@ -387,7 +387,8 @@ def run_benchmark(
         "popularity_profile": _data_popularity_profile(train_pop, pop_bins, pop_k),
         "segments": {
             "by": "history_length",
-            "definition": "interactions in the test-time history (train + validation) of "
+            "definition": "interactions in the test-time history (train, plus validation when the "
+            "split has one) of "
             "each test user; models.<name>.segments holds the per-user metrics averaged "
             "within each group (mean over seeds)",
             "edges": list(HISTORY_EDGES),

@@ -311,7 +311,7 @@ def _model_overrides(
             out.setdefault(model, {})[field_name] = value
     if wildcard:
         if not models:
-            raise ConfigError("--set *.KEY=VALUE needs the list of models (--models)")
+            raise ConfigError("--set *.KEY=VALUE: there is no model to apply it to")
         for field_name, value in wildcard.items():
             takers = [m for m in models if field_name in get_model(m).config_class.field_names()]
             if not takers:

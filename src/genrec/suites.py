@@ -620,6 +620,8 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
     if args.config:
         raise ConfigError("--config is not supported with --suite; use --set MODEL.KEY=VALUE")
     command = "genrec " + " ".join(shlex.quote(a) for a in argv)
+    # before loading the data, so that a bad --set fails at once
+    overrides = _model_overrides(args.set, resolve_models(suite, args.models)[0])
     console = _console()
     with console.status(f"loading {args.dataset}") as status:
         ds = _load(args)
@@ -630,7 +632,7 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
             mode=mode,
             protocols=protocols,
             models=args.models,
-            overrides=_model_overrides(args.set, resolve_models(suite, args.models)[0]),
+            overrides=overrides,
             seeds=args.seeds if seeds_given else None,
             reference=args.reference,
             tune_budget_minutes=args.tune_budget_minutes,

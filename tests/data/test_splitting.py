@@ -70,6 +70,16 @@ def test_temporal_split_respects_time():
     assert split.train.timestamps.max() <= split.test.history.timestamps.max()
 
 
+def test_temporal_split_refuses_order_only_data():
+    """P5-style data (has_timestamps=False: the column only orders each user's items) has
+    no global time, so a temporal cut-off would be meaningless."""
+    ds = _random_dataset(1)
+    order_only = Dataset(ds.interactions, name="p5", has_timestamps=False)
+    with pytest.raises(DataValidationError, match="'p5' has no real timestamps"):
+        split_dataset(order_only, "temporal")
+    assert len(split_dataset(order_only, "loo").test) > 0
+
+
 def test_ratio_split_shuffle_is_seeded():
     ds = _random_dataset(2)
     a = ratio_split(ds, shuffle=True, seed=3)

@@ -165,7 +165,16 @@ def test_segments_partition_the_test_users(bench):
     assert "By user history length" in (out / "report.html").read_text()
     old = copy.deepcopy(results)  # files written before segments existed still render
     old.pop("segments")
+    for res in old["models"].values():
+        res.pop("segments")
     assert "by user history length" not in render_markdown(old)
+    # merging an older file first keeps the newer file's groups (its models fill the table)
+    merged = merge_results([old, results], names=["old", "new"])
+    assert merged["segments"] == seg
+    text = render_markdown(merged)
+    assert "by user history length" in text and "| popularity (old) |" in text
+    assert "segments" not in merge_results([old, old])
+    assert "&lt;=" in render_html(results) or "<=" not in "".join(seg["users"])
 
 
 def test_popularity_bins():

@@ -134,6 +134,12 @@ def temporal_split(
             raise ConfigError(f"{name} must be in [0, 1), got {frac}")
     if test_fraction <= 0 or test_fraction + valid_fraction >= 1.0:
         raise ConfigError("temporal split needs test_fraction > 0 and test+valid fractions < 1")
+    if not dataset.has_timestamps:
+        raise DataValidationError(
+            f"temporal split: dataset {dataset.name!r} has no real timestamps (its order "
+            "column only ranks each user's interactions), so a global time cut-off would "
+            "mix users' positions, not times; use the leave-one-out split ('loo')"
+        )
     ts = dataset.timestamps
     order = np.argsort(ts, kind="stable")
     n = len(ts)

@@ -352,6 +352,13 @@ def merge_results(
     out["manifest"]["models"] = list(out["models"])
     out["manifest"]["configs"] = configs
     out["manifest"]["config_sources"] = sources
+    if not any("segments" in m for m in out["models"].values()):
+        out.pop("segments", None)
+    elif "segments" not in out:  # the first input predates segments: take a later one's
+        for res in results:
+            if "segments" in res:
+                out["segments"] = copy.deepcopy(res["segments"])
+                break
     if not any("popularity_profile" in m for m in out["models"].values()):
         out.pop("popularity_profile", None)
     elif "popularity_profile" not in out:
@@ -1451,6 +1458,19 @@ def _suite_protocol_section(protocol: str, res: dict[str, Any], suite: dict[str,
             f"\nPopularity bias: the top 10% most popular items hold {data_prof[0] * 100:.1f}% "
             "of training interactions; a model above that share amplifies popularity."
         )
+    seg = segment_rows(res)
+    if seg is not None:
+        seg_metric, header, seg_rows = seg
+        by_name = {r[0]: r for r in seg_rows}
+        lines += [
+            "",
+            f"### {_metric_label(seg_metric)} by user history length",
+            "",
+            "Test users grouped by the number of interactions in their test-time history; "
+            "group means over users and seeds (no per-group test: small groups are noisy).",
+            "",
+        ]
+        lines += _md_table(header, [by_name[n] for n in order if n in by_name])
     # significance
     if ref:
         lines += ["", f"### Significance vs {ref} (test {_metric_label(metric)})", ""]
