@@ -26,6 +26,7 @@ DEFAULT_GLOBS = ("docs/measurements/*.json", "docs/measurements/*/*.json")
 REPRO_DIR = "docs/measurements/reproduction"
 START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
+DATASET = "amazon-beauty"  # the README table; other datasets' files are skipped
 SHORT = {"recall": "R", "ndcg": "N", "mrr": "MRR"}
 CONFIG_KEYS = ("loss", "max_seq_len", "l2", "n_neighbors", "shrink", "factors", "codebook",
                "max_items", "time_budget_minutes")  # fmt: skip
@@ -35,12 +36,16 @@ def _is_record(res: dict) -> bool:
     return res.get("kind") == "genrec-reproduction"
 
 
-def rows(paths: list[Path]) -> list[tuple[float, str]]:
+def rows(paths: list[Path], dataset: str = DATASET) -> list[tuple[float, str]]:
+    """Table lines of every model in ``paths`` measured on ``dataset`` (other datasets,
+    reproduction records and suite files are skipped), best NDCG@10 first."""
     out = []
     for path in paths:
         res = json.loads(path.read_text())
         if _is_record(res) or "models" not in res:
             continue  # reproduction records have their own table
+        if res.get("dataset", {}).get("name") != dataset:
+            continue
         hw = res["manifest"]["hardware"]
         where = hw.get("cuda") or f"{hw.get('cpu_count')} CPUs"
         for name, m in res["models"].items():
@@ -57,7 +62,9 @@ def rows(paths: list[Path]) -> list[tuple[float, str]]:
             if cfg.get("adam_beta2", 0.999) != 0.999:
                 beta2 = f"beta2={cfg['adam_beta2']}"
                 label = f"{label[:-1]}, {beta2})" if label.endswith(")") else f"{label} ({beta2})"
-            cells = [f"{m['metrics'][k]['mean']:.4f}" for k in METRICS]
+            cells = [
+                f"{m['metrics'][k]['mean']:.4f}" if k in m["metrics"] else "–" for k in METRICS
+            ]  # a run without k=5 shows a dash
             train = (m.get("training") or [None])[0]
             if train:
                 budget = f"{train['epochs_run']} epochs (best {train['best_epoch'] + 1})"

@@ -1,0 +1,45 @@
+"""benchmarks/results_table.py: the README table takes Amazon Beauty runs only."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location(
+        "results_table", ROOT / "benchmarks" / "results_table.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _results(dataset: str, metrics: dict[str, float]) -> dict:
+    return {
+        "dataset": {"name": dataset},
+        "manifest": {"hardware": {"cpu_count": 2}},
+        "models": {
+            "ease": {
+                "config": {"l2": 50.0},
+                "metrics": {k: {"mean": v} for k, v in metrics.items()},
+                "fit_seconds": {"mean": 3.0},
+            }
+        },
+    }
+
+
+def test_rows_skip_other_datasets_and_show_missing_cutoffs(tmp_path):
+    rt = _module()
+    beauty = tmp_path / "beauty.json"
+    beauty.write_text(json.dumps(_results("amazon-beauty", {"recall@10": 0.07, "ndcg@10": 0.04})))
+    ml = tmp_path / "ml.json"
+    ml.write_text(json.dumps(_results("movielens-100k", {"recall@10": 0.14, "ndcg@10": 0.07})))
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"suite": "x", "protocols": {}}))
+    lines = [line for _, line in rt.rows([beauty, ml, suite])]
+    assert len(lines) == 1 and "beauty.json" in lines[0]
+    assert lines[0].startswith("| ease | – | – | 0.0700 | 0.0400 |")
