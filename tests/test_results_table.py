@@ -40,6 +40,13 @@ def test_rows_skip_other_datasets_and_show_missing_cutoffs(tmp_path):
     ml.write_text(json.dumps(_results("movielens-100k", {"recall@10": 0.14, "ndcg@10": 0.07})))
     suite = tmp_path / "suite.json"
     suite.write_text(json.dumps({"suite": "x", "protocols": {}}))
-    lines = [line for _, line in rt.rows([beauty, ml, suite])]
+    again = tmp_path / "beauty2.json"  # the same deterministic numbers in another file
+    again.write_text(beauty.read_text())
+    lines = [line for _, line in rt.rows([beauty, ml, suite, again])]
     assert len(lines) == 1 and "beauty.json" in lines[0]
     assert lines[0].startswith("| ease | – | – | 0.0700 | 0.0400 |")
+    full = tmp_path / "full.json"  # the same numbers with k=5 too: that row is kept
+    metrics = {"recall@5": 0.05, "ndcg@5": 0.03, "recall@10": 0.07, "ndcg@10": 0.04}
+    full.write_text(json.dumps(_results("amazon-beauty", metrics)))
+    lines = [line for _, line in rt.rows([beauty, full])]
+    assert len(lines) == 1 and lines[0].startswith("| ease | 0.0500 | 0.0300 |")
