@@ -209,9 +209,16 @@ def hf_child(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[str,
 # --------------------------------------------------------------------------- main
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--users", type=int, default=256)
-    p.add_argument("--hf-users", type=int, default=64, help="users for the (slow) HF side")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--users", type=int, default=None, help="default max(256, 2 x largest batch)")
+    p.add_argument(
+        "--hf-users", type=int, default=None,
+        help="users for the (slow) HF side; default max(64, largest batch)",
+    )  # fmt: skip
+    p.add_argument(
+        "--batch-sizes", default="32",
+        help="users decoded at once, comma-separated (e.g. 8,32,128): both sides run at each",
+    )  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=32, help=argparse.SUPPRESS)  # child side
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--codebook", default=None, help="saved ItemCodebook folder")
@@ -224,31 +231,51 @@ def main() -> None:
             res = run_hf({k: z[k] for k in z.files}, args)
         Path(args.hf_child).write_text(json.dumps(res))
         return
+    try:
+        batches = [int(b) for b in str(args.batch_sizes).split(",")]
+    except ValueError:
+        p.error(f"--batch-sizes must be comma-separated integers, got {args.batch_sizes!r}")
+    if min(batches) < 1:
+        p.error("--batch-sizes must be >= 1")
+    args.users = args.users or max(256, 2 * max(batches))
+    args.hf_users = args.hf_users or max(64, max(batches))
     data = make_inputs(args)
     sizes = data["sizes"].tolist()
     print(
         f"{data['codes'].shape[0] - 1} items, levels {sizes}, top-{K} with {BEAMS} beams, "
-        f"batch {args.batch_size}, {args.threads} thread(s), load {os.getloadavg()[0]:.1f}"
+        f"batch sizes {batches}, {args.threads} thread(s), load {os.getloadavg()[0]:.1f}"
     )
-    g = run_genrec(data, args)
-    print(
-        f"genrec       : {g['recs_per_second']:8.1f} recs/s ({g['users']} users, "
-        f"{g['seconds']:.2f} s; trie build {g['trie_build_seconds']:.2f} s; "
-        f"valid lists {g['valid_lists']:.2f})"
-    )
-    h = hf_child(data, args)
-    if h is None:
+    rows = []
+    for b in batches:
+        args.batch_size = b
+        g = run_genrec(data, args)
+        print(
+            f"[batch {b}] genrec       : {g['recs_per_second']:8.1f} recs/s ({g['users']} users, "
+            f"{g['seconds']:.2f} s; trie build {g['trie_build_seconds']:.2f} s; "
+            f"valid lists {g['valid_lists']:.2f})"
+        )
+        h = hf_child(data, args)
+        if h is None:
+            continue
+        print(
+            f"[batch {b}] transformers : {h['recs_per_second']:8.1f} recs/s ({h['users']} users, "
+            f"{h['seconds']:.2f} s; trie build {h['trie_build_seconds']:.2f} s; "
+            f"valid lists {h['valid_lists']:.2f})"
+        )
+        # the machine's load drifts: time genrec again after transformers and use the mean
+        g2 = run_genrec(data, args)
+        print(f"[batch {b}] genrec again : {g2['recs_per_second']:8.1f} recs/s (mean is used)")
+        rows.append((b, (g["recs_per_second"] + g2["recs_per_second"]) / 2, h["recs_per_second"]))
+    if not rows:
         return
+    print("\n| batch | genrec recs/s | transformers recs/s | ratio |\n|---:|---:|---:|---:|")
+    for b, gr, hr in rows:
+        print(f"| {b} | {gr:.1f} | {hr:.1f} | {gr / hr:.1f}x |")
+    gb, hb = max(rows, key=lambda r: r[1]), max(rows, key=lambda r: r[2])
     print(
-        f"transformers : {h['recs_per_second']:8.1f} recs/s ({h['users']} users, "
-        f"{h['seconds']:.2f} s; trie build {h['trie_build_seconds']:.2f} s; "
-        f"valid lists {h['valid_lists']:.2f})"
+        f"each at its fastest batch: genrec {gb[1]:.1f} recs/s (batch {gb[0]}) / transformers "
+        f"{hb[2]:.1f} recs/s (batch {hb[0]}) = {gb[1] / hb[2]:.1f}x"
     )
-    # the machine's load drifts: time genrec again after transformers and use the mean
-    g2 = run_genrec(data, args)
-    print(f"genrec again : {g2['recs_per_second']:8.1f} recs/s (mean of both runs is used)")
-    g["recs_per_second"] = (g["recs_per_second"] + g2["recs_per_second"]) / 2
-    print(f"speed-up genrec / transformers: {g['recs_per_second'] / h['recs_per_second']:.1f}x")
     print("(speed-only: the two networks differ in positions/softmax, see the docstring)")
 
 

@@ -167,11 +167,34 @@ def test_nan_without_checkpoint_says_so(split, tmp_path):
         Toy.training_step = original
 
 
-def test_silent_without_progress_or_terminal(split, capfd):
+def test_silent_without_progress(split, capfd):
     Toy(epochs=2, progress=False).fit(split.train, split.valid)
     assert capfd.readouterr() == ("", "")
-    Toy(epochs=2, progress=True).fit(split.train, split.valid)  # stderr is not a TTY here
-    assert capfd.readouterr() == ("", "")
+
+
+def test_logs_one_line_per_validated_epoch_when_not_a_terminal(split, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from genrec.training import trainer
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=False, width=200)
+    monkeypatch.setattr(trainer, "progress_console", lambda: console)
+    model = Toy(epochs=4, eval_every=2, patience=0, progress=True)
+    model.fit(split.train, split.valid)
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 2, lines  # epochs 2 and 4 ran validation; no bar in a log
+    hist = model.training_history_
+    for line, rec in zip(lines, (hist[1], hist[3])):
+        assert f"epoch {rec['epoch'] + 1}/4 loss {rec['loss']:.4f}" in line
+        assert f"ndcg@10 {rec['ndcg@10']:.4f} (best " in line
+    buf.truncate(0), buf.seek(0)
+    Toy(epochs=3, progress=True).fit(split.train)  # no validation data: every epoch
+    assert [ln.split("] ", 1)[1].split(" loss")[0] for ln in buf.getvalue().splitlines()] == [
+        f"toy: epoch {e}/3" for e in (1, 2, 3)
+    ]
 
 
 def test_progress_bar_on_a_terminal_is_transient(split, monkeypatch):

@@ -96,8 +96,11 @@ class Trainer:
     """Trains a :class:`~genrec.models.neural.NeuralRecommender`.
 
     Under ``torchrun`` (``WORLD_SIZE > 1``) the same loop runs with DDP; see the module
-    docstring for how to launch it. The progress bar (``config.progress``) is transient and
-    only drawn on rank 0 when stderr is a terminal; otherwise the trainer prints nothing.
+    docstring for how to launch it. With ``config.progress`` the trainer shows, on rank 0, a
+    transient progress bar when stderr is a terminal, and in logs and pipes (no bar there) one
+    timestamped line per epoch that ran validation (every epoch without validation data), so
+    a long unattended run shows its loss, throughput and validation metric. With
+    ``progress=False`` it prints nothing.
 
     Args:
         model: the estimator; its ``network_`` is already built on its device.
@@ -282,6 +285,7 @@ class Trainer:
                 if self.cfg.patience and self.bad_evals >= self.cfg.patience:
                     self.stopped_early = True
         self.history.append(record)
+        self._log_epoch(record, has_valid=valid is not None)
         self.epoch += 1
         if self.checkpoint_dir is not None:
             self._save_checkpoint(optimizer)  # every rank sends its RNG state; rank 0 writes
@@ -331,6 +335,28 @@ class Trainer:
         if self.world > 1:
             dist.broadcast_object_list(value, src=0)
         return float(value[0])
+
+    def _log_epoch(self, record: dict[str, Any], has_valid: bool) -> None:
+        """One timestamped line for logs and pipes, where the progress bar is not drawn."""
+        metric = self.cfg.val_metric
+        validated = metric in record
+        if not self.cfg.progress or self.rank != 0 or (has_valid and not validated):
+            return
+        console = progress_console()
+        if console.is_terminal:  # the bar shows it
+            return
+        name = getattr(self.model, "name", type(self.model).__name__)
+        msg = (
+            f"[{time.strftime('%H:%M:%S')}] {name}: epoch {record['epoch'] + 1}/{self.cfg.epochs}"
+            f" loss {record['loss']:.4f}, {record['sequences_per_second']:,.0f} seq/s, "
+            f"{record['seconds']:.1f} s"
+        )
+        if validated:
+            msg += (
+                f"; {metric} {record[metric]:.4f} "
+                f"(best {self.best_metric:.4f} at epoch {self.best_epoch + 1})"
+            )
+        console.print(msg, markup=False, highlight=False, soft_wrap=True)
 
     def _progress(self, total: int):
         if not self.cfg.progress or self.rank != 0 or total == 0:
