@@ -209,6 +209,7 @@ def test_progress_bar_on_a_terminal_is_transient(split, monkeypatch):
     monkeypatch.setattr(trainer, "progress_console", lambda: console)
     Toy(epochs=2, progress=True).fit(split.train, split.valid)
     assert "epoch 1/2" in buf.getvalue() or "epoch 2/2" in buf.getvalue()
+    assert "toy: epoch 2/2 loss" in buf.getvalue()  # the validated epoch's line stays
 
 
 def test_history_counts_sequences(split):

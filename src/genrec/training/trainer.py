@@ -96,11 +96,11 @@ class Trainer:
     """Trains a :class:`~genrec.models.neural.NeuralRecommender`.
 
     Under ``torchrun`` (``WORLD_SIZE > 1``) the same loop runs with DDP; see the module
-    docstring for how to launch it. With ``config.progress`` the trainer shows, on rank 0, a
-    transient progress bar when stderr is a terminal, and in logs and pipes (no bar there) one
-    timestamped line per epoch that ran validation (every epoch without validation data), so
-    a long unattended run shows its loss, throughput and validation metric. With
-    ``progress=False`` it prints nothing.
+    docstring for how to launch it. With ``config.progress`` the trainer prints on rank 0 one
+    timestamped line per epoch that ran validation (every epoch without validation data: loss,
+    sequences/s, seconds, the validation metric and the best so far), so a long unattended
+    run shows its progress in a log; on a terminal a transient progress bar shows the epoch
+    in flight as well (no bar in logs and pipes). With ``progress=False`` it prints nothing.
 
     Args:
         model: the estimator; its ``network_`` is already built on its device.
@@ -337,13 +337,11 @@ class Trainer:
         return float(value[0])
 
     def _log_epoch(self, record: dict[str, Any], has_valid: bool) -> None:
-        """One timestamped line for logs and pipes, where the progress bar is not drawn."""
+        """One timestamped line per validated epoch (per epoch without validation data): kept
+        on a terminal above the transient bar, and the only output in logs and pipes."""
         metric = self.cfg.val_metric
         validated = metric in record
         if not self.cfg.progress or self.rank != 0 or (has_valid and not validated):
-            return
-        console = progress_console()
-        if console.is_terminal:  # the bar shows it
             return
         name = getattr(self.model, "name", type(self.model).__name__)
         msg = (
@@ -356,7 +354,7 @@ class Trainer:
                 f"; {metric} {record[metric]:.4f} "
                 f"(best {self.best_metric:.4f} at epoch {self.best_epoch + 1})"
             )
-        console.print(msg, markup=False, highlight=False, soft_wrap=True)
+        progress_console().print(msg, markup=False, highlight=False, soft_wrap=True)
 
     def _progress(self, total: int):
         if not self.cfg.progress or self.rank != 0 or total == 0:
