@@ -21,9 +21,11 @@ softmax), so weights cannot be copied for an exact comparison: **the comparison 
 speed-only**. Both decode random-weight networks; each side's top-10 is checked to be 10
 distinct real items.
 
-Printed: recommendations (users x top-10 lists) per second per side and the ratio. Each side
-runs ``--users`` users in batches of ``--batch-size`` after one warm-up batch, with
-``--threads`` torch threads. transformers lives in its own venv, run as a child process::
+Printed: recommendations (users x top-10 lists) per second per side and the ratio, for each
+batch size of ``--batch-sizes`` (e.g. ``1,8,32,128``), then each side at its fastest batch
+size (the fair headline: transformers is fastest at small batches, genrec from ~8 users up).
+At each batch size each side runs its users (``--users``, ``--hf-users``) after one warm-up
+batch, with ``--threads`` torch threads. transformers lives in its own venv, run as a child process::
 
     python3 -m venv /tmp/hfvenv
     /tmp/hfvenv/bin/pip install torch==2.13.0 transformers   # always pin torch (CPU build)
@@ -31,14 +33,13 @@ runs ``--users`` users in batches of ``--batch-size`` after one warm-up batch, w
 
 Without ``--hf-python`` the current interpreter is used when it can import transformers.
 
-Measured (2 shared CPU cores, load average 4-6, 1 thread, batch 32, torch 2.13 CPU,
-transformers 5.24): genrec 51-79 recs/s, transformers 6-9.5 recs/s, ratio 7.7-8.8x over five
-runs. Where the time goes: transformers spends most of it re-ordering its per-beam
-cross-attention cache every step (``index_select`` on ``(B * 20, 6, 81, 64)`` per layer; the
-``prefix_allowed_tokens_fn`` calls are ~3 %); genrec keeps one encoder memory per user and
-folds the beams into the query axis. About half of genrec's remaining time is the encoder
-(81 tokens x 4 layers per user), which both sides pay, so the ratio is bounded near 10x at
-this model size on CPU.
+Measured (2026-11-28, 1 thread, transformers 5.24; docs/benchmarks.md): same batch size on
+both sides 3.3x (1 user), 4.9x (8), 8.9x (32), 10.4x (128); each side at its fastest batch
+(genrec 32, transformers 8) 5.5x. transformers re-orders its per-beam cross-attention cache
+every step (``index_select`` on ``(B * 20, 6, 81, 64)`` per layer), which grows with the batch;
+genrec keeps one encoder memory per user and folds the beams into the query axis. About half
+of genrec's time is the encoder (81 tokens x 4 layers per user), which both sides pay, and the
+rest is mostly the decoder's fp32 matrix products.
 """
 
 from __future__ import annotations
