@@ -25,7 +25,8 @@ Printed: recommendations (users x top-10 lists) per second per side and the rati
 batch size of ``--batch-sizes`` (e.g. ``1,8,32,128``), then each side at its fastest batch
 size (the fair headline: transformers is fastest at small batches, genrec from ~8 users up).
 At each batch size each side runs its users (``--users``, ``--hf-users``) after one warm-up
-batch, with ``--threads`` torch threads. transformers lives in its own venv, run as a child process::
+batch, with ``--threads`` torch threads. transformers lives in its own venv, run as a child
+process::
 
     python3 -m venv /tmp/hfvenv
     /tmp/hfvenv/bin/pip install torch==2.13.0 transformers   # always pin torch (CPU build)
