@@ -4,8 +4,8 @@ record (reference, measured, verdict, config, timings, hardware) to ``$GENREC_RE
 (default ``reports/reproduction``; ``make reproduce`` uses ``docs/measurements/reproduction``,
 which ``benchmarks/results_table.py --update-readme`` turns into the README table).
 
-Neural checks need a GPU: without CUDA they skip and state the expected CPU time, unless
-``GENREC_REPRO_ALLOW_CPU=1``. See :mod:`genrec.reproduction` for the check definitions.
+Checks marked ``gpu`` (full-softmax SASRec, TIGER) skip without CUDA and state the expected
+CPU time, unless ``GENREC_REPRO_ALLOW_CPU=1``; BCE SASRec runs on a CPU (~1 hour). See :mod:`genrec.reproduction` for the check definitions.
 """
 
 from __future__ import annotations
