@@ -17,9 +17,12 @@ tokens) plus a hashed user token per user, the same for both sides.
 
 The two networks have the same weight *shapes* but not the same function (genrec uses learned
 absolute positions and per-level softmax, T5 relative position bias and a shared-vocabulary
-softmax), so weights cannot be copied for an exact comparison: **the comparison is
-speed-only**. Both decode random-weight networks; each side's top-10 is checked to be 10
-distinct real items.
+softmax), so weights cannot be copied for an exact comparison: **the speed comparison is
+speed-only**. ``--exact-users N`` adds the exact comparison of the *decoding*: genrec's
+``beam_search`` + ``TrieConstraint`` driving the transformers T5 itself, against its
+``generate()`` on the same weights (identical top-10 lists expected; needs genrec and
+transformers in one interpreter, e.g. the dev venv). Both decode random-weight networks;
+each side's top-10 is checked to be 10 distinct real items.
 
 Printed: recommendations (users x top-10 lists) per second per side and the ratio, for each
 batch size of ``--batch-sizes`` (e.g. ``1,8,32,128``), then each side at its fastest batch
@@ -139,8 +142,9 @@ def _timed(recommend, data: dict[str, np.ndarray], args: argparse.Namespace) -> 
 
 
 # --------------------------------------------------------------------------- Hugging Face
-def run_hf(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[str, float]:
-    """T5 + ``generate`` with ``prefix_allowed_tokens_fn`` (runs where transformers is)."""
+def _hf_side(data: dict[str, np.ndarray], args: argparse.Namespace):
+    """The T5 model, its dict trie and ``recommend(hist, users) -> (B, K)`` item ids through
+    ``generate`` with ``prefix_allowed_tokens_fn`` (needs only numpy, torch, transformers)."""
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
@@ -169,12 +173,15 @@ def run_hf(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[str, f
     def allowed(batch_id: int, input_ids: torch.Tensor) -> list[int]:
         return trie.get(tuple(input_ids[1:].tolist()), [])  # skip the decoder start token
 
+    def encoder_ids(hist: np.ndarray, users: np.ndarray) -> torch.Tensor:
+        toks = (codes[hist] + offsets).reshape(len(hist), -1)  # (B, 20 * L)
+        return torch.from_numpy(np.concatenate([users[:, None] + user_base, toks], axis=1))
+
     @torch.no_grad()
     def recommend(hist: np.ndarray, users: np.ndarray) -> np.ndarray:
-        toks = (codes[hist] + offsets).reshape(len(hist), -1)  # (B, 20 * L)
-        ids = np.concatenate([users[:, None] + user_base, toks], axis=1)
+        ids = encoder_ids(hist, users)
         out = model.generate(
-            input_ids=torch.from_numpy(ids), attention_mask=torch.ones(ids.shape, dtype=torch.long),
+            input_ids=ids, attention_mask=torch.ones(ids.shape, dtype=torch.long),
             num_beams=BEAMS, num_return_sequences=K, max_new_tokens=L, min_new_tokens=L,
             prefix_allowed_tokens_fn=allowed, length_penalty=0.0, early_stopping=True,
             do_sample=False,
@@ -182,7 +189,60 @@ def run_hf(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[str, f
         seqs = out[:, 1 : 1 + L].tolist()
         return np.array([item_of.get(tuple(s), 0) for s in seqs]).reshape(len(hist), K)
 
+    return model, offsets, encoder_ids, recommend, build
+
+
+def run_hf(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[str, float]:
+    """T5 + ``generate`` with ``prefix_allowed_tokens_fn`` (runs where transformers is)."""
+    *_, recommend, build = _hf_side(data, args)
     return _timed(recommend, data, args) | {"trie_build_seconds": build}
+
+
+def run_exact(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[str, float]:
+    """Same weights, exact comparison: genrec's :func:`~genrec.decoding.beam_search` with
+    :class:`~genrec.decoding.TrieConstraint` driving the Hugging Face T5 (one full decoder pass
+    per step, no cache: a correctness check, not a speed one) vs that T5's ``generate``.
+    Needs genrec and transformers in this interpreter."""
+    import torch
+    from transformers.modeling_outputs import BaseModelOutput
+
+    from genrec.decoding import SemanticIDTrie, TrieConstraint, beam_search
+
+    model, offsets, encoder_ids, recommend, _ = _hf_side(data, args)
+    codes, sizes = data["codes"], data["sizes"].tolist()
+    trie = SemanticIDTrie(codes, sizes)
+    off = torch.as_tensor(offsets)
+    n = args.exact_users
+    hist, users = data["hist"][:n], data["users"][:n]
+    hf_items = recommend(hist, users)
+    with torch.no_grad():
+        ids = encoder_ids(hist, users)
+        mask = torch.ones(ids.shape, dtype=torch.long)
+        enc = model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+
+        def step(prefix: torch.Tensor, state: None) -> tuple[torch.Tensor, None]:
+            N, t = prefix.shape
+            rows = torch.arange(n).repeat_interleave(N // n)  # the user of each prefix
+            dec = torch.cat([torch.zeros(N, 1, dtype=torch.long), prefix + off[:t]], 1)
+            out = model(
+                encoder_outputs=BaseModelOutput(last_hidden_state=enc[rows]),
+                attention_mask=mask[rows], decoder_input_ids=dec,
+            )  # fmt: skip
+            lp = torch.log_softmax(out.logits[:, -1].float(), -1)  # over the whole vocabulary
+            return lp[:, int(off[t]) : int(off[t]) + sizes[t]], None  # as generate() scores
+
+        res = beam_search(
+            step, None, batch_size=n, num_beams=BEAMS, max_len=len(sizes), vocab_sizes=sizes,
+            processors=[TrieConstraint(trie)],
+        )  # fmt: skip
+    g_items = trie.lookup(res.tokens[:, :K].reshape(-1, len(sizes))).reshape(n, K).numpy()
+    same = (g_items == hf_items).all(1)
+    overlap = [len(set(a) & set(b)) / K for a, b in zip(g_items.tolist(), hf_items.tolist())]
+    return {
+        "users": n,
+        "identical_lists": float(same.mean()),
+        "mean_overlap": float(np.mean(overlap)),
+    }
 
 
 def hf_child(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[str, float] | None:
@@ -224,6 +284,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--codebook", default=None, help="saved ItemCodebook folder")
+    p.add_argument(
+        "--exact-users", type=int, default=0,
+        help="also check identical top-10 on the same T5 weights for this many users (genrec's "
+        "beam search driving the transformers model vs its generate(); needs transformers here)",
+    )  # fmt: skip
     p.add_argument("--hf-python", default=None, help="interpreter with transformers")
     p.add_argument("--_hf-child", dest="hf_child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--_hf-inputs", dest="hf_inputs", default=None, help=argparse.SUPPRESS)
@@ -268,6 +333,13 @@ def main() -> None:
         g2 = run_genrec(data, args)
         print(f"[batch {b}] genrec again : {g2['recs_per_second']:8.1f} recs/s (mean is used)")
         rows.append((b, (g["recs_per_second"] + g2["recs_per_second"]) / 2, h["recs_per_second"]))
+    if args.exact_users > 0:
+        e = run_exact(data, args)
+        print(
+            f"same T5 weights, {e['users']} users: genrec beam_search + TrieConstraint vs "
+            f"generate(): identical top-{K} lists {e['identical_lists']:.2f}, mean overlap "
+            f"{e['mean_overlap']:.2f}"
+        )
     if not rows:
         return
     print("\n| batch | genrec recs/s | transformers recs/s | ratio |\n|---:|---:|---:|---:|")

@@ -5,7 +5,8 @@ record (reference, measured, verdict, config, timings, hardware) to ``$GENREC_RE
 which ``benchmarks/results_table.py --update-readme`` turns into the README table).
 
 Checks marked ``gpu`` (full-softmax SASRec, TIGER) skip without CUDA and state the expected
-CPU time, unless ``GENREC_REPRO_ALLOW_CPU=1``; BCE SASRec runs on a CPU (~1 hour). See :mod:`genrec.reproduction` for the check definitions.
+CPU time, unless ``GENREC_REPRO_ALLOW_CPU=1``; BCE SASRec runs on a CPU (~1 hour). See
+:mod:`genrec.reproduction` for the check definitions.
 """
 
 from __future__ import annotations
