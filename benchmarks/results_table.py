@@ -70,9 +70,12 @@ def rows(paths: list[Path], dataset: str = DATASET) -> list[tuple[float, str]]:
                 budget = f"{train['epochs_run']} epochs (best {train['best_epoch'] + 1})"
                 if train.get("out_of_time"):
                     budget += f", {cfg.get('time_budget_minutes')} min budget"
+                elif train.get("stopped_early"):
+                    budget += ", early stop"
+                budget += f"; fit {m['fit_seconds']['mean'] / 60:.0f} min"
             else:
                 budget = f"no epochs; fit {m['fit_seconds']['mean']:.0f} s"
-            line = f"| {label} | " + " | ".join(cells) + f" | {budget} | {where} | {path.name} |"
+            line = f"| {label} | " + " | ".join(cells) + f" | {budget} | {where} | {_file(path)} |"
             # e.g. EASE re-run next to other models: the same numbers once, from the file
             # with the most cut-offs
             key = (label, cells[METRICS.index("recall@10")], cells[METRICS.index("ndcg@10")])
@@ -80,6 +83,14 @@ def rows(paths: list[Path], dataset: str = DATASET) -> list[tuple[float, str]]:
             if key not in best or dashes < best[key][2]:
                 best[key] = (m["metrics"]["ndcg@10"]["mean"], line, dashes)
     return sorted(((v[0], v[1]) for v in best.values()), key=lambda r: -r[0])
+
+
+def _file(path: Path) -> str:
+    """The file name, with its folder when it sits in a folder of docs/measurements (several
+    folders hold e.g. a ``bert4rec-50.json``)."""
+    measurements = (ROOT / "docs" / "measurements").resolve()
+    parent = path.resolve().parent
+    return f"{parent.name}/{path.name}" if parent.parent == measurements else path.name
 
 
 def _short_metric(key: str) -> str:

@@ -50,3 +50,21 @@ def test_rows_skip_other_datasets_and_show_missing_cutoffs(tmp_path):
     full.write_text(json.dumps(_results("amazon-beauty", metrics)))
     lines = [line for _, line in rt.rows([beauty, full])]
     assert len(lines) == 1 and lines[0].startswith("| ease | 0.0500 | 0.0300 |")
+
+
+def test_budget_says_early_stop_or_budget_and_fit_time(tmp_path):
+    rt = _module()
+    res = _results("amazon-beauty", {"recall@10": 0.06, "ndcg@10": 0.03})
+    entry = res["models"]["ease"]
+    entry["fit_seconds"] = {"mean": 1800.0}
+    entry["config"] = {"time_budget_minutes": 95.0}
+    run = {"epochs_run": 98, "best_epoch": 77, "out_of_time": False, "stopped_early": True}
+    entry["training"] = [run]
+    path = tmp_path / "early.json"
+    path.write_text(json.dumps(res))
+    (line,) = [line for _, line in rt.rows([path])]
+    assert "| 98 epochs (best 78), early stop; fit 30 min | 2 CPUs | early.json |" in line
+    run.update(out_of_time=True, stopped_early=False)
+    path.write_text(json.dumps(res))
+    (line,) = [line for _, line in rt.rows([path])]
+    assert "| 98 epochs (best 78), 95.0 min budget; fit 30 min |" in line
