@@ -29,8 +29,9 @@ free of it::
 Options: ``--dataset amazon-beauty`` (default; read from ``--data-dir``, default
 ``../shared/data/amazon-beauty``, skipped with a message when absent) or ``--dataset
 movielens-small`` (embedded), ``--epochs N`` (default 1), ``--threads T`` (default 2),
-``--seed S``. Without ``--rectools-python`` the current interpreter is used if it can import
-rectools; otherwise only genrec's numbers are printed.
+``--seed S``, ``--loss ce|bce`` (default ``ce``; ``bce``: one uniform negative per position on
+both sides, RecTools ``loss="BCE"``). Without ``--rectools-python`` the current interpreter
+is used if it can import rectools; otherwise only genrec's numbers are printed.
 
 Runtime (Amazon Beauty, 2 CPU cores shared with other jobs, load average ~4-7): genrec
 ~130 s per epoch, RecTools ~1,100 s per epoch (it computes the full softmax at all 50
@@ -121,7 +122,8 @@ def run_genrec(args: argparse.Namespace) -> dict:
         embedding_dim=64,
         n_blocks=2,
         n_heads=1,
-        loss="ce",
+        loss=args.loss,
+        n_negatives=1,  # used by loss="bce" only: the original SASRec's one negative
         grad_clip=0.0,  # RecTools' default Lightning trainer does not clip
         device="cpu",
         progress=False,
@@ -241,7 +243,8 @@ def run_rectools(args: argparse.Namespace) -> dict:
         dropout_rate=0.2,
         session_max_len=50,
         train_min_user_interactions=2,
-        loss="softmax",
+        loss={"ce": "softmax", "bce": "BCE"}[args.loss],
+        n_negatives=1,
         lr=1e-3,
         batch_size=128,
         epochs=args.epochs,
@@ -317,6 +320,7 @@ def child(python: str, side: str, args: argparse.Namespace, out: Path, npz: Path
         python, str(Path(__file__).resolve()), "--side", side, "--out", str(out),
         "--data-npz", str(npz), "--dataset", args.dataset, "--data-dir", str(args.data_dir),
         "--epochs", str(args.epochs), "--threads", str(args.threads), "--seed", str(args.seed),
+        "--loss", args.loss,
     ]  # fmt: skip
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
@@ -372,6 +376,11 @@ def main() -> None:
     parser.add_argument("--dataset", default="amazon-beauty")
     parser.add_argument("--data-dir", default=str(ROOT.parent / "shared/data/amazon-beauty"))
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument(
+        "--loss", choices=("ce", "bce"), default="ce",
+        help="ce: full softmax (RecTools 'softmax'); bce: one uniform negative per position "
+        "(RecTools 'BCE', n_negatives 1)",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -400,7 +409,8 @@ def main() -> None:
         f"train interactions, {len(split.test):,} test users (leave-one-out)"
     )
     print(
-        f"SASRec, full-softmax CE: max_seq_len 50, d 64, 2 blocks, 1 head, dropout 0.2, "
+        f"SASRec, {'full-softmax CE' if args.loss == 'ce' else 'BCE, 1 negative'}: "
+        f"max_seq_len 50, d 64, 2 blocks, 1 head, dropout 0.2, "
         f"lr 1e-3, batch 128, {args.epochs} epochs, CPU, torch threads {args.threads}; "
         f"load average {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f} (1/5/15 min) at start"
     )
