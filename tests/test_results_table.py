@@ -2,20 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location(
-        "results_table", ROOT / "benchmarks" / "results_table.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _results(dataset: str, metrics: dict[str, float]) -> dict:
@@ -32,8 +19,8 @@ def _results(dataset: str, metrics: dict[str, float]) -> dict:
     }
 
 
-def test_rows_skip_other_datasets_and_show_missing_cutoffs(tmp_path):
-    rt = _module()
+def test_rows_skip_other_datasets_and_show_missing_cutoffs(tmp_path, benchmark_script):
+    rt = benchmark_script("results_table")
     beauty = tmp_path / "beauty.json"
     beauty.write_text(json.dumps(_results("amazon-beauty", {"recall@10": 0.07, "ndcg@10": 0.04})))
     ml = tmp_path / "ml.json"
@@ -52,8 +39,8 @@ def test_rows_skip_other_datasets_and_show_missing_cutoffs(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("| ease | 0.0500 | 0.0300 |")
 
 
-def test_budget_says_early_stop_or_budget_and_fit_time(tmp_path):
-    rt = _module()
+def test_budget_says_early_stop_or_budget_and_fit_time(tmp_path, benchmark_script):
+    rt = benchmark_script("results_table")
     res = _results("amazon-beauty", {"recall@10": 0.06, "ndcg@10": 0.03})
     entry = res["models"]["ease"]
     entry["fit_seconds"] = {"mean": 1800.0}

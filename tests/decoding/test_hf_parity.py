@@ -8,28 +8,15 @@ the top-10 lists with that T5's ``generate(num_beams=20, prefix_allowed_tokens_f
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("transformers")
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _bench():
-    spec = importlib.util.spec_from_file_location(
-        "bench_beam_search", ROOT / "benchmarks" / "bench_beam_search.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_identical_top10_on_the_same_t5_weights() -> None:
-    bench = _bench()
+def test_identical_top10_on_the_same_t5_weights(benchmark_script) -> None:
+    bench = benchmark_script("bench_beam_search")
     rng = np.random.default_rng(0)
     sizes = [6, 5, 4, 2]
     n_items = 90  # > 20 beams, with shared prefixes and collisions

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -12,17 +11,8 @@ import pytest
 from genrec.data.loaders import load_dataset
 from genrec.tokenizers import ItemCodebook
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "tiger_codebooks.py"
 
-
-def _script():
-    spec = importlib.util.spec_from_file_location("tiger_codebooks", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_fits_saves_and_reports(tmp_path: Path) -> None:
+def test_fits_saves_and_reports(tmp_path: Path, benchmark_script) -> None:
     ds = load_dataset("movielens-small")
     rng = np.random.default_rng(0)
     np.save(tmp_path / "v.npy", rng.normal(size=(ds.n_items, 16)).astype(np.float32))
@@ -30,7 +20,7 @@ def test_fits_saves_and_reports(tmp_path: Path) -> None:
     argv = ["--dataset", "movielens-small", "--vectors", str(tmp_path / "v.npy"),
             "--tokenizers", "hkmeans", "--variant", "small=rkmeans",
             "--set", "small.n_iter=5", "--codebook-size", "16", "--out", str(out)]  # fmt: skip
-    assert _script().main(argv) == 0
+    assert benchmark_script("tiger_codebooks").main(argv) == 0
     stats = json.loads((out / "stats.json").read_text())
     assert set(stats["codebooks"]) == {"hkmeans", "small"}
     small = stats["codebooks"]["small"]
@@ -42,8 +32,9 @@ def test_fits_saves_and_reports(tmp_path: Path) -> None:
         assert stats["codebooks"][name]["n_coded_items"] == ds.n_items
 
 
-def test_rejects_sets_for_unfitted_names(tmp_path: Path) -> None:
+def test_rejects_sets_for_unfitted_names(tmp_path: Path, benchmark_script) -> None:
+    script = benchmark_script("tiger_codebooks")
     with pytest.raises(SystemExit, match="not fitted here"):
-        _script().main(["--dataset", "movielens-small", "--vectors", "x.npy",
-                        "--tokenizers", "hkmeans", "--set", "rqvae.epochs=3",
-                        "--out", str(tmp_path)])  # fmt: skip
+        script.main(["--dataset", "movielens-small", "--vectors", "x.npy",
+                     "--tokenizers", "hkmeans", "--set", "rqvae.epochs=3",
+                     "--out", str(tmp_path)])  # fmt: skip
