@@ -6,7 +6,6 @@ import argparse
 import json
 import shlex
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -615,15 +614,9 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def _say(console: Any, status: Any) -> Callable[[str], None]:
     """Progress messages: the live status line on a terminal; one timestamped line each in
     logs and pipes, where a status line would print nothing."""
-    if console.is_terminal:
-        return status.update
+    from genrec.training.trainer import log_line
 
-    def line(msg: str) -> None:
-        console.print(
-            f"[{time.strftime('%H:%M:%S')}] {msg}", markup=False, highlight=False, soft_wrap=True
-        )
-
-    return line
+    return status.update if console.is_terminal else log_line
 
 
 def cmd_tune(args: argparse.Namespace) -> int:

@@ -82,6 +82,14 @@ def progress_console() -> Console:
     return Console(stderr=True)
 
 
+def log_line(msg: str) -> None:
+    """Print ``msg`` as one timestamped, unstyled line on :func:`progress_console` (the
+    trainer's per-epoch lines and the CLI's progress messages in logs and pipes)."""
+    progress_console().print(
+        f"[{time.strftime('%H:%M:%S')}] {msg}", markup=False, highlight=False, soft_wrap=True
+    )
+
+
 def find_checkpoint(checkpoint_dir: str | Path) -> Path | None:
     """The newest complete checkpoint folder in ``checkpoint_dir``: ``last/``, or the
     previous one left as ``.last.old-*`` by a kill between the two renames of the swap."""
@@ -345,16 +353,15 @@ class Trainer:
             return
         name = getattr(self.model, "name", type(self.model).__name__)
         msg = (
-            f"[{time.strftime('%H:%M:%S')}] {name}: epoch {record['epoch'] + 1}/{self.cfg.epochs}"
-            f" loss {record['loss']:.4f}, {record['sequences_per_second']:,.0f} seq/s, "
-            f"{record['seconds']:.1f} s"
+            f"{name}: epoch {record['epoch'] + 1}/{self.cfg.epochs} loss {record['loss']:.4f}, "
+            f"{record['sequences_per_second']:,.0f} seq/s, {record['seconds']:.1f} s"
         )
         if validated:
             msg += (
                 f"; {metric} {record[metric]:.4f} "
                 f"(best {self.best_metric:.4f} at epoch {self.best_epoch + 1})"
             )
-        progress_console().print(msg, markup=False, highlight=False, soft_wrap=True)
+        log_line(msg)
 
     def _progress(self, total: int):
         if not self.cfg.progress or self.rank != 0 or total == 0:
