@@ -46,8 +46,7 @@ def rows(paths: list[Path], dataset: str = DATASET) -> list[tuple[float, str]]:
             continue  # reproduction records have their own table
         if res.get("dataset", {}).get("name") != dataset:
             continue
-        hw = res["manifest"]["hardware"]
-        where = hw.get("cuda") or f"{hw.get('cpu_count')} CPUs"
+        where = _where(res["manifest"]["hardware"])
         for name, m in res["models"].items():
             cfg = m["config"]
             label = name
