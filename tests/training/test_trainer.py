@@ -299,3 +299,24 @@ def test_resume_a_checkpoint_written_before_a_config_field_existed(split, tmp_pa
     model = Toy(epochs=3, progress=False, patience=0)
     model.fit(split.train, split.valid, checkpoint_dir=ckpt, resume=True)
     assert model.training_info_["resumed_from_epoch"] == 2
+
+
+@pytest.mark.parametrize("cpu_amp", [False, True])
+def test_cpu_amp_autocasts_training_only(split, monkeypatch, cpu_amp) -> None:
+    seen: dict[str, bool] = {}
+    train_step, score = Toy.training_step, Toy._score_network
+
+    def step(self, batch):
+        seen["train"] = torch.is_autocast_enabled("cpu")
+        return train_step(self, batch)
+
+    def scoring(self, batch):
+        seen["eval"] = torch.is_autocast_enabled("cpu")
+        return score(self, batch)
+
+    monkeypatch.setattr(Toy, "training_step", step)
+    monkeypatch.setattr(Toy, "_score_network", scoring)
+    model = Toy(epochs=2, progress=False, device="cpu", cpu_amp=cpu_amp)
+    model.fit(split.train, split.valid)
+    assert seen == {"train": cpu_amp, "eval": False}
+    assert all(np.isfinite(r["loss"]) for r in model.training_history_)

@@ -50,7 +50,12 @@ class NeuralConfig(ModelConfig):
         0, "validate on a fixed seeded sample of this many validation users (0 = all)"
     )
     device: str = field("auto", "'auto' (cuda if available), 'cpu', 'cuda', 'cuda:1', ...")
-    amp: bool = field(True, "bfloat16 autocast on CUDA (ignored on CPU)")
+    amp: bool = field(True, "bfloat16 autocast of training on CUDA (see cpu_amp for the CPU)")
+    cpu_amp: bool = field(
+        False,
+        "bfloat16 autocast of training on the CPU too: faster on CPUs with AVX512-BF16 or AMX, "
+        "slower on others; off by default (evaluation always runs in float32)",
+    )
     progress: bool = field(True, "show a progress bar")
     time_budget_minutes: float = field(
         0.0, "stop after the epoch during which this many minutes of training passed (0 = off)"

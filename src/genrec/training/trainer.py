@@ -1,7 +1,8 @@
 """The shared trainer (minGPT's ``Trainer``, grown up): AdamW, warm-up, gradient clipping,
-bf16 autocast on CUDA, seeding, a progress bar, early stopping on a validation metric
-computed by the real evaluator, best-checkpoint restore, atomic checkpoints with exact
-resume, and DistributedDataParallel under ``torchrun`` with the same code path.
+bf16 autocast (CUDA; the CPU with ``cpu_amp``), seeding, a progress bar, early stopping on a
+validation metric computed by the real evaluator, best-checkpoint restore, atomic
+checkpoints with exact resume, and DistributedDataParallel under ``torchrun`` with the same
+code path.
 
 Checkpoints (``<checkpoint_dir>/last/``) hold ``state.safetensors`` (weights, optimizer
 moments, the best weights so far, RNG state of every process) and ``trainer.json`` (epoch,
@@ -201,7 +202,8 @@ class Trainer:
                 ids = [model.device_.index] if model.device_.type == "cuda" else None
                 train_net = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
             model.train_net_ = train_net
-            use_amp = self.cfg.amp and model.device_.type == "cuda"
+            kind = model.device_.type
+            use_amp = self.cfg.amp if kind == "cuda" else kind == "cpu" and self.cfg.cpu_amp
             valid = self._validation_users(valid)  # drawn once: the same sample every epoch
             started = time.perf_counter()
             budget = self.cfg.time_budget_minutes * 60.0
@@ -240,7 +242,7 @@ class Trainer:
                 batch = {k: v.to(model.device_, non_blocking=True) for k, v in batch.items()}
                 for group in optimizer.param_groups:
                     group["lr"] = self._lr(self.step)
-                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                with torch.autocast(model.device_.type, dtype=torch.bfloat16, enabled=use_amp):
                     loss = model.training_step(batch)
                 value = loss.detach().float()
                 if self.world > 1:  # every rank sees a NaN anywhere, and the mean loss
