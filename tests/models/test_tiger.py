@@ -214,3 +214,54 @@ def test_fit_codebook_random_is_tigers_control_and_health_of_nothing(split) -> N
     assert codebook_health(empty, [8, 8, 2]) == {"n_coded_items": 0}
     health = codebook_health(cb.codes, cb.codebook_sizes)
     assert health["n_coded_items"] == len(ids) and health["collision_rate_before_dedup"] >= 0
+
+
+def test_trimmed_left_padding_gives_the_same_memory() -> None:
+    torch.manual_seed(1)
+    cfg = TIGERConfig(
+        d_model=16, n_heads=2, head_dim=8, ffn_dim=32, n_encoder_layers=2, n_decoder_layers=1,
+        max_items=6, n_user_buckets=5, dropout=0.0,
+    )  # fmt: skip
+    sizes = [4, 3, 2]
+    net = TIGERNetwork(sizes, cfg).eval()
+    tokens = torch.randint(1, 1 + sum(sizes), (3, 6 * 3))
+    tokens[:, :6] = 0  # two padding items in every row
+    tokens[0, :9] = 0
+    users = torch.tensor([0, 2, 4])
+    with torch.no_grad():
+        full, real_full = net.encode(users, tokens)
+        trim, real_trim = net.encode(users, tokens[:, 6:])
+        torch.testing.assert_close(trim[:, 0], full[:, 0], rtol=1e-5, atol=1e-5)  # user token
+        keep = real_trim[:, 1:]
+        torch.testing.assert_close(trim[:, 1:][keep], full[:, 7:][keep], rtol=1e-5, atol=1e-5)
+        codes = torch.stack([torch.randint(0, s, (3,)) for s in sizes], 1)
+        torch.testing.assert_close(
+            net.log_likelihood(codes, net.memory(trim, real_trim)),
+            net.log_likelihood(codes, net.memory(full, real_full)),
+            rtol=1e-5, atol=1e-5,
+        )  # fmt: skip
+
+
+def test_length_bucketed_training_batches(split) -> None:
+    from genrec.data.sequences import epoch_generator
+
+    def batches(bucket_batches: int) -> list[dict[str, torch.Tensor]]:
+        model = TIGER(**{**TINY, "bucket_batches": bucket_batches, "batch_size": 16})
+        model.fit(split.train)  # only to set up the codes; its data order is what we check
+        return list(model._epoch_batches(split.train, epoch_generator(0, 0)))
+
+    def pairs(bs: list[dict[str, torch.Tensor]]) -> list[tuple[int, ...]]:
+        rows = []
+        for b in bs:
+            items = b["items"]
+            pad = torch.zeros(len(items), 8 - items.shape[1], dtype=items.dtype)
+            rows += torch.cat([pad, items, b["targets"][:, None]], 1).tolist()
+        return sorted(map(tuple, rows))
+
+    plain, bucketed = batches(0), batches(4)
+    assert pairs(plain) == pairs(bucketed)  # the same (context, target) examples
+    assert sum(b["items"].numel() for b in bucketed) < sum(b["items"].numel() for b in plain)
+    for b in bucketed:  # trimmed: no column is padding in every row
+        assert (b["items"][:, 0] > 0).any()
+    with pytest.raises(ConfigError, match="bucket_batches"):
+        TIGER(bucket_batches=-1)

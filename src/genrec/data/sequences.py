@@ -41,6 +41,43 @@ def minibatches(n: int, batch_size: int, generator: torch.Generator) -> Iterator
         yield perm[start : start + batch_size]
 
 
+def length_bucketed_batches(
+    lengths: np.ndarray, batch_size: int, chunk_batches: int, generator: torch.Generator
+) -> list[np.ndarray]:
+    """Shuffled index batches over ``range(len(lengths))`` whose members have similar lengths.
+
+    The usual bucketing of sequence-to-sequence training (as in fairseq): shuffle, cut into
+    chunks of ``chunk_batches * batch_size`` indices, sort each chunk by length (stable), cut
+    it into batches, then shuffle the order of all batches. Every index appears exactly once
+    per epoch; a batch then needs little padding. ``chunk_batches`` of 1 sorts within single
+    random batches only (the same batches as :func:`minibatches`).
+    """
+    if batch_size < 1 or chunk_batches < 1:
+        raise ValueError(
+            f"batch_size and chunk_batches must be >= 1, got {batch_size}, {chunk_batches}"
+        )
+    lengths = np.asarray(lengths)
+    perm = torch.randperm(len(lengths), generator=generator).numpy()
+    chunk = batch_size * chunk_batches
+    batches: list[np.ndarray] = []
+    for start in range(0, len(perm), chunk):
+        part = perm[start : start + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches.extend(part[s : s + batch_size] for s in range(0, len(part), batch_size))
+    order = torch.randperm(len(batches), generator=generator).numpy()
+    return [batches[i] for i in order]
+
+
+def trim_left_padding(padded: torch.Tensor) -> torch.Tensor:
+    """Drop the leading columns that are padding (0) in every row of a left-padded
+    ``(B, M)`` batch; at least one column is kept."""
+    real = (padded != 0).any(0)
+    if not bool(real.any()):
+        return padded[:, -1:]
+    first = int(real.nonzero()[0, 0])
+    return padded[:, first:] if first else padded
+
+
 def causal_pairs(padded: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Next-item pairs from left-padded sequences ``(B, L+1)``: inputs ``x[:, :-1]`` and
     targets ``x[:, 1:]`` (0 where the input or the target is padding)."""

@@ -59,6 +59,7 @@ from torch import nn
 
 from genrec.config import field
 from genrec.data.dataset import Dataset, HistoryBatch
+from genrec.data.sequences import length_bucketed_batches, minibatches, trim_left_padding
 from genrec.decoding import SemanticIDTrie, Static, TrieConstraint, beam_search
 from genrec.errors import ConfigError, DataValidationError
 from genrec.models.base import GenerativeRecommender, _candidate_rows
@@ -107,6 +108,11 @@ class TIGERConfig(NeuralConfig):
         True, "codebook='rkmeans': equal-size clusters per level (plain k-means collapses)"
     )
     score_chunk_size: int = field(65536, "decoder sequences per chunk of exact scoring")
+    bucket_batches: int = field(
+        0,
+        "batch training sequences of similar history length, sorting chunks of this many "
+        "batches (0 = random batches); less padding, so faster epochs, e.g. 50 on a CPU",
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -116,7 +122,7 @@ class TIGERConfig(NeuralConfig):
             "score_chunk_size",
         )  # fmt: skip
         self.positive("n_user_buckets", allow_zero=True)
-        self.positive("diagnostic_users", allow_zero=True)
+        self.positive("diagnostic_users", "bucket_batches", allow_zero=True)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"TIGERConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if self.codebook != "random" and not self.codebook_path:
@@ -310,8 +316,10 @@ class TIGERNetwork(nn.Module):
         ``(B,)`` and left-padded flattened code tokens ``(B, S)`` (0 = padding)."""
         B, S = tokens.shape
         user = self.user_emb(users)[:, None]  # (B, 1, D)
-        x = torch.cat([user, self.token_emb(tokens)], dim=1)  # (B, 1 + S, D)
-        x = x + self.enc_pos[-(S + 1) :]  # right-aligned positions
+        # the user token at position 0, the items right-aligned at the end: a batch trimmed
+        # of its all-padding columns (S < max_items * L) encodes exactly like a padded one
+        pos = torch.cat([self.enc_pos[:1], self.enc_pos[self.enc_pos.shape[0] - S :]])
+        x = torch.cat([user, self.token_emb(tokens)], dim=1) + pos  # (B, 1 + S, D)
         real = torch.cat(
             [torch.full((B, 1), self.use_user, device=tokens.device), tokens > 0], dim=1
         )  # (B, 1 + S)
@@ -644,10 +652,15 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
         targets = hist.seq_items[target_idx]  # (P,)
         ctx_t, tgt_t = torch.from_numpy(context), torch.from_numpy(targets)
         usr_t = self._user_buckets(users)
-        perm = torch.randperm(len(users), generator=generator)
-        for s in range(0, len(users), self.config.batch_size):
-            idx = perm[s : s + self.config.batch_size]
-            yield {"users": usr_t[idx], "items": ctx_t[idx], "targets": tgt_t[idx]}
+        size, chunk = self.config.batch_size, self.config.bucket_batches
+        if chunk:
+            batches = length_bucketed_batches(ok.sum(1), size, chunk, generator)
+        else:
+            batches = list(minibatches(len(users), size, generator))
+        for idx in batches:
+            idx_t = torch.from_numpy(idx)
+            items = trim_left_padding(ctx_t[idx_t])  # (B, M' <= M): no all-padding columns
+            yield {"users": usr_t[idx_t], "items": items, "targets": tgt_t[idx_t]}
 
     def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         assert self.train_net_ is not None and self._codes_dev is not None
@@ -658,7 +671,8 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
     # -------------------------------------------------------------- decoding
     def _encode_batch(self, batch: HistoryBatch) -> list[tuple[torch.Tensor, ...]]:
         assert self.network_ is not None
-        items = torch.from_numpy(batch.padded_sequences(self.config.max_items)).to(self.device_)
+        items = trim_left_padding(torch.from_numpy(batch.padded_sequences(self.config.max_items)))
+        items = items.to(self.device_)
         users = self._user_buckets(batch.user_ids).to(self.device_)
         enc, real = self.network_.encode(users, self._encoder_tokens(items))
         return self.network_.memory(enc, real)
