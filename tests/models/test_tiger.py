@@ -246,7 +246,7 @@ def test_length_bucketed_training_batches(split) -> None:
     from genrec.data.sequences import epoch_generator
 
     def batches(bucket_batches: int) -> list[dict[str, torch.Tensor]]:
-        model = TIGER(**{**TINY, "bucket_batches": bucket_batches, "batch_size": 16})
+        model = TIGER(**{**TINY, "bucket_batches": bucket_batches, "batch_size": 16, "epochs": 1})
         model.fit(split.train)  # only to set up the codes; its data order is what we check
         return list(model._epoch_batches(split.train, epoch_generator(0, 0)))
 

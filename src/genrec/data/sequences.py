@@ -74,8 +74,7 @@ def trim_left_padding(padded: torch.Tensor) -> torch.Tensor:
     real = (padded != 0).any(0)
     if not bool(real.any()):
         return padded[:, -1:]
-    first = int(real.nonzero()[0, 0])
-    return padded[:, first:] if first else padded
+    return padded[:, int(real.nonzero()[0, 0]) :]
 
 
 def causal_pairs(padded: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
