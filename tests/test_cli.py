@@ -145,6 +145,21 @@ def test_argparse_rejects_bad_k(capsys):
     assert "positive" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["benchmark", "--seeds", "0"], "must be >= 1, got 0"),
+        (["benchmark", "--first-seed", "-1"], "must be >= 0, got -1"),
+        (["benchmark", "--first-seed", "one"], "expected an integer, got 'one'"),
+    ],
+)
+def test_argparse_rejects_bad_seeds(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 def test_unknown_user_message(csv_path, tmp_path, capsys):
     art = tmp_path / "pop"
     main(["train", "popularity", "--dataset", "csv", "--data-dir", str(csv_path),

@@ -30,14 +30,22 @@ def _ks(text: str) -> list[int]:
     return ks
 
 
-def _positive_int(text: str) -> int:
+def _int_at_least(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _int_at_least(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0)
 
 
 def _add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -160,6 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated model names (default: popularity,itemknn,ease,als)",
     )
     p.add_argument("--seeds", type=_positive_int, default=1, help="number of seeds (0..N-1)")
+    p.add_argument(
+        "--first-seed",
+        type=_non_negative_int,
+        default=0,
+        metavar="S",
+        help="start the seeds at S (S..S+N-1), e.g. to run one model's seeds as separate jobs",
+    )
     p.add_argument("--k", type=_ks, default=[5, 10, 20], help="cut-offs")
     p.add_argument("--out", default=None, help="output dir (default reports/<dataset>-<time>)")
     p.add_argument("--name", default=None, help="run name (folder under reports/)")
@@ -580,6 +595,7 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         dataset=args.dataset,
         models=models,
         seeds=args.seeds,
+        first_seed=args.first_seed,
         split=args.split,
         ks=args.k,
         data_dir=args.data_dir,

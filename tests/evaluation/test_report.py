@@ -135,6 +135,28 @@ def test_popularity_profile(bench):
     assert sum(pop[:5]) == pytest.approx(1.0)
 
 
+def test_first_seed_runs_a_later_seed_alone(bench):
+    """``first_seed=1, seeds=1`` is the second seed of a 2-seed run, so one model's seeds can
+    run as separate jobs; the manifest names the seeds that ran."""
+    results, _ = bench
+    ds = make_synthetic_dataset(n_users=80, n_items=40, seed=1, noise=0.1)
+    spec = BenchmarkSpec(
+        dataset="synthetic",
+        models=["popularity", "sasrec"],
+        seeds=1,
+        first_seed=1,
+        ks=(5, 10),
+        overrides={"sasrec": SASREC},
+    )
+    alone, _ = run_benchmark(spec, ds)
+    assert alone["manifest"]["seeds"] == [1]
+    for name in ("popularity", "sasrec"):
+        for key, value in alone["models"][name]["metrics"].items():
+            assert value["per_seed"] == [results["models"][name]["metrics"][key]["per_seed"][1]]
+    with pytest.raises(ConfigError, match="first_seed must be >= 0"):
+        run_benchmark(BenchmarkSpec(dataset="synthetic", first_seed=-1), ds)
+
+
 def test_history_segments_labels_and_edges():
     idx, labels = history_segments(np.array([0, 3, 4, 5, 6, 10, 11, 100, 101, 5000]))
     assert labels == ["<=3", "4-5", "6-10", "11-20", "21-50", "51-100", ">100"]
