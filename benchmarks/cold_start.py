@@ -16,7 +16,9 @@ Models (``--models``, default all four):
   code tuples in the trie from the start and can be decoded although the generator never saw
   them as targets. By default a small CPU configuration (``TIGER_CPU`` below: d_model 64,
   2 + 2 layers, 20 history items, hkmeans 3 x 256 codes + collision level); ``--paper`` uses
-  the dataset's preset (``configs/<dataset>/tiger.yaml``, the paper's 4 + 4 layers) instead.
+  the dataset's preset (``configs/<dataset>/tiger.yaml``, the paper's 4 + 4 layers) instead,
+  and ``--config tiger=PATH`` a config file (e.g. ``configs/amazon-beauty/variants/
+  tiger-cpu.yaml``). ``--budget-minutes`` replaces the file's ``time_budget_minutes``.
 * ``textknn``: cosine similarity of item text embeddings to the history (no interactions
   needed, the natural content baseline).
 * ``sasrec``: the preset (full-softmax CE). Cold items keep their initial embeddings, and the
@@ -106,9 +108,24 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="train neural models for the budget without validation (no early stopping)",
     )
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="MODEL=PATH",
+        help="config YAML for a model (replaces its preset; for tiger also TIGER_CPU)",
+    )
     p.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
+    config_paths: dict[str, str] = {}
+    for pair in args.config:
+        model, sep, path = pair.partition("=")
+        if not sep or not model or not path:
+            raise SystemExit(f"--config expects MODEL=PATH, got {pair!r}")
+        if not Path(path).is_file():
+            raise SystemExit(f"--config {model}: no such file {path!r}")
+        config_paths[model] = path
 
     import torch
 
@@ -146,12 +163,13 @@ def main(argv: list[str] | None = None) -> int:
                 "device": args.device,
                 "progress": False,
             }
-        if name == "tiger" and not args.paper:
+        if name == "tiger" and not args.paper and name not in config_paths:
             extra = {**TIGER_CPU, **extra}
         if name == "textknn":
             extra["progress"] = False
         spec = BenchmarkSpec(
             dataset=args.dataset,
+            config_paths={name: config_paths[name]} if name in config_paths else {},
             overrides={name: {**extra, "seed": args.seed, **overrides.get(name, {})}},
         )
         cfg, source = resolve_config(name, args.dataset, spec)
