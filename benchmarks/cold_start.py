@@ -126,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         if not Path(path).is_file():
             raise SystemExit(f"--config {model}: no such file {path!r}")
         config_paths[model] = path
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    for model in config_paths:
+        if model not in models:
+            raise SystemExit(f"--config names model {model!r}, which is not in --models")
+    if args.paper and "tiger" in config_paths:
+        raise SystemExit("--paper and --config tiger=PATH both choose TIGER's config: pick one")
 
     import torch
 
@@ -152,7 +158,6 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     overrides = _parse_set(args.set)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
     rows: dict[str, dict[str, Any]] = {}
     for name in models:
         extra: dict[str, Any] = {}

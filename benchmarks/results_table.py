@@ -57,7 +57,9 @@ def rows(paths: list[Path], dataset: str = DATASET) -> list[tuple[float, str]]:
                 label += f" (L={cfg['max_seq_len']})"
             elif "codebook" in cfg:  # TIGER: which codes, which batch
                 codes = Path(cfg["codebook_path"]).name if cfg.get("codebook_path") else None
-                label += f" ({codes or cfg['codebook']} codes, batch {cfg['batch_size']})"
+                size = f"{cfg.get('n_encoder_layers', '?')}+{cfg.get('n_decoder_layers', '?')}"
+                size += f" layers x {cfg.get('d_model', '?')}"
+                label += f" ({codes or cfg['codebook']} codes, {size}, batch {cfg['batch_size']})"
             if cfg.get("adam_beta2", 0.999) != 0.999:
                 beta2 = f"beta2={cfg['adam_beta2']}"
                 label = f"{label[:-1]}, {beta2})" if label.endswith(")") else f"{label} ({beta2})"

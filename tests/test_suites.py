@@ -194,6 +194,9 @@ def test_cli_suite_subset(interleaved, tmp_path, capsys):
     assert main(["benchmark", "--quick"]) == 2  # --quick without --suite
     assert main(["benchmark", "--suite", "nope"]) == 2
     assert "unknown suite" in capsys.readouterr().err
+    argv = ["benchmark", "--suite", "generative-vs-classical", "--first-seed", "1"]
+    assert main(argv) == 2
+    assert "--first-seed is not supported with --suite" in capsys.readouterr().err
 
 
 def test_cli_autoencoder_suite_quick_with_wildcard_set(interleaved, tmp_path):

@@ -167,7 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="comma-separated model names (default: popularity,itemknn,ease,als)",
     )
-    p.add_argument("--seeds", type=_positive_int, default=1, help="number of seeds (0..N-1)")
+    p.add_argument(
+        "--seeds", type=_positive_int, default=1, help="number of seeds (0..N-1; see --first-seed)"
+    )
     p.add_argument(
         "--first-seed",
         type=_non_negative_int,

@@ -621,6 +621,8 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
             raise ConfigError(f"unknown protocol {p!r}; choose from loo, temporal, ratio")
     if args.config:
         raise ConfigError("--config is not supported with --suite; use --set MODEL.KEY=VALUE")
+    if getattr(args, "first_seed", 0):
+        raise ConfigError("--first-seed is not supported with --suite (its seeds start at 0)")
     command = "genrec " + " ".join(shlex.quote(a) for a in argv)
     # before loading the data, so that a bad --set fails at once
     overrides = _model_overrides(args.set, resolve_models(suite, args.models)[0])

@@ -319,6 +319,10 @@ def test_cli_report_merges(bench, tmp_path):
     p = parse(page)
     assert p.table_rows["metrics-table"] == 6
     assert page.count("<pre>genrec benchmark --dataset synthetic") == 2  # both commands
+    # each run keeps its own seeds: the report must not claim a mean over the union
+    seeds = "per run, not pooled (runa: 0, 1; runb: 0, 1)"
+    assert f"Seeds: {seeds}." in (out / "report.md").read_text()
+    assert f"seeds {seeds}" in page and f"mean over its own run's seeds ({seeds})" in page
 
 
 def test_merge_without_clash_keeps_names(bench):

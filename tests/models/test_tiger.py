@@ -240,6 +240,8 @@ def test_trimmed_left_padding_gives_the_same_memory() -> None:
             net.log_likelihood(codes, net.memory(full, real_full)),
             rtol=1e-5, atol=1e-5,
         )  # fmt: skip
+        with pytest.raises(ValueError, match="19 code tokens per row, more than"):
+            net.encode(users, torch.ones(3, 19, dtype=torch.long))
 
 
 def test_length_bucketed_training_batches(split) -> None:

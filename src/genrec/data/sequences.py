@@ -50,7 +50,7 @@ def length_bucketed_batches(
     chunks of ``chunk_batches * batch_size`` indices, sort each chunk by length (stable), cut
     it into batches, then shuffle the order of all batches. Every index appears exactly once
     per epoch; a batch then needs little padding. ``chunk_batches`` of 1 sorts within single
-    random batches only (the same batches as :func:`minibatches`).
+    random batches only (the same sets of indices as :func:`minibatches`, in another order).
     """
     if batch_size < 1 or chunk_batches < 1:
         raise ValueError(

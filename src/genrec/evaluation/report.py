@@ -158,7 +158,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         f"genrec {results['genrec_version']}, {results['created_at']}. "
         f"Ranking: **{proto['ranking']}**, seen items excluded, ties broken pessimistically. "
-        f"Split: {split['method']}. Seeds: {len(results['manifest']['seeds'])}.",
+        f"Split: {split['method']}. Seeds: {_seeds_text(results)}.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] * len(header)) + "|",
@@ -262,6 +262,16 @@ def _get(d: dict[str, Any], path: tuple[str, ...]) -> Any:
     for key in path:
         d = d.get(key) if isinstance(d, dict) else None  # type: ignore[assignment]
     return d
+
+
+def _seeds_text(results: dict[str, Any]) -> str:
+    """How many seeds the numbers average: the count of a single run, or for a merged report
+    each run's own seeds (runs are shown side by side, never pooled)."""
+    runs = results.get("merged_from")
+    if not runs:
+        return str(len(results["manifest"]["seeds"]))
+    parts = [f"{r['source']}: {', '.join(str(s) for s in r.get('seeds') or [])}" for r in runs]
+    return "per run, not pooled (" + "; ".join(parts) + ")"
 
 
 def merge_results(
@@ -823,7 +833,11 @@ def _metric_table(results: dict[str, Any]) -> str:
     out.append("</tbody></table></div>")
     n_seeds = len(results["manifest"]["seeds"])
     legend = (
-        f"Mean over {n_seeds} seed{'s' if n_seeds != 1 else ''}"
+        (
+            f"Each row: mean over its own run's seeds ({_seeds_text(results)})"
+            if results.get("merged_from")
+            else f"Mean over {n_seeds} seed{'s' if n_seeds != 1 else ''}"
+        )
         + (" ± std over seeds" if n_seeds > 1 else "")
         + "; grey brackets: 95% percentile-bootstrap confidence interval over test users. "
         f"<span class='up'>↑</span>/<span class='down'>↓</span>: significantly better/worse "
@@ -983,7 +997,11 @@ def render_html(results: dict[str, Any], *, plots: bool = True) -> str:
         f"genrec {results.get('genrec_version')} · {results.get('created_at')} · "
         f"{len(results['models'])} models · ranking: {proto['ranking']} over the catalogue, "
         f"seen items excluded · split: {results['split'].get('method')} · "
-        f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+        + (
+            f"seeds {_seeds_text(results)}"
+            if results.get("merged_from")
+            else f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+        )
     )
     if results.get("merged_from"):
         meta += f" · merged from {len(results['merged_from'])} runs"

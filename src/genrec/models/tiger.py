@@ -315,10 +315,16 @@ class TIGERNetwork(nn.Module):
         """Encoder output ``(B, 1 + S, D)`` and key mask ``(B, 1 + S)`` for user buckets
         ``(B,)`` and left-padded flattened code tokens ``(B, S)`` (0 = padding)."""
         B, S = tokens.shape
+        P = self.enc_pos.shape[0]  # 1 + max_items * n_levels
+        if S > P - 1:
+            raise ValueError(
+                f"{S} code tokens per row, more than the encoder's {P - 1} positions "
+                "(max_items x n_levels)"
+            )
         user = self.user_emb(users)[:, None]  # (B, 1, D)
         # the user token at position 0, the items right-aligned at the end: a batch trimmed
         # of its all-padding columns (S < max_items * L) encodes exactly like a padded one
-        pos = torch.cat([self.enc_pos[:1], self.enc_pos[self.enc_pos.shape[0] - S :]])
+        pos = torch.cat([self.enc_pos[:1], self.enc_pos[P - S :]])
         x = torch.cat([user, self.token_emb(tokens)], dim=1) + pos  # (B, 1 + S, D)
         real = torch.cat(
             [torch.full((B, 1), self.use_user, device=tokens.device), tokens > 0], dim=1
@@ -628,7 +634,8 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
         return (u * _HASH) % (2**32) % n
 
     def _encoder_tokens(self, items: torch.Tensor) -> torch.Tensor:
-        """Flattened code tokens ``(B, M * L)`` of item ids ``(B, M)`` (0 = padding)."""
+        """Flattened code tokens ``(B, M * L)`` of item ids ``(B, M)`` (0 = padding; ``M`` is
+        at most ``max_items``, less for a batch trimmed of all-padding columns)."""
         assert self._codes_dev is not None and self.network_ is not None
         codes = self._codes_dev[items]  # (B, M, L); padding item -> -1
         tokens = self.network_.code_tokens(codes)  # (B, M, L)
