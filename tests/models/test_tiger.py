@@ -11,6 +11,7 @@ import torch
 import yaml
 
 import genrec
+from genrec.data.sequences import trim_left_padding
 from genrec.errors import ConfigError, DataValidationError
 from genrec.models.tiger import TIGER, TIGERConfig, TIGERNetwork, random_codebook
 from genrec.testing import random_recall_at_k, recall_at_k
@@ -242,6 +243,23 @@ def test_trimmed_left_padding_gives_the_same_memory() -> None:
         )  # fmt: skip
         with pytest.raises(ValueError, match="19 code tokens per row, more than"):
             net.encode(users, torch.ones(3, 19, dtype=torch.long))
+
+
+def test_decoding_a_trimmed_batch_equals_the_padded_batch(fitted, monkeypatch) -> None:
+    import genrec.models.tiger as tiger_module
+
+    lens = np.diff(fitted.train_histories_.seq_indptr)
+    users = np.argsort(lens[1:], kind="stable")[:12] + 1  # the shortest histories
+    batch = fitted.train_histories_.batch(users)
+    padded = torch.from_numpy(batch.padded_sequences(fitted.config.max_items))
+    assert trim_left_padding(padded).shape[1] < padded.shape[1]  # really trimmed
+    exact = fitted.score_all_items(batch)
+    _, scores, items = fitted.decode(batch)
+    monkeypatch.setattr(tiger_module, "trim_left_padding", lambda x: x)  # padded path
+    torch.testing.assert_close(fitted.score_all_items(batch), exact, rtol=1e-5, atol=1e-5)
+    _, scores_p, items_p = fitted.decode(batch)
+    assert torch.equal(items_p, items)
+    torch.testing.assert_close(scores_p, scores, rtol=1e-5, atol=1e-5)
 
 
 def test_length_bucketed_training_batches(split) -> None:
