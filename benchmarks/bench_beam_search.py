@@ -39,11 +39,12 @@ Without ``--hf-python`` the current interpreter is used when it can import trans
 
 Measured (2026-11-28, idle machine, 1 thread, transformers 5.24; docs/benchmarks.md): same
 batch size on both sides 3.2x (1 user), 5.0x (8), 8.4x (32), 8.2x (128); each side at its
-fastest batch (both 8) 5.0x. transformers re-orders its per-beam cross-attention cache
-every step (``index_select`` on ``(B * 20, 6, 81, 64)`` per layer), which grows with the batch;
-genrec keeps one encoder memory per user and folds the beams into the query axis. About half
-of genrec's time is the encoder (81 tokens x 4 layers per user), which both sides pay, and the
-rest is mostly the decoder's fp32 matrix products.
+fastest batch (both 8) 5.0x. With ``--threads 2``: 2.3x (1), 4.7x (8), 9.3x (32), 10.8x
+(128); each at its fastest batch (genrec 128, transformers 8) 6.2x. transformers re-orders
+its per-beam cross-attention cache every step (``index_select`` on ``(B * 20, 6, 81, 64)`` per
+layer), which grows with the batch; genrec keeps one encoder memory per user and folds the
+beams into the query axis. About half of genrec's time is the encoder (81 tokens x 4 layers
+per user), which both sides pay, and the rest is mostly the decoder's fp32 matrix products.
 """
 
 from __future__ import annotations
