@@ -19,6 +19,10 @@ Models (``--models``, default all four):
   the dataset's preset (``configs/<dataset>/tiger.yaml``, the paper's 4 + 4 layers) instead,
   and ``--config tiger=PATH`` a config file (e.g. ``configs/amazon-beauty/variants/
   tiger-cpu.yaml``). ``--budget-minutes`` replaces the file's ``time_budget_minutes``.
+  ``--tiger-cold-slots 0.1,0.2`` adds rows for the fitted TIGER with those ``cold_slots``
+  (the paper's epsilon: cold items sharing a generated item's code prefix fill up to that
+  share of the list; ``--tiger-prefix-levels`` sets how many levels must match, 0 = all but
+  the collision level), without retraining; ``--save-tiger DIR`` keeps the model.
 * ``textknn``: cosine similarity of item text embeddings to the history (no interactions
   needed, the natural content baseline).
 * ``sasrec``: the preset (full-softmax CE). Cold items keep their initial embeddings, and the
@@ -116,6 +120,20 @@ def main(argv: list[str] | None = None) -> int:
         help="config YAML for a model (replaces its preset; for tiger also TIGER_CPU)",
     )
     p.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE")
+    p.add_argument(
+        "--tiger-cold-slots",
+        default="",
+        metavar="EPS,...",
+        help="after fitting TIGER, also evaluate it with each of these cold_slots (the "
+        "paper's epsilon, e.g. 0.1,0.2,0.4), without retraining",
+    )
+    p.add_argument(
+        "--tiger-prefix-levels",
+        default="0",
+        metavar="N,...",
+        help="cold_prefix_levels for the --tiger-cold-slots rows (0 = all but the last level)",
+    )
+    p.add_argument("--save-tiger", default=None, metavar="DIR", help="save the fitted TIGER")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     config_paths: dict[str, str] = {}
@@ -127,6 +145,15 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--config {model}: no such file {path!r}")
         config_paths[model] = path
     models = [m.strip() for m in args.models.split(",") if m.strip()]
+    try:
+        eps_grid = [float(x) for x in args.tiger_cold_slots.split(",") if x.strip()]
+        prefix_grid = [int(x) for x in args.tiger_prefix_levels.split(",") if x.strip()]
+    except ValueError as exc:
+        raise SystemExit(f"--tiger-cold-slots / --tiger-prefix-levels: {exc}") from None
+    if any(not 0.0 < e <= 1.0 for e in eps_grid):
+        raise SystemExit(f"--tiger-cold-slots values must be in (0, 1], got {eps_grid}")
+    if eps_grid and "tiger" not in models:
+        raise SystemExit("--tiger-cold-slots needs tiger in --models")
     for model in config_paths:
         if model not in models:
             raise SystemExit(f"--config names model {model!r}, which is not in --models")
@@ -138,7 +165,6 @@ def main(argv: list[str] | None = None) -> int:
     from genrec.benchmark import BenchmarkSpec, resolve_config
     from genrec.data.loaders import load_dataset
     from genrec.data.splitting import cold_item_split
-    from genrec.evaluation.evaluator import evaluate
     from genrec.registry import get_model
 
     torch.set_num_threads(args.threads)
@@ -182,15 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         model = cls(cls.config_class.from_dict(cfg)).fit(
             split.train, valid=None if args.no_valid else split.valid
         )
-        res = evaluate(model, split, ks=[args.k], beyond_accuracy=False)
-        top = res.ranked[:, : args.k]
-        filled = top > 0
-        row: dict[str, Any] = {
-            f"recall@{args.k}": res.metrics[f"recall@{args.k}"],
-            f"ndcg@{args.k}": res.metrics[f"ndcg@{args.k}"],
-            "cold_share": float(cold[top][filled].mean()) if filled.any() else 0.0,
+        row = {
+            **_metrics(model, split, cold, args.k),
             "fit_seconds": round(float(model.fit_seconds_ or 0.0), 1),
-            "recommend_seconds": round(res.seconds, 1),
             "config": cfg,
         }
         training = getattr(model, "training_info_", None)
@@ -202,12 +222,21 @@ def main(argv: list[str] | None = None) -> int:
             row["diagnostics"] = diag
         rows[name] = row
         _write(args, info, rows)  # after every model: a later crash keeps the earlier rows
-        print(
-            f"{name}: recall@{args.k} {row[f'recall@{args.k}']:.4f}  "
-            f"ndcg@{args.k} {row[f'ndcg@{args.k}']:.4f}  cold_share {row['cold_share']:.3f}  "
-            f"fit {row['fit_seconds']} s",
-            flush=True,
-        )
+        _print_row(name, row, args.k)
+        if name == "tiger":
+            if args.save_tiger:
+                model.save(args.save_tiger)
+            for levels in prefix_grid if eps_grid else []:
+                for eps in eps_grid:
+                    model.config = model.config.replace(cold_slots=eps, cold_prefix_levels=levels)
+                    key = f"tiger[cold_slots={eps:g},prefix_levels={levels}]"
+                    rows[key] = {
+                        **_metrics(model, split, cold, args.k),
+                        "fit_seconds": row["fit_seconds"],
+                        "config": {**cfg, "cold_slots": eps, "cold_prefix_levels": levels},
+                    }
+                    _write(args, info, rows)
+                    _print_row(key, rows[key], args.k)
     print()
     print(f"| model | recall@{args.k} | ndcg@{args.k} | cold share of top-{args.k} | fit s |")
     print("|---|---|---|---|---|")
@@ -224,6 +253,29 @@ def main(argv: list[str] | None = None) -> int:
         print("tiger diagnostics: " + ", ".join(f"{k}={v:.4g}" for k, v in d.items()))
     _write(args, info, rows)
     return 0
+
+
+def _metrics(model: Any, split: Any, cold: np.ndarray, k: int) -> dict[str, Any]:
+    """Recall/NDCG@k over the cold-target users and the cold share of the top-k slots."""
+    from genrec.evaluation.evaluator import evaluate
+
+    res = evaluate(model, split, ks=[k], beyond_accuracy=False)
+    top = res.ranked[:, :k]
+    filled = top > 0
+    return {
+        f"recall@{k}": res.metrics[f"recall@{k}"],
+        f"ndcg@{k}": res.metrics[f"ndcg@{k}"],
+        "cold_share": float(cold[top][filled].mean()) if filled.any() else 0.0,
+        "recommend_seconds": round(res.seconds, 1),
+    }
+
+
+def _print_row(name: str, row: dict[str, Any], k: int) -> None:
+    print(
+        f"{name}: recall@{k} {row[f'recall@{k}']:.4f}  ndcg@{k} {row[f'ndcg@{k}']:.4f}  "
+        f"cold_share {row['cold_share']:.3f}  fit {row['fit_seconds']} s",
+        flush=True,
+    )
 
 
 def _write(args: argparse.Namespace, info: dict[str, Any], rows: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from genrec.data.splitting import cold_item_split
+from genrec.errors import ConfigError
 from genrec.evaluation.evaluator import evaluate
 from genrec.models.popularity import Popularity
 from genrec.models.tiger import TIGER
@@ -151,3 +152,54 @@ def test_diagnostics_failed_counts_every_seed() -> None:
     out = _diagnostics_summary([{"a": 1.0}, {"diagnostics_failed": 1}, {"a": 3.0}])
     assert out["diagnostics_failed"] == {"mean": 1 / 3, "per_seed": [0.0, 1.0, 0.0]}
     assert out["a"] == {"mean": 2.0, "per_seed": [1.0, 3.0]}
+
+
+def test_cold_slots_add_prefix_matching_cold_items(tmp_path: Path) -> None:
+    """TIGER Sec. 4.3's epsilon: cold items sharing a generated item's code prefix join the
+    list right after it, at most int(cold_slots * k) of them; the beams keep their order."""
+    ds = make_synthetic_dataset(n_users=200, n_items=40, seq_len=6)
+    split = cold_item_split(ds, new_item_share=0.1)
+    vectors = np.zeros((41, 8), dtype=np.float32)
+    vectors[1:, :4] = np.eye(4, dtype=np.float32)[np.arange(40) // 10] * 5
+    vectors[1:] += np.random.default_rng(0).normal(scale=0.1, size=(40, 8))
+    cb = get_tokenizer("rkmeans")(n_levels=1, codebook_size=4, seed=0).fit(
+        vectors, ds.item_map.to_list()
+    )
+    cb.save(tmp_path / "cb")
+    cfg = {**TINY, "epochs": 3, "num_beams": 12, "codebook_path": str(tmp_path / "cb")}
+    model = TIGER(**{**cfg, "codebook_size": 16}).fit(split.train)
+    cold = set(model.cold_items().tolist())
+    assert cold == set(np.flatnonzero(split.cold_mask()).tolist())
+    users = model.user_map.external_ids[:60]
+    base = model.recommend(users, k=10).internal_item_ids
+    model.config = model.config.replace(cold_slots=0.3)
+    with_cold = model.recommend(users, k=10).internal_item_ids
+    seen = model.train_histories_.batch(model.user_map.to_internal(users, what="user")).matrix
+    added_any = False
+    for b in range(len(users)):
+        row, ref = with_cold[b].tolist(), base[b].tolist()
+        added = [i for i in row if i not in ref]
+        assert len(added) <= 3 and all(i in cold for i in added)
+        assert [i for i in row if i in ref] == ref[: len(row) - len(added)]  # beams in order
+        for i in added:  # right after an item of the same prefix
+            pos = row.index(i)
+            assert pos > 0 and model.codes_[row[pos - 1], 0] == model.codes_[i, 0]
+        assert not set(row) & set(seen[b].indices.tolist())
+        added_any |= bool(added)
+    assert added_any
+    # the prefix index follows add_items: a cold item moved to another cluster
+    mover = min(cold)
+    old_prefix = int(model.codes_[mover, 0])
+    other = 1 + int(np.flatnonzero(model.codes_[1:, 0] != old_prefix)[0])  # clusters are full:
+    new_prefix = int(model.codes_[other, 0])  # swap the cold item with an item of another
+    ids = model.item_map.external_ids
+    model.add_items([ids[mover - 1], ids[other - 1]], np.array([[new_prefix], [old_prefix]]))
+    assert mover in model._cold_prefix_index()[(new_prefix,)]
+    assert mover not in model._cold_prefix_index().get((old_prefix,), [])
+    # the index follows cold_prefix_levels: both levels (the full tuple) match only itself
+    model.config = model.config.replace(cold_prefix_levels=2)
+    assert model._cold_prefix_index()[tuple(model.codes_[mover].tolist())] == [mover]
+    with pytest.raises(ConfigError, match="cold_slots"):
+        TIGER(**{**TINY, "cold_slots": 1.5})
+    with pytest.raises(ConfigError, match="cold_prefix_levels"):
+        TIGER(**{**TINY, "cold_prefix_levels": 3})

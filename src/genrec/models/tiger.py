@@ -113,6 +113,14 @@ class TIGERConfig(NeuralConfig):
         "batch training sequences of similar history length, sorting chunks of this many "
         "batches (0 = random batches); less padding, so faster epochs, e.g. 50 on a CPU",
     )
+    cold_slots: float = field(
+        0.0,
+        "the paper's epsilon (Sec. 4.3): up to this share of each top-k list goes to cold "
+        "items (no training interactions) whose code prefix matches a generated item's",
+    )
+    cold_prefix_levels: int = field(
+        0, "code levels a cold item must share with a generated item (0 = all but the last)"
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -122,7 +130,14 @@ class TIGERConfig(NeuralConfig):
             "score_chunk_size",
         )  # fmt: skip
         self.positive("n_user_buckets", allow_zero=True)
-        self.positive("diagnostic_users", "bucket_batches", allow_zero=True)
+        self.positive("diagnostic_users", "bucket_batches", "cold_prefix_levels", allow_zero=True)
+        if not 0.0 <= self.cold_slots <= 1.0:
+            raise ConfigError(f"TIGERConfig.cold_slots must be in [0, 1], got {self.cold_slots!r}")
+        if self.cold_prefix_levels > self.n_levels:
+            raise ConfigError(
+                f"TIGERConfig.cold_prefix_levels ({self.cold_prefix_levels}) exceeds n_levels "
+                f"({self.n_levels})"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"TIGERConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if self.codebook != "random" and not self.codebook_path:
@@ -558,6 +573,7 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
         self.codebook_sizes_: list[int] | None = None
         self.trie_: SemanticIDTrie | None = None
         self._codes_dev: torch.Tensor | None = None
+        self._cold_index: tuple[int, dict[tuple[int, ...], list[int]]] | None = None
 
     # -------------------------------------------------------------- codebook
     def _make_codebook(self, dataset: Dataset):
@@ -614,6 +630,7 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
         self.codebook_sizes_ = sizes
         self.trie_ = SemanticIDTrie(codes, sizes).to(self.device_)
         self._codes_dev = torch.from_numpy(self.codes_).to(self.device_)
+        self._cold_index = None
 
     # -------------------------------------------------------------- training
     def _fit(self, dataset: Dataset, valid: Any) -> None:
@@ -759,6 +776,8 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
         kk = min(k, items.shape[1])
         out_i[:, :kk], out_s[:, :kk] = items[:, :kk].numpy(), scores[:, :kk].numpy()
         out_s[out_i == 0] = -np.inf
+        if self.config.cold_slots > 0 and int(self.config.cold_slots * k) > 0:
+            self._add_cold_items(items.numpy(), scores.numpy(), allowed.numpy(), out_i, out_s)
         cold = (batch.user_ids == 0) & (np.diff(batch.matrix.indptr) == 0)
         if self.popular_for_empty_history and cold.any():  # no signal: popularity, as scorers
             pop = torch.as_tensor(self.item_popularity_, dtype=torch.float32)[None, :]
@@ -768,6 +787,78 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
             vals[idx == 0] = float("-inf")
             out_i[cold], out_s[cold] = idx.numpy(), vals.numpy()
         return out_i, out_s
+
+    def cold_items(self) -> np.ndarray:
+        """Internal ids of the coded items without training interactions (the cold items
+        that :attr:`TIGERConfig.cold_slots` admits by prefix; items given codes by
+        :meth:`add_items` after ``fit`` included)."""
+        self._check_fitted()
+        assert self.codes_ is not None and self.item_popularity_ is not None
+        coded = (self.codes_ >= 0).all(1)
+        coded[0] = False
+        return np.flatnonzero(coded & (np.asarray(self.item_popularity_) == 0))
+
+    def _prefix_levels(self) -> int:
+        assert self.codes_ is not None
+        L = self.codes_.shape[1]
+        return self.config.cold_prefix_levels or max(L - 1, 1)
+
+    def _cold_prefix_index(self) -> dict[tuple[int, ...], list[int]]:
+        """Cold items by their first :meth:`_prefix_levels` codes (built once per code table
+        and prefix length)."""
+        n = self._prefix_levels()
+        if self._cold_index is None or self._cold_index[0] != n:
+            assert self.codes_ is not None
+            index: dict[tuple[int, ...], list[int]] = {}
+            for item in self.cold_items().tolist():
+                index.setdefault(tuple(self.codes_[item, :n].tolist()), []).append(item)
+            self._cold_index = (n, index)
+        return self._cold_index[1]
+
+    def _add_cold_items(
+        self,
+        beam_items: np.ndarray,
+        beam_scores: np.ndarray,
+        allowed: np.ndarray,
+        out_i: np.ndarray,
+        out_s: np.ndarray,
+    ) -> None:
+        """TIGER Sec. 4.3's epsilon, in place on the top-k ``out_i`` / ``out_s``: walking each
+        user's beams best first, every generated item is followed by the allowed cold items
+        that share its code prefix and were not generated themselves (with its score, in
+        item-id order), until ``int(cold_slots * k)`` such cold items are in; the rest of the
+        list is the remaining beams, in their order."""
+        index = self._cold_prefix_index()
+        if not index:
+            return
+        assert self.codes_ is not None
+        k, n = out_i.shape[1], self._prefix_levels()
+        budget = int(self.config.cold_slots * k)
+        for b in range(len(out_i)):
+            row_i: list[int] = []
+            row_s: list[float] = []
+            taken = set(beam_items[b].tolist())  # generated items keep their beam rank
+            added = 0
+            for item, score in zip(beam_items[b].tolist(), beam_scores[b].tolist()):
+                if len(row_i) >= k:
+                    break
+                if item == 0 or not np.isfinite(score):
+                    continue
+                row_i.append(item)
+                row_s.append(score)
+                for cold in index.get(tuple(self.codes_[item, :n].tolist()), ()):
+                    if added >= budget or len(row_i) >= k:
+                        break
+                    if cold in taken or not allowed[b, cold]:
+                        continue
+                    row_i.append(cold)
+                    row_s.append(score)
+                    taken.add(cold)
+                    added += 1
+            if added:
+                m = len(row_i)
+                out_i[b, :m], out_s[b, :m] = row_i, row_s
+                out_i[b, m:], out_s[b, m:] = 0, -np.inf
 
     # -------------------------------------------------------------- exact scoring
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
@@ -963,6 +1054,7 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
             raise DataValidationError(f"cannot add items: {exc}") from exc
         self.codes_[internal] = codes
         self._codes_dev = torch.from_numpy(self.codes_).to(self.device_)
+        self._cold_index = None
 
     def _with_collision_level(self, internal: np.ndarray, sem: np.ndarray) -> np.ndarray:
         assert self.codes_ is not None and self.codebook_sizes_ is not None
