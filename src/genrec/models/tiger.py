@@ -776,7 +776,7 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
         kk = min(k, items.shape[1])
         out_i[:, :kk], out_s[:, :kk] = items[:, :kk].numpy(), scores[:, :kk].numpy()
         out_s[out_i == 0] = -np.inf
-        if self.config.cold_slots > 0 and int(self.config.cold_slots * k) > 0:
+        if int(self.config.cold_slots * k) > 0:
             self._add_cold_items(items.numpy(), scores.numpy(), allowed.numpy(), out_i, out_s)
         cold = (batch.user_ids == 0) & (np.diff(batch.matrix.indptr) == 0)
         if self.popular_for_empty_history and cold.any():  # no signal: popularity, as scorers
