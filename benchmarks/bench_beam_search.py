@@ -36,6 +36,11 @@ process::
     PYTHONPATH=src python benchmarks/bench_beam_search.py --hf-python /tmp/hfvenv/bin/python
 
 Without ``--hf-python`` the current interpreter is used when it can import transformers.
+``--device cuda`` runs both sides on a GPU (timings include each batch's copies in and out);
+where genrec and transformers share an interpreter, e.g. a GPU machine's own torch::
+
+    PYTHONPATH=src python3 benchmarks/bench_beam_search.py --device cuda \
+        --batch-sizes 1,8,32,128,512 --exact-users 32
 
 Measured (2026-11-28, idle machine, 1 thread, transformers 5.24; docs/benchmarks.md): same
 batch size on both sides 3.2x (1 user), 5.0x (8), 8.4x (32), 8.2x (128); each side at its
@@ -100,17 +105,18 @@ def run_genrec(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[st
     torch.manual_seed(args.seed)
     codes, sizes = data["codes"], data["sizes"].tolist()
     L = len(sizes)
-    net = TIGERNetwork(sizes, TIGERConfig(n_levels=L)).eval()
+    dev = torch.device(args.device)
+    net = TIGERNetwork(sizes, TIGERConfig(n_levels=L)).eval().to(dev)
     t0 = time.perf_counter()
-    trie = SemanticIDTrie(codes, sizes)
+    trie = SemanticIDTrie(codes, sizes).to(dev)
     build = time.perf_counter() - t0
-    codes_t = torch.from_numpy(codes)
+    codes_t = torch.from_numpy(codes).to(dev)
 
     @torch.no_grad()
     def recommend(hist: np.ndarray, users: np.ndarray) -> np.ndarray:
-        items = torch.from_numpy(hist)
+        items = torch.from_numpy(hist).to(dev)
         tokens = net.code_tokens(codes_t[items]).reshape(len(hist), -1)  # (B, 20 * L)
-        enc, real = net.encode(torch.from_numpy(users), tokens)
+        enc, real = net.encode(torch.from_numpy(users).to(dev), tokens)
         mem = net.memory(enc, real)
 
         def step(prefix, state):
@@ -122,7 +128,7 @@ def run_genrec(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[st
             max_len=L, vocab_sizes=sizes, processors=[TrieConstraint(trie)],
         )  # fmt: skip
         top = out.tokens[:, :K].reshape(-1, L)
-        return trie.lookup(top).reshape(len(hist), K).numpy()
+        return trie.lookup(top).reshape(len(hist), K).cpu().numpy()  # .cpu() syncs a GPU
 
     return _timed(recommend, data, args) | {"trie_build_seconds": build}
 
@@ -160,7 +166,8 @@ def _hf_side(data: dict[str, np.ndarray], args: argparse.Namespace):
         num_decoder_layers=4, num_heads=6, dropout_rate=0.1, feed_forward_proj="relu",
         pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
     )  # fmt: skip
-    model = T5ForConditionalGeneration(cfg).eval()
+    dev = torch.device(args.device)
+    model = T5ForConditionalGeneration(cfg).eval().to(dev)
     t0 = time.perf_counter()
     tokens = codes[1:] + offsets  # (n, L) token ids
     trie: dict[tuple[int, ...], list[int]] = {}
@@ -176,18 +183,19 @@ def _hf_side(data: dict[str, np.ndarray], args: argparse.Namespace):
 
     def encoder_ids(hist: np.ndarray, users: np.ndarray) -> torch.Tensor:
         toks = (codes[hist] + offsets).reshape(len(hist), -1)  # (B, 20 * L)
-        return torch.from_numpy(np.concatenate([users[:, None] + user_base, toks], axis=1))
+        ids = np.concatenate([users[:, None] + user_base, toks], axis=1)
+        return torch.from_numpy(ids).to(dev)
 
     @torch.no_grad()
     def recommend(hist: np.ndarray, users: np.ndarray) -> np.ndarray:
         ids = encoder_ids(hist, users)
         out = model.generate(
-            input_ids=ids, attention_mask=torch.ones(ids.shape, dtype=torch.long),
+            input_ids=ids, attention_mask=torch.ones_like(ids),
             num_beams=BEAMS, num_return_sequences=K, max_new_tokens=L, min_new_tokens=L,
             prefix_allowed_tokens_fn=allowed, length_penalty=0.0, early_stopping=True,
             do_sample=False,
         )  # fmt: skip
-        seqs = out[:, 1 : 1 + L].tolist()
+        seqs = out[:, 1 : 1 + L].tolist()  # (a GPU syncs here)
         return np.array([item_of.get(tuple(s), 0) for s in seqs]).reshape(len(hist), K)
 
     return model, offsets, encoder_ids, recommend, build
@@ -211,20 +219,21 @@ def run_exact(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[str
 
     model, offsets, encoder_ids, recommend, _ = _hf_side(data, args)
     codes, sizes = data["codes"], data["sizes"].tolist()
-    trie = SemanticIDTrie(codes, sizes)
-    off = torch.as_tensor(offsets)
+    dev = torch.device(args.device)
+    trie = SemanticIDTrie(codes, sizes).to(dev)
+    off = torch.as_tensor(offsets, device=dev)
     n = args.exact_users
     hist, users = data["hist"][:n], data["users"][:n]
     hf_items = recommend(hist, users)
     with torch.no_grad():
         ids = encoder_ids(hist, users)
-        mask = torch.ones(ids.shape, dtype=torch.long)
+        mask = torch.ones_like(ids)
         enc = model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
 
         def step(prefix: torch.Tensor, state: None) -> tuple[torch.Tensor, None]:
             N, t = prefix.shape
-            rows = torch.arange(n).repeat_interleave(N // n)  # the user of each prefix
-            dec = torch.cat([torch.zeros(N, 1, dtype=torch.long), prefix + off[:t]], 1)
+            rows = torch.arange(n, device=dev).repeat_interleave(N // n)  # each prefix's user
+            dec = torch.cat([torch.zeros(N, 1, dtype=torch.long, device=dev), prefix + off[:t]], 1)
             out = model(
                 encoder_outputs=BaseModelOutput(last_hidden_state=enc[rows]),
                 attention_mask=mask[rows], decoder_input_ids=dec,
@@ -236,7 +245,7 @@ def run_exact(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[str
             step, None, batch_size=n, num_beams=BEAMS, max_len=len(sizes), vocab_sizes=sizes,
             processors=[TrieConstraint(trie)],
         )  # fmt: skip
-    g_items = trie.lookup(res.tokens[:, :K].reshape(-1, len(sizes))).reshape(n, K).numpy()
+    g_items = trie.lookup(res.tokens[:, :K].reshape(-1, len(sizes))).reshape(n, K).cpu().numpy()
     same = (g_items == hf_items).all(1)
     overlap = [len(set(a) & set(b)) / K for a, b in zip(g_items.tolist(), hf_items.tolist())]
     return {
@@ -264,12 +273,26 @@ def hf_child(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[str,
         # the child needs only numpy, torch and transformers (no genrec import)
         cmd = [python, __file__, "--_hf-child", str(out), "--_hf-inputs", str(inputs),
                "--threads", str(args.threads), "--batch-size", str(args.batch_size),
-               "--seed", str(args.seed)]  # fmt: skip
+               "--seed", str(args.seed), "--device", args.device]  # fmt: skip
         subprocess.run(cmd, check=True)
         return json.loads(out.read_text())
 
 
 # --------------------------------------------------------------------------- main
+def _check_device(p: argparse.ArgumentParser, device: str) -> None:
+    """Exit with a clear message when ``--device`` is not a usable torch device."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        p.error(f"--device {device!r} is not a torch device: {e}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        p.error(f"--device {device!r}: CUDA is not available on this machine")
+    if dev.type not in ("cpu", "cuda"):
+        p.error(f"--device {device!r}: only cpu and cuda are supported")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--users", type=int, default=None, help="default max(256, 2 x largest batch)")
@@ -284,6 +307,11 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32, help=argparse.SUPPRESS)  # child side
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--device", default="cpu",
+        help="torch device of both sides (cpu, cuda, cuda:1, ...); on a GPU the timing includes "
+        "copying each batch's inputs in and its top-10 out",
+    )  # fmt: skip
     p.add_argument("--codebook", default=None, help="saved ItemCodebook folder")
     p.add_argument(
         "--exact-users", type=int, default=0,
@@ -299,6 +327,7 @@ def main() -> None:
             res = run_hf({k: z[k] for k in z.files}, args)
         Path(args.hf_child).write_text(json.dumps(res))
         return
+    _check_device(p, args.device)
     try:
         batches = [int(b) for b in str(args.batch_sizes).split(",")]
     except ValueError:
@@ -311,7 +340,8 @@ def main() -> None:
     sizes = data["sizes"].tolist()
     print(
         f"{data['codes'].shape[0] - 1} items, levels {sizes}, top-{K} with {BEAMS} beams, "
-        f"batch sizes {batches}, {args.threads} thread(s), load {os.getloadavg()[0]:.1f}"
+        f"batch sizes {batches}, {args.threads} thread(s), device {args.device}, "
+        f"load {os.getloadavg()[0]:.1f}"
     )
     rows = []
     for b in batches:

@@ -37,7 +37,7 @@ def test_identical_top10_on_the_same_t5_weights(benchmark_script) -> None:
         "hist": rng.integers(1, n + 1, size=(users, bench.MAX_ITEMS)),
         "users": rng.integers(0, bench.USER_BUCKETS, size=users),
     }
-    args = argparse.Namespace(threads=1, seed=0, exact_users=users)
+    args = argparse.Namespace(threads=1, seed=0, exact_users=users, device="cpu")
     res = bench.run_exact(data, args)
     assert res["users"] == users
     assert res["identical_lists"] == 1.0, res
