@@ -64,3 +64,11 @@ def require_extra(module: str, extra: str):
         raise MissingExtraError(
             f"this feature needs the optional package {module!r}: pip install 'genrec[{extra}]'"
         ) from exc
+
+
+class DuplicateIdWarning(UserWarning):
+    """An item or user side table lists an id more than once (the first row is kept)."""
+
+
+class MissingTextWarning(UserWarning):
+    """Some items have no metadata text and are embedded as ``"item <id>"``."""

@@ -1,9 +1,11 @@
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from genrec import Dataset, IdMap
-from genrec.errors import DataValidationError, UnknownIdError
+from genrec.errors import DataValidationError, DuplicateIdWarning, UnknownIdError
 
 
 def test_idmap_reserves_zero_and_round_trips():
@@ -104,6 +106,18 @@ def test_item_table_titles_and_genres(tiny_frame):
     genres = ds.item_genres()
     assert genres.shape == (7, 2)  # Comedy, Drama (Horror only on an unknown item)
     assert genres[ds.item_map.to_internal("a")[0]].nnz == 2
+
+
+def test_item_table_with_repeated_ids_warns_and_keeps_the_first_row(tiny_frame):
+    items = pd.DataFrame({"item_id": ["a", "b", "a"], "title": ["First", "Beta", "Second"]})
+    with pytest.warns(DuplicateIdWarning, match=r"repeats 1 'item_id' values \(e.g. \['a'\]\)"):
+        ds = Dataset(tiny_frame, items=items)
+    assert ds.item_titles()[ds.item_map.to_internal("a")[0]] == "First"
+    assert len(ds.items) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a clean table (and a subset of the clean one) is quiet
+        clean = Dataset(tiny_frame, items=items.iloc[:2])
+        clean.subset(np.arange(clean.n_interactions) < 3)
 
 
 def test_item_table_needs_key(tiny_frame):

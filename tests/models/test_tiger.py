@@ -180,6 +180,15 @@ def test_fit_time_tokenizer_from_item_vectors(split, tmp_path: Path) -> None:
     assert (recs.internal_item_ids > 0).all()
 
 
+def test_missing_text_raise_stops_fit_and_bad_values_are_config_errors(split) -> None:
+    items = split.train.items.iloc[3:]  # the first 3 items lose their metadata
+    bare = genrec.Dataset(split.train.interactions, items=items)
+    with pytest.raises(DataValidationError, match=r"3 of 40 items have no title.*1001"):
+        TIGER(**{**TINY, "codebook": "rkmeans", "missing_text": "raise"}).fit(bare)
+    with pytest.raises(ConfigError, match="missing_text must be 'fallback' or 'raise'"):
+        TIGER(**{**TINY, "missing_text": "skip"})
+
+
 def test_codebook_fitted_ahead_equals_fit_time_codebook(split, tmp_path: Path) -> None:
     """fit_codebook + codebook_path (the GPU-run workflow) gives exactly the codes TIGER
     builds itself from the same vectors and seed."""

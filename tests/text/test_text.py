@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from genrec.data.dataset import Dataset
-from genrec.errors import DataValidationError, NotFittedError
+from genrec.errors import DataValidationError, MissingTextWarning, NotFittedError
 from genrec.text import (
     TextEmbedder,
     collaborative_vectors,
@@ -84,6 +84,15 @@ def test_item_texts_missing_fallback_and_raise(ds):
     assert item_texts(_dataset(None)).n_missing == 3
 
 
+def test_embed_items_warns_about_items_without_text(ds, tmp_path):
+    with pytest.warns(MissingTextWarning, match="1 of 3 items have no title"):
+        v = embed_items(ds, CountingEmbedder(), cache_dir=tmp_path, progress=False)
+    assert v.shape == (4, 3)
+    with pytest.raises(DataValidationError, match="1 of 3 items have no title.*'c'"):
+        embed_items(ds, CountingEmbedder(), on_missing="raise", cache_dir=tmp_path)
+
+
+@pytest.mark.filterwarnings("ignore::genrec.errors.MissingTextWarning")
 def test_embed_cache_hit(ds, tmp_path, monkeypatch):
     model = CountingEmbedder()
     v1 = embed_items(ds, model, cache_dir=tmp_path, progress=False)

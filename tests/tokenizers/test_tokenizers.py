@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -232,6 +234,21 @@ def test_shape_and_dtype_errors(vectors):
         RKMeansTokenizer(codebook_size=0)
     with pytest.raises(ConfigError):
         HKMeansTokenizer(codebook_size=1)
+
+
+def test_duplicate_item_ids_are_rejected(vectors, tmp_path):
+    ids = ["a", "b", "a", "c", "b"] + [f"i{i}" for i in range(len(vectors) - 6)]
+    with pytest.raises(DataValidationError, match=r"duplicate item ids .*2 ids .*'a', 'b'"):
+        RKMeansTokenizer(codebook_size=4, n_levels=2).fit(vectors, item_ids=ids)
+    # a saved artifact edited by hand to repeat an id fails to load with the same message
+    good = [f"i{i}" for i in range(1, len(vectors))]
+    RKMeansTokenizer(codebook_size=4, n_levels=2).fit(vectors, item_ids=good).save(tmp_path / "cb")
+    meta_file = tmp_path / "cb" / "codebook.json"
+    meta = json.loads(meta_file.read_text())
+    meta["item_ids"][1] = meta["item_ids"][0]
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(DataValidationError, match="duplicate item ids"):
+        ItemCodebook.load(tmp_path / "cb")
 
 
 def test_codebook_save_load(vectors, tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from genrec import columns as C
-from genrec.errors import DataValidationError, UnknownIdError
+from genrec.errors import DataValidationError, DuplicateIdWarning, UnknownIdError
 
 
 class IdMap:
@@ -561,6 +562,10 @@ def _to_epoch(ts: pd.Series) -> np.ndarray:
     return values.to_numpy()
 
 
+def _plain_id(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
 def _validate_side_table(
     table: pd.DataFrame | None, key: str, id_map: IdMap, what: str
 ) -> pd.DataFrame | None:
@@ -574,7 +579,16 @@ def _validate_side_table(
         )
     if table[key].isna().any():
         raise DataValidationError(f"{what} table has missing {key!r} values")
-    table = table.drop_duplicates(subset=[key], keep="first")
+    repeated = table[key].duplicated()
+    if repeated.any():
+        shown = [_plain_id(v) for v in table.loc[repeated, key].unique()[:3]]
+        warnings.warn(
+            f"{what} table repeats {int(repeated.sum())} {key!r} values (e.g. {shown}); "
+            "the first row of each is kept",
+            DuplicateIdWarning,
+            stacklevel=3,
+        )
+        table = table[~repeated]
     known = id_map.to_internal(table[key].to_numpy(), missing="zero") > 0
     return table[known].reset_index(drop=True)
 

@@ -99,6 +99,11 @@ class TIGERConfig(NeuralConfig):
     item_vectors_path: str | None = field(
         None, "item vectors (.npy) for the fit-time tokenizer (default: embedded item text)"
     )
+    missing_text: str = field(
+        "fallback",
+        "items without metadata text when embedding for the fit-time tokenizer: 'fallback' "
+        "embeds 'item <id>' with a warning, 'raise' stops fit with the items named",
+    )
     n_levels: int = field(4, "code tokens per item, collision level included")
     codebook_size: int = field(256, "largest number of codes in any level")
     diagnostic_users: int = field(
@@ -140,6 +145,10 @@ class TIGERConfig(NeuralConfig):
             )
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"TIGERConfig.dropout must be in [0, 1), got {self.dropout!r}")
+        if self.missing_text not in ("fallback", "raise"):
+            raise ConfigError(
+                f"TIGERConfig.missing_text must be 'fallback' or 'raise', got {self.missing_text!r}"
+            )
         if self.codebook != "random" and not self.codebook_path:
             from genrec.tokenizers import list_tokenizers
 
@@ -601,7 +610,11 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
         else:  # TIGER Sec. 4.1: sentence embeddings of the item metadata (extra "text")
             from genrec.text import embed_items
 
-            vectors = embed_items(dataset, progress=cfg.progress)
+            vectors = embed_items(
+                dataset,
+                on_missing=cfg.missing_text,  # type: ignore[arg-type]  # validated
+                progress=cfg.progress,
+            )
         options = {"balanced": cfg.rkmeans_balanced} if cfg.codebook == "rkmeans" else {}
         return fit_codebook(
             cfg.codebook, vectors, ids, n_levels=cfg.n_levels,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +30,12 @@ from typing import Any, Literal
 import numpy as np
 
 from genrec.data.dataset import Dataset
-from genrec.errors import DataValidationError, NotFittedError, require_extra
+from genrec.errors import (
+    DataValidationError,
+    MissingTextWarning,
+    NotFittedError,
+    require_extra,
+)
 from genrec.text.items import item_texts
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -294,13 +300,24 @@ def embed_items(
     Args:
         dataset: the catalogue.
         embedder: the model (default all-MiniLM-L6-v2).
-        on_missing: see :func:`genrec.text.items.item_texts`.
+        on_missing: see :func:`genrec.text.items.item_texts`; ``"fallback"`` also warns
+            (:class:`~genrec.errors.MissingTextWarning`) with the number of items without text.
         cache_dir, use_cache, progress: see :func:`embed_texts`.
 
     Returns:
         ``(n_items + 1, d)`` float32; row 0 (padding) is zeros.
+
+    Raises:
+        DataValidationError: ``on_missing="raise"`` and some items have no text.
     """
     texts = item_texts(dataset, on_missing=on_missing)
+    if texts.n_missing:
+        warnings.warn(
+            f"{texts.n_missing} of {len(texts)} items have no title, brand, categories or "
+            "text and are embedded as 'item <id>' (on_missing='raise' stops instead)",
+            MissingTextWarning,
+            stacklevel=2,
+        )
     vectors = embed_texts(
         texts.texts, embedder, cache_dir=cache_dir, use_cache=use_cache, progress=progress
     )  # (n_items, d)

@@ -10,6 +10,7 @@ unique. The artifact is a folder with ``codebook.json`` (sizes, item ids, metada
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,12 @@ class ItemCodebook:
         if item_ids is not None and len(item_ids) != codes.shape[0] - 1:
             raise DataValidationError(
                 f"{len(item_ids)} item ids for {codes.shape[0] - 1} coded items"
+            )
+        if item_ids is not None and len(set(item_ids)) != len(item_ids):
+            dups = [i for i, n in Counter(item_ids).items() if n > 1]
+            raise DataValidationError(
+                f"duplicate item ids in the codebook ({len(dups)} ids more than once, e.g. "
+                f"{[*dups[:3]]}): each item needs exactly one code tuple"
             )
         codes = codes.copy()
         codes[0] = -1
