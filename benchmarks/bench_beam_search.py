@@ -125,7 +125,7 @@ def run_genrec(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[st
 
         out = beam_search(
             step, {"cache": None, "mem": Static(mem)}, batch_size=len(hist), num_beams=BEAMS,
-            max_len=L, vocab_sizes=sizes, processors=[TrieConstraint(trie)],
+            max_len=L, vocab_sizes=sizes, processors=[TrieConstraint(trie)], device=dev,
         )  # fmt: skip
         top = out.tokens[:, :K].reshape(-1, L)
         return trie.lookup(top).reshape(len(hist), K).cpu().numpy()  # .cpu() syncs a GPU
@@ -243,7 +243,7 @@ def run_exact(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[str
 
         res = beam_search(
             step, None, batch_size=n, num_beams=BEAMS, max_len=len(sizes), vocab_sizes=sizes,
-            processors=[TrieConstraint(trie)],
+            processors=[TrieConstraint(trie)], device=dev,
         )  # fmt: skip
     g_items = trie.lookup(res.tokens[:, :K].reshape(-1, len(sizes))).reshape(n, K).cpu().numpy()
     same = (g_items == hf_items).all(1)
@@ -288,7 +288,9 @@ def _check_device(p: argparse.ArgumentParser, device: str) -> None:
     except RuntimeError as e:
         p.error(f"--device {device!r} is not a torch device: {e}")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        p.error(f"--device {device!r}: CUDA is not available on this machine")
+        p.error(f"--device {device!r}: CUDA is not available to {sys.executable}")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        p.error(f"--device {device!r}: this machine has {torch.cuda.device_count()} GPU(s)")
     if dev.type not in ("cpu", "cuda"):
         p.error(f"--device {device!r}: only cpu and cuda are supported")
 
@@ -322,7 +324,8 @@ def main() -> None:
     p.add_argument("--_hf-child", dest="hf_child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--_hf-inputs", dest="hf_inputs", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.hf_child:  # child process: the Hugging Face side only
+    if args.hf_child:  # child process: the Hugging Face side only (its own torch)
+        _check_device(p, args.device)
         with np.load(args.hf_inputs) as z:
             res = run_hf({k: z[k] for k in z.files}, args)
         Path(args.hf_child).write_text(json.dumps(res))

@@ -32,7 +32,13 @@ def test_genrec_side_returns_valid_top10_lists(benchmark_script) -> None:
     res = bench.run_genrec(data, args)
     assert res["users"] == 6
     assert res["valid_lists"] == 1.0  # 10 distinct real items for every user
-    assert res["recs_per_second"] > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_genrec_side_on_a_gpu(benchmark_script) -> None:
+    bench = benchmark_script("bench_beam_search")
+    args = argparse.Namespace(threads=1, seed=0, batch_size=4, device="cuda")
+    assert bench.run_genrec(_small_data(bench), args)["valid_lists"] == 1.0
 
 
 @pytest.mark.parametrize(

@@ -114,6 +114,9 @@ def test_item_table_with_repeated_ids_warns_and_keeps_the_first_row(tiny_frame):
         ds = Dataset(tiny_frame, items=items)
     assert ds.item_titles()[ds.item_map.to_internal("a")[0]] == "First"
     assert len(ds.items) == 2
+    users = pd.DataFrame({"user_id": [1, 1, 999, 999], "age": [30, 31, 40, 41]})
+    with pytest.warns(DuplicateIdWarning, match=r"user table repeats 1 'user_id'"):
+        Dataset(tiny_frame, users=users)  # 999 is no user: dropped first, not reported
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a clean table (and a subset of the clean one) is quiet
         clean = Dataset(tiny_frame, items=items.iloc[:2])

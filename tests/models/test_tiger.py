@@ -15,6 +15,7 @@ from genrec.data.sequences import trim_left_padding
 from genrec.errors import ConfigError, DataValidationError
 from genrec.models.tiger import TIGER, TIGERConfig, TIGERNetwork, random_codebook
 from genrec.testing import random_recall_at_k, recall_at_k
+from genrec.tokenizers import ItemCodebook
 
 TINY = yaml.safe_load((Path(__file__).parent / "tiny" / "tiger.yaml").read_text())["config"]
 
@@ -105,6 +106,12 @@ def test_codebook_checks(split, tmp_path: Path) -> None:
         TIGER(
             **{**TINY, "n_levels": 3, "codebook_size": 4, "codebook_path": str(tmp_path / "cb3")}
         ).fit(split.train)
+    same = random_codebook(len(ids), 2, 8, 0, ids)
+    codes = same.codes.copy()
+    codes[2] = codes[1]  # two items with one tuple
+    ItemCodebook(codes, same.codebook_sizes, ids).save(tmp_path / "repeats")
+    with pytest.raises(DataValidationError, match="unusable codebook: code tuples are not unique"):
+        TIGER(**{**TINY, "codebook_path": str(tmp_path / "repeats")}).fit(split.train)
     other = random_codebook(len(ids), 2, 8, 0, [f"x{i}" for i in range(len(ids))])
     other.save(tmp_path / "other")
     with pytest.raises(DataValidationError, match="another catalogue"):

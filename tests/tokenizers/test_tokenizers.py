@@ -236,10 +236,18 @@ def test_shape_and_dtype_errors(vectors):
         HKMeansTokenizer(codebook_size=1)
 
 
-def test_duplicate_item_ids_are_rejected(vectors, tmp_path):
+def test_duplicate_item_ids_are_rejected(vectors, tmp_path, monkeypatch):
     ids = ["a", "b", "a", "c", "b"] + [f"i{i}" for i in range(len(vectors) - 6)]
-    with pytest.raises(DataValidationError, match=r"duplicate item ids .*2 ids .*'a', 'b'"):
-        RKMeansTokenizer(codebook_size=4, n_levels=2).fit(vectors, item_ids=ids)
+
+    def no_training(self, x, **kwargs):
+        raise AssertionError("trained before checking the ids")
+
+    with monkeypatch.context() as m:
+        m.setattr(RKMeansTokenizer, "_fit", no_training)
+        with pytest.raises(DataValidationError, match=r"duplicate item ids .*2 ids .*'a', 'b'"):
+            RKMeansTokenizer(codebook_size=4, n_levels=2).fit(vectors, item_ids=ids)
+    with pytest.raises(DataValidationError, match="duplicate item ids"):
+        ItemCodebook(np.zeros((4, 2), dtype=np.int64), [2, 2], ["x", "y", "x"])
     # a saved artifact edited by hand to repeat an id fails to load with the same message
     good = [f"i{i}" for i in range(1, len(vectors))]
     RKMeansTokenizer(codebook_size=4, n_levels=2).fit(vectors, item_ids=good).save(tmp_path / "cb")

@@ -579,6 +579,8 @@ def _validate_side_table(
         )
     if table[key].isna().any():
         raise DataValidationError(f"{what} table has missing {key!r} values")
+    known = id_map.to_internal(table[key].to_numpy(), missing="zero") > 0
+    table = table[known]  # rows of ids outside the catalogue are dropped silently
     repeated = table[key].duplicated()
     if repeated.any():
         shown = [_plain_id(v) for v in table.loc[repeated, key].unique()[:3]]
@@ -589,8 +591,7 @@ def _validate_side_table(
             stacklevel=3,
         )
         table = table[~repeated]
-    known = id_map.to_internal(table[key].to_numpy(), missing="zero") > 0
-    return table[known].reset_index(drop=True)
+    return table.reset_index(drop=True)
 
 
 def _as_list(value: Any) -> list[str]:

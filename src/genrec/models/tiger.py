@@ -641,7 +641,10 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
             )
         self.codes_ = codes.copy()
         self.codebook_sizes_ = sizes
-        self.trie_ = SemanticIDTrie(codes, sizes).to(self.device_)
+        try:
+            self.trie_ = SemanticIDTrie(codes, sizes).to(self.device_)
+        except ValueError as exc:  # e.g. a saved codebook whose tuples repeat
+            raise DataValidationError(f"unusable codebook: {exc}") from exc
         self._codes_dev = torch.from_numpy(self.codes_).to(self.device_)
         self._cold_index = None
 

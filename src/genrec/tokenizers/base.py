@@ -25,7 +25,7 @@ import numpy as np
 from genrec.config import ModelConfig, field
 from genrec.errors import DataValidationError, NotFittedError, UnknownNameError, suggest
 from genrec.text.embed import torch_threads
-from genrec.tokenizers.codebook import ItemCodebook
+from genrec.tokenizers.codebook import ItemCodebook, check_unique_ids
 from genrec.tokenizers.collisions import collision_groups, deduplicate
 
 
@@ -114,13 +114,15 @@ class SemanticIDTokenizer:
 
         Raises:
             DataValidationError: vectors are not a finite 2-D float array with at least two
-                items, or ``item_ids`` has the wrong length.
+                items, or ``item_ids`` has the wrong length or repeats an id.
         """
         x = self._check(vectors, what="vectors", padded=True)  # (n_items, d)
         if item_ids is not None and len(item_ids) != len(x):
             raise DataValidationError(
                 f"{len(item_ids)} item ids for {len(x)} item vectors (vectors have a padding row 0)"
             )
+        if item_ids is not None:
+            check_unique_ids(item_ids)  # before training, not after
         self.dim_ = x.shape[1]
         start = time.perf_counter()
         with torch_threads(self.config.num_threads or None):

@@ -23,6 +23,16 @@ from genrec.io import atomic_dir, to_jsonable
 FORMAT_VERSION = 1
 
 
+def check_unique_ids(item_ids: Sequence[Any]) -> None:
+    """Raise :class:`DataValidationError` naming the ids that ``item_ids`` repeats."""
+    if len(set(item_ids)) != len(item_ids):
+        dups = [i for i, n in Counter(item_ids).items() if n > 1]
+        raise DataValidationError(
+            f"duplicate item ids in the codebook ({len(dups)} ids more than once, e.g. "
+            f"{[*dups[:3]]}): each item needs exactly one code tuple"
+        )
+
+
 class ItemCodebook:
     """Semantic IDs of a catalogue.
 
@@ -56,12 +66,8 @@ class ItemCodebook:
             raise DataValidationError(
                 f"{len(item_ids)} item ids for {codes.shape[0] - 1} coded items"
             )
-        if item_ids is not None and len(set(item_ids)) != len(item_ids):
-            dups = [i for i, n in Counter(item_ids).items() if n > 1]
-            raise DataValidationError(
-                f"duplicate item ids in the codebook ({len(dups)} ids more than once, e.g. "
-                f"{[*dups[:3]]}): each item needs exactly one code tuple"
-            )
+        if item_ids is not None:
+            check_unique_ids(item_ids)
         codes = codes.copy()
         codes[0] = -1
         self.codes = codes
