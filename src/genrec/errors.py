@@ -72,3 +72,24 @@ class DuplicateIdWarning(UserWarning):
 
 class MissingTextWarning(UserWarning):
     """Some items have no metadata text and are embedded as ``"item <id>"``."""
+
+
+def caller_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning point at the first caller outside genrec.
+
+    Call it in the function that calls :func:`warnings.warn`: a warning raised deep inside
+    the library (say, while ``TIGER.fit`` loads item text) then names the user's own line,
+    not a genrec file. Where every frame is genrec's (the CLI), it names the outermost one.
+    """
+    import os
+    import sys
+
+    package = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
+    frame = sys._getframe(1)  # the function that warns: stacklevel 1
+    level = 1
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        package
+    ):
+        frame = frame.f_back
+        level += 1
+    return level

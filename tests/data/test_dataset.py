@@ -110,8 +110,11 @@ def test_item_table_titles_and_genres(tiny_frame):
 
 def test_item_table_with_repeated_ids_warns_and_keeps_the_first_row(tiny_frame):
     items = pd.DataFrame({"item_id": ["a", "b", "a"], "title": ["First", "Beta", "Second"]})
-    with pytest.warns(DuplicateIdWarning, match=r"repeats 1 'item_id' values \(e.g. \['a'\]\)"):
+    with pytest.warns(
+        DuplicateIdWarning, match=r"repeats 1 'item_id' values \(e.g. \['a'\]\)"
+    ) as caught:
         ds = Dataset(tiny_frame, items=items)
+    assert caught[0].filename == __file__  # the warning names the caller's line
     assert ds.item_titles()[ds.item_map.to_internal("a")[0]] == "First"
     assert len(ds.items) == 2
     users = pd.DataFrame({"user_id": [1, 1, 999, 999], "age": [30, 31, 40, 41]})

@@ -85,9 +85,10 @@ def test_item_texts_missing_fallback_and_raise(ds):
 
 
 def test_embed_items_warns_about_items_without_text(ds, tmp_path):
-    with pytest.warns(MissingTextWarning, match="1 of 3 items have no title"):
+    with pytest.warns(MissingTextWarning, match="1 of 3 items have no title") as caught:
         v = embed_items(ds, CountingEmbedder(), cache_dir=tmp_path, progress=False)
     assert v.shape == (4, 3)
+    assert caught[0].filename == __file__  # the warning names the caller's line
     with pytest.raises(DataValidationError, match="1 of 3 items have no title.*'c'"):
         embed_items(ds, CountingEmbedder(), on_missing="raise", cache_dir=tmp_path)
 

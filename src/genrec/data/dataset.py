@@ -20,7 +20,12 @@ import pandas as pd
 import scipy.sparse as sp
 
 from genrec import columns as C
-from genrec.errors import DataValidationError, DuplicateIdWarning, UnknownIdError
+from genrec.errors import (
+    DataValidationError,
+    DuplicateIdWarning,
+    UnknownIdError,
+    caller_stacklevel,
+)
 
 
 class IdMap:
@@ -588,7 +593,7 @@ def _validate_side_table(
             f"{what} table repeats {int(repeated.sum())} {key!r} values (e.g. {shown}); "
             "the first row of each is kept",
             DuplicateIdWarning,
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
         )
         table = table[~repeated]
     return table.reset_index(drop=True)

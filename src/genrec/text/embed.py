@@ -34,6 +34,7 @@ from genrec.errors import (
     DataValidationError,
     MissingTextWarning,
     NotFittedError,
+    caller_stacklevel,
     require_extra,
 )
 from genrec.text.items import item_texts
@@ -316,7 +317,7 @@ def embed_items(
             f"{texts.n_missing} of {len(texts)} items have no title, brand, categories or "
             "text and are embedded as 'item <id>' (on_missing='raise' stops instead)",
             MissingTextWarning,
-            stacklevel=2,
+            stacklevel=caller_stacklevel(),
         )
     vectors = embed_texts(
         texts.texts, embedder, cache_dir=cache_dir, use_cache=use_cache, progress=progress
