@@ -44,8 +44,9 @@ def rows(paths: list[Path], dataset: str = DATASET) -> list[tuple[float, str]]:
         res = json.loads(path.read_text())
         if _is_record(res) or "models" not in res:
             continue  # reproduction records have their own table
-        if res.get("dataset", {}).get("name") != dataset:
-            continue
+        ds = res.get("dataset")
+        if not isinstance(ds, dict) or ds.get("name") != dataset:
+            continue  # other datasets, and files of other tools (cold-start reports)
         where = _where(res["manifest"]["hardware"])
         for name, m in res["models"].items():
             cfg = m["config"]
