@@ -27,7 +27,7 @@ import genrec
 from genrec.config import load_yaml
 from genrec.data.dataset import Dataset
 from genrec.data.splitting import Split, split_dataset
-from genrec.errors import ConfigError
+from genrec.errors import ConfigError, caller_stacklevel
 from genrec.evaluation import stats
 from genrec.evaluation.evaluator import DEFAULT_KS, EvaluationResult, evaluate
 from genrec.io import atomic_write_text, to_jsonable
@@ -189,7 +189,7 @@ def _safe_diagnostics(
         warnings.warn(
             f"{type(model).__name__}.diagnostics failed: {type(exc).__name__}: {exc}",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=caller_stacklevel(),
         )
         say(
             f"{type(model).__name__}.diagnostics failed ({type(exc).__name__}: {exc}); "
