@@ -5,7 +5,11 @@ Both sides decode the top-10 items of a TIGER-shaped encoder-decoder (Rajput et 
 constrained to a semantic-ID code table shaped like Amazon Beauty's: 12,101 items x 3 levels
 x 256 codes + a collision level (random codes unless ``--codebook DIR`` gives a saved
 :class:`~genrec.tokenizers.ItemCodebook`). Inputs are 20 random history items (80 code
-tokens) plus a hashed user token per user, the same for both sides.
+tokens, the widest input) plus a hashed user token per user, the same for both sides; with
+``--histories beauty``, a random sample of Amazon Beauty's real leave-one-out test histories
+(``--data-dir``, skipped when absent; mean 7.2 items of at most 20, left-padded). Both sides
+batch users sorted by history length and drop the columns that are padding in every row of a
+batch, as ``TIGER.recommend`` does (transformers gets ``attention_mask`` for the padding).
 
 * genrec: :class:`~genrec.models.tiger.TIGERNetwork` (encoder once per user, incremental
   decoder KV cache, cross-attention shared by a user's beams) +
@@ -45,7 +49,9 @@ where genrec and transformers share an interpreter, e.g. a GPU machine's own tor
 Measured (2026-11-28, idle machine, 1 thread, transformers 5.24; docs/benchmarks.md): same
 batch size on both sides 3.2x (1 user), 5.0x (8), 8.4x (32), 8.2x (128); each side at its
 fastest batch (both 8) 5.0x. With ``--threads 2``: 2.3x (1), 4.7x (8), 9.3x (32), 10.8x
-(128); each at its fastest batch (genrec 128, transformers 8) 6.2x. transformers re-orders
+(128); each at its fastest batch (genrec 128, transformers 8) 6.2x. 2026-11-29, 2 threads,
+one session: 6.4x best vs best on 20-item histories, 5.2x with ``--histories beauty`` (shorter
+inputs speed up both sides). transformers re-orders
 its per-beam cross-attention cache every step (``index_select`` on ``(B * 20, 6, 81, 64)`` per
 layer), which grows with the batch; genrec keeps one encoder memory per user and folds the
 beams into the query axis. About half of genrec's time is the encoder (81 tokens x 4 layers
@@ -69,23 +75,70 @@ K, BEAMS, N_ITEMS, MAX_ITEMS, USER_BUCKETS = 10, 20, 12_101, 20, 2000
 
 
 # --------------------------------------------------------------------------- inputs
-def make_inputs(args: argparse.Namespace) -> dict[str, np.ndarray]:
-    """Code table (n_items + 1, L), level sizes, histories (U, 20) and user buckets (U,)."""
+def make_inputs(args: argparse.Namespace) -> dict[str, np.ndarray] | None:
+    """Code table (n_items + 1, L), level sizes, left-padded histories (U, 20) and user
+    buckets (U,); ``None`` when ``--histories beauty`` finds no data (skipped)."""
     rng = np.random.default_rng(args.seed)
+    n_items, real = N_ITEMS, None
+    if args.histories == "beauty":
+        found = beauty_histories(Path(args.data_dir))
+        if found is None:
+            print(f"skipped: no Amazon Beauty data in {args.data_dir} (--data-dir)")
+            return None
+        real, n_items = found
     if args.codebook:
         from genrec.tokenizers import ItemCodebook
 
         cb = ItemCodebook.load(args.codebook)
         codes, sizes = cb.codes, np.asarray(cb.codebook_sizes)
+        if real is not None and codes.shape[0] - 1 != n_items:
+            raise SystemExit(
+                f"--codebook {args.codebook} codes {codes.shape[0] - 1} items, Amazon Beauty "
+                f"has {n_items}: not a codebook of this dataset"
+            )
     else:
         from genrec.models.tiger import random_codebook
 
-        cb = random_codebook(N_ITEMS, 4, 256, args.seed, None)
+        cb = random_codebook(n_items, 4, 256, args.seed, None)
         codes, sizes = cb.codes, np.asarray(cb.codebook_sizes)
     n = codes.shape[0] - 1
-    hist = rng.integers(1, n + 1, size=(args.users, MAX_ITEMS))
+    if real is None:
+        hist = rng.integers(1, n + 1, size=(args.users, MAX_ITEMS))
+    else:  # a random sample of the real test histories (with repeats if more are asked for)
+        hist = real[rng.choice(len(real), args.users, replace=args.users > len(real))]
     users = rng.integers(0, USER_BUCKETS, size=args.users)
     return {"codes": codes, "sizes": sizes, "hist": hist, "users": users}
+
+
+def beauty_histories(data_dir: Path) -> tuple[np.ndarray, int] | None:
+    """Every Amazon Beauty user's leave-one-out test history (all but the last item; the last
+    20 of them), left-padded with 0, as internal item ids ``(U, 20)``, and the number of items;
+    ``None`` without data."""
+    if not (data_dir / "sequential_data.txt").exists():
+        return None
+    from genrec.data.loaders import load_dataset
+
+    h = load_dataset("amazon-beauty", data_dir=data_dir).histories()
+    out = np.zeros((h.n_rows - 1, MAX_ITEMS), dtype=np.int64)
+    for u in range(1, h.n_rows):  # row 0 is no user
+        seq = h.seq_items[h.seq_indptr[u] : h.seq_indptr[u + 1]][:-1][-MAX_ITEMS:]
+        if len(seq):
+            out[u - 1, MAX_ITEMS - len(seq) :] = seq
+    return out, h.n_items
+
+
+def by_length(hist: np.ndarray) -> np.ndarray:
+    """Row order by history length (stable), as ``TIGER.recommend`` batches its users."""
+    return np.argsort((hist > 0).sum(1), kind="stable")
+
+
+def trim_columns(ids: np.ndarray) -> np.ndarray:
+    """Drop the leading columns of a left-padded ``(B, S)`` id array that are 0 in every row
+    (numpy twin of :func:`genrec.data.sequences.trim_left_padding`; the child process has no
+    genrec)."""
+    real = (ids != 0).any(0)
+    first = int(real.argmax()) if real.any() else ids.shape[1] - 1
+    return ids[:, first:]
 
 
 def check_lists(items: np.ndarray) -> float:
@@ -114,8 +167,8 @@ def run_genrec(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[st
 
     @torch.no_grad()
     def recommend(hist: np.ndarray, users: np.ndarray) -> np.ndarray:
-        items = torch.from_numpy(hist).to(dev)
-        tokens = net.code_tokens(codes_t[items]).reshape(len(hist), -1)  # (B, 20 * L)
+        items = torch.from_numpy(trim_columns(hist)).to(dev)  # (B, M <= 20) as TIGER does
+        tokens = net.code_tokens(codes_t[items]).reshape(len(hist), -1)  # (B, M * L)
         enc, real = net.encode(torch.from_numpy(users).to(dev), tokens)
         mem = net.memory(enc, real)
 
@@ -134,7 +187,8 @@ def run_genrec(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[st
 
 
 def _timed(recommend, data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[str, float]:
-    hist, users, B = data["hist"], data["users"], args.batch_size
+    order = by_length(data["hist"])  # the same rule on both sides (a no-op on full histories)
+    hist, users, B = data["hist"][order], data["users"][order], args.batch_size
     recommend(hist[:B], users[:B])  # warm-up
     start = time.perf_counter()
     outs = [recommend(hist[s : s + B], users[s : s + B]) for s in range(0, len(hist), B)]
@@ -182,7 +236,10 @@ def _hf_side(data: dict[str, np.ndarray], args: argparse.Namespace):
         return trie.get(tuple(input_ids[1:].tolist()), [])  # skip the decoder start token
 
     def encoder_ids(hist: np.ndarray, users: np.ndarray) -> torch.Tensor:
-        toks = (codes[hist] + offsets).reshape(len(hist), -1)  # (B, 20 * L)
+        """User token + the items' code tokens, left-padded with 0 (``pad_token_id``), without
+        the columns that are padding in every row."""
+        item_codes = codes[trim_columns(hist)]  # (B, M, L); item 0 (padding) has codes -1
+        toks = np.where(item_codes >= 0, item_codes + offsets, 0).reshape(len(hist), -1)
         ids = np.concatenate([users[:, None] + user_base, toks], axis=1)
         return torch.from_numpy(ids).to(dev)
 
@@ -190,7 +247,7 @@ def _hf_side(data: dict[str, np.ndarray], args: argparse.Namespace):
     def recommend(hist: np.ndarray, users: np.ndarray) -> np.ndarray:
         ids = encoder_ids(hist, users)
         out = model.generate(
-            input_ids=ids, attention_mask=torch.ones_like(ids),
+            input_ids=ids, attention_mask=(ids != 0).long(),
             num_beams=BEAMS, num_return_sequences=K, max_new_tokens=L, min_new_tokens=L,
             prefix_allowed_tokens_fn=allowed, length_penalty=0.0, early_stopping=True,
             do_sample=False,
@@ -227,7 +284,7 @@ def run_exact(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[str
     hf_items = recommend(hist, users)
     with torch.no_grad():
         ids = encoder_ids(hist, users)
-        mask = torch.ones_like(ids)
+        mask = (ids != 0).long()
         enc = model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
 
         def step(prefix: torch.Tensor, state: None) -> tuple[torch.Tensor, None]:
@@ -316,6 +373,17 @@ def main() -> None:
     )  # fmt: skip
     p.add_argument("--codebook", default=None, help="saved ItemCodebook folder")
     p.add_argument(
+        "--histories", choices=("random", "beauty"), default="random",
+        help="random: 20 random items per user (the widest input); beauty: a random sample of "
+        "Amazon Beauty's real test histories (mean 7.2 items, left-padded; both sides batch "
+        "users by history length and trim all-padding columns, as TIGER.recommend does)",
+    )  # fmt: skip
+    p.add_argument(
+        "--data-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared" / "data"
+                                  / "amazon-beauty"),
+        help="Amazon Beauty folder for --histories beauty (skipped when absent)",
+    )  # fmt: skip
+    p.add_argument(
         "--exact-users", type=int, default=0,
         help="also check identical top-10 on the same T5 weights for this many users (genrec's "
         "beam search driving the transformers model vs its generate(); needs transformers here)",
@@ -340,9 +408,12 @@ def main() -> None:
     args.users = args.users or max(256, 2 * max(batches))
     args.hf_users = args.hf_users or max(64, max(batches))
     data = make_inputs(args)
+    if data is None:
+        return
     sizes = data["sizes"].tolist()
     print(
         f"{data['codes'].shape[0] - 1} items, levels {sizes}, top-{K} with {BEAMS} beams, "
+        f"{args.histories} histories (mean {(data['hist'] > 0).sum(1).mean():.1f} items), "
         f"batch sizes {batches}, {args.threads} thread(s), device {args.device}, "
         f"load {os.getloadavg()[0]:.1f}"
     )

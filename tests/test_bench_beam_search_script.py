@@ -54,3 +54,40 @@ def test_bad_device_is_a_clear_error(benchmark_script, monkeypatch, capsys, devi
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "--device" in err and message in err
+
+
+def test_padded_histories_are_sorted_trimmed_and_give_valid_lists(benchmark_script) -> None:
+    bench = benchmark_script("bench_beam_search")
+    data = _small_data(bench, users=8)
+    for r, n in enumerate([3, 20, 1, 7, 0, 12, 5, 2]):  # left-padded real lengths
+        data["hist"][r, : bench.MAX_ITEMS - n] = 0
+    order = bench.by_length(data["hist"])
+    assert (data["hist"][order] > 0).sum(1).tolist() == [0, 1, 2, 3, 5, 7, 12, 20]
+    short = data["hist"][order[:4]]
+    assert bench.trim_columns(short).shape == (4, 3)  # 17 all-padding columns dropped
+    np.testing.assert_array_equal(bench.trim_columns(short), short[:, -3:])
+    assert bench.trim_columns(np.zeros((2, 5), np.int64)).shape == (2, 1)  # one column kept
+    args = argparse.Namespace(threads=1, seed=0, batch_size=3, device="cpu")
+    res = bench.run_genrec(data, args)
+    assert res["users"] == 8 and res["valid_lists"] == 1.0
+
+
+def test_beauty_histories_skip_without_data(benchmark_script, monkeypatch, capsys, tmp_path):
+    bench = benchmark_script("bench_beam_search")
+    argv = ["bench_beam_search.py", "--histories", "beauty", "--data-dir", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    bench.main()  # returns: nothing to measure
+    assert "skipped: no Amazon Beauty data" in capsys.readouterr().out
+
+
+def test_beauty_histories_are_the_test_histories(benchmark_script, shared_data) -> None:
+    from genrec.data.loaders import load_dataset
+
+    bench = benchmark_script("bench_beam_search")
+    hist, n_items = bench.beauty_histories(shared_data / "amazon-beauty")
+    h = load_dataset("amazon-beauty", data_dir=shared_data / "amazon-beauty").histories()
+    assert hist.shape == (h.n_rows - 1, bench.MAX_ITEMS) and n_items == h.n_items
+    for u in (1, 100, h.n_rows - 1):  # all but the last item, right-aligned, the last 20
+        seq = h.seq_items[h.seq_indptr[u] : h.seq_indptr[u + 1]][:-1][-bench.MAX_ITEMS :]
+        np.testing.assert_array_equal(hist[u - 1, bench.MAX_ITEMS - len(seq) :], seq)
+        assert (hist[u - 1, : bench.MAX_ITEMS - len(seq)] == 0).all()

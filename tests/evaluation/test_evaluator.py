@@ -139,3 +139,43 @@ def test_errors(split):
         genrec.evaluate(model, split, stage="train")
     with pytest.raises(ConfigError, match="sampled_negatives"):
         genrec.evaluate(model, split, sampled_negatives=0)
+
+
+def _user_scores(batch, n_cols):
+    """Scores that depend only on the user (so any batching gives the same lists)."""
+    rows = [np.random.default_rng(int(u)).random(n_cols) for u in batch.user_ids]
+    return torch.tensor(np.stack(rows), dtype=torch.float32)
+
+
+class ReorderedScores(FixedScores):
+    """FixedScores that batches users in a shuffled order and records each batch's users."""
+
+    def __init__(self, fn):
+        super().__init__(fn)
+        self.batches: list[list[int]] = []
+
+    def _row_order(self, hist, rows):
+        return np.random.default_rng(1).permutation(len(rows))
+
+    def _recommend_batch(self, batch, k, exclude_seen, candidates, demote):
+        self.batches.append(batch.user_ids.tolist())
+        return super()._recommend_batch(batch, k, exclude_seen, candidates, demote)
+
+
+@pytest.mark.parametrize("sampled", [None, 5])
+def test_a_model_row_order_batches_otherwise_and_keeps_results_in_place(split, sampled):
+    plain = FixedScores(_user_scores).fit(split.train)
+    moved = ReorderedScores(_user_scores).fit(split.train)
+    kw = {"ks": [5], "batch_size": 7, "sampled_negatives": sampled, "seed": 3}
+    a, b = genrec.evaluate(plain, split, **kw), genrec.evaluate(moved, split, **kw)
+    order = np.random.default_rng(1).permutation(len(a.users))
+    assert sorted(moved.batches[0]) == sorted(a.users[order[:7]].tolist())  # its order used
+    np.testing.assert_array_equal(b.users, a.users)
+    np.testing.assert_array_equal(b.ranked, a.ranked)
+    assert b.metrics == a.metrics
+    for key in a.per_user:
+        np.testing.assert_array_equal(b.per_user[key], a.per_user[key])
+    users = split.train.user_map.to_external(np.arange(1, 31))
+    ra, rb = plain.recommend(users, k=4, batch_size=7), moved.recommend(users, k=4, batch_size=7)
+    np.testing.assert_array_equal(rb.internal_item_ids, ra.internal_item_ids)
+    np.testing.assert_array_equal(rb.scores, ra.scores)

@@ -301,3 +301,32 @@ def test_length_bucketed_training_batches(split) -> None:
         assert (b["items"][:, 0] > 0).any()
     with pytest.raises(ConfigError, match="bucket_batches"):
         TIGER(bucket_batches=-1)
+
+
+def test_recommend_batches_users_by_history_length(fitted, split, monkeypatch) -> None:
+    from genrec.models.base import Recommender
+
+    rng = np.random.default_rng(0)
+    items = split.train.item_map.to_external(np.arange(1, split.train.n_items + 1))
+    histories = [list(rng.choice(items, size=n)) for n in rng.integers(1, 12, size=60)]
+    sorted_recs = fitted.recommend_for_history(histories, k=5)
+    widths: list[int] = []
+    real_batch = TIGER._recommend_batch
+
+    def spy(self, batch, *args):
+        widths.append(int(np.diff(batch.seq_indptr).clip(max=self.config.max_items).max()))
+        return real_batch(self, batch, *args)
+
+    monkeypatch.setattr(TIGER, "_recommend_batch", spy)
+    monkeypatch.setattr(
+        TIGER, "_rank_rows", lambda self, *a, **kw: Recommender._rank_rows(self, *a[:5], 16, **kw)
+    )  # batches of 16
+    fitted.recommend_for_history(histories, k=5)
+    assert widths == sorted(widths) and widths[0] < widths[-1]  # short histories first
+    sorted_widths = widths.copy()
+    widths.clear()
+    monkeypatch.setattr(TIGER, "_row_order", Recommender._row_order)  # the given order
+    plain = fitted.recommend_for_history(histories, k=5)
+    assert sum(widths) > sum(sorted_widths)  # user order pads more
+    np.testing.assert_array_equal(sorted_recs.internal_item_ids, plain.internal_item_ids)
+    np.testing.assert_allclose(sorted_recs.scores, plain.scores, rtol=1e-5, atol=1e-5)

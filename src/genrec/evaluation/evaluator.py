@@ -173,9 +173,13 @@ def evaluate(
 
     start = time.perf_counter()
     ranked = np.zeros((len(holdout), K), dtype=np.int64)
+    # the model may batch users in another order (TIGER: by history length, less padding)
+    order = model._row_order(hist, holdout.users)
     chunks = range(0, len(holdout), batch_size)
     for start_row in _progress(chunks, progress, f"evaluating {model.name}"):
-        sl = slice(start_row, start_row + batch_size)
+        sl: slice | np.ndarray = slice(start_row, start_row + batch_size)
+        if order is not None:
+            sl = order[sl]  # positions into the holdout; results land back there
         cand = candidates[sl] if candidates is not None else None
         items, _ = model._rank_rows(
             hist,

@@ -262,8 +262,11 @@ class Recommender(ABC):
         """
         out_items = np.zeros((len(rows), k), dtype=np.int64)
         out_scores = np.zeros((len(rows), k), dtype=np.float32)
+        order = self._row_order(hist, rows)
         for start in range(0, len(rows), batch_size):
-            sl = slice(start, start + batch_size)
+            sl: slice | np.ndarray = slice(start, start + batch_size)
+            if order is not None:
+                sl = order[sl]  # positions into rows; results land back at these positions
             uids = rows[sl] if user_ids is None else user_ids[sl]
             batch = hist.batch(rows[sl], user_ids=uids)
             dem = None if demote is None else demote[sl]
@@ -271,6 +274,13 @@ class Recommender(ABC):
             items, scores = self._recommend_batch(batch, k, exclude_seen, cand, dem)
             out_items[sl], out_scores[sl] = items, scores
         return out_items, out_scores
+
+    def _row_order(self, hist: UserHistories, rows: np.ndarray) -> np.ndarray | None:
+        """The order in which :meth:`_rank_rows` batches ``rows`` (a permutation of positions
+        into ``rows``), or ``None`` to keep the given order. Results come back in the caller's
+        order either way. A model whose batch cost follows the longest history in the batch
+        (TIGER trims padding) sorts by history length so that each batch pads little."""
+        return None
 
     @abstractmethod
     def _recommend_batch(

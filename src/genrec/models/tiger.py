@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genrec.config import field
-from genrec.data.dataset import Dataset, HistoryBatch
+from genrec.data.dataset import Dataset, HistoryBatch, UserHistories
 from genrec.data.sequences import length_bucketed_batches, minibatches, trim_left_padding
 from genrec.decoding import SemanticIDTrie, Static, TrieConstraint, beam_search
 from genrec.errors import ConfigError, DataValidationError
@@ -776,6 +776,14 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
                 f"TIGER's beam search returns at most num_beams={self.config.num_beams} items "
                 f"but k={k} were requested; set num_beams >= k"
             )
+
+    def _row_order(self, hist: UserHistories, rows: np.ndarray) -> np.ndarray:
+        """Users by history length (stable): a batch is encoded only as wide as its longest
+        history (:func:`trim_left_padding`), so sorted batches pad little: evaluating Amazon
+        Beauty's test users (mean 7.2 items) with the paper-size model is 1.5x faster than in
+        user order, with the same lists (docs/models.md)."""
+        lengths = np.diff(hist.seq_indptr)[np.asarray(rows, dtype=np.int64)]
+        return np.argsort(np.minimum(lengths, self.config.max_items), kind="stable")
 
     def _recommend_batch(self, batch, k, exclude_seen, candidates, demote):
         self._check_beams(k)
