@@ -22,6 +22,17 @@ and fields are checked before anything is fitted; ``stats.json`` is updated afte
 tokenizer and keeps the entries of earlier runs into the same folder);
 ``--variant NAME=TOKENIZER`` fits a second copy under another name, e.g.
 ``--variant rqvae-long=rqvae --set rqvae-long.epochs=500``.
+
+LETTER's collaborative regulariser (Wang et al., CIKM 2024): ``--collaborative als`` fits that
+model (any registered model with item embeddings: ``als``, ``sasrec``, ...; its shipped preset
+``configs/<dataset>/<model>.yaml`` when there is one) on the leave-one-out *training* split,
+so no validation or test interaction leaks into the codes, and passes its item vectors
+(:func:`genrec.text.collaborative_vectors`) to every tokenizer with ``cf_weight > 0``::
+
+    PYTHONPATH=src python benchmarks/tiger_codebooks.py --dataset amazon-beauty \
+        --data-dir ../shared/data/amazon-beauty --out .gpu_data/codebooks --tokenizers rqvae \
+        --variant letter=rqvae --set letter.cf_weight=0.01 --set letter.diversity_weight=1e-4 \
+        --collaborative als
 """
 
 from __future__ import annotations
@@ -64,6 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--codebook-size", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--set", action="append", default=[], metavar="NAME.FIELD=VALUE")
+    ap.add_argument(
+        "--collaborative", default=None, metavar="MODEL",
+        help="fit MODEL (e.g. als, sasrec) on the leave-one-out training split and give its "
+        "item vectors to the tokenizers with cf_weight > 0 (LETTER)",
+    )  # fmt: skip
     ap.add_argument("--out", required=True, help="folder for <name>/ codebooks + stats.json")
     args = ap.parse_args(argv)
 
@@ -83,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     from genrec.errors import GenrecError
     from genrec.tokenizers import get_tokenizer
 
+    aligned = []  # tokenizers that take the collaborative vectors
     for name, tok in runs.items():  # bad names and options fail before any expensive step
         taken = {"n_levels", "codebook_size", "seed"} & set(sets.get(name, {}))
         if taken:
@@ -90,9 +107,22 @@ def main(argv: list[str] | None = None) -> int:
         if tok == "random":
             continue
         try:
-            get_tokenizer(tok)(codebook_size=args.codebook_size, **sets.get(name, {}))
+            tokenizer = get_tokenizer(tok)(codebook_size=args.codebook_size, **sets.get(name, {}))
         except (GenrecError, TypeError) as exc:
             sys.exit(f"{name} ({tok}): {exc}")
+        if getattr(tokenizer.config, "cf_weight", 0) > 0:
+            aligned.append(name)
+    if aligned and not args.collaborative:
+        sys.exit(f"{aligned} set cf_weight > 0: give --collaborative MODEL (e.g. als)")
+    if args.collaborative and not aligned:
+        sys.exit("--collaborative: no tokenizer here sets cf_weight > 0, nothing would use it")
+    if args.collaborative:
+        from genrec.registry import get_model
+
+        try:
+            get_model(args.collaborative)
+        except GenrecError as exc:
+            sys.exit(f"--collaborative: {exc}")
     ds = load_dataset(args.dataset, data_dir=args.data_dir)
     ids = ds.item_map.to_list()
     if args.vectors:
@@ -103,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         from genrec.text import embed_items
 
         vectors = embed_items(ds)
+    collaborative = _collaborative(args, ds) if args.collaborative else None
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     stats_path = out_dir / "stats.json"
@@ -119,11 +150,13 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         cb = fit_codebook(
             tok, vectors, ids, n_levels=args.n_levels, codebook_size=args.codebook_size,
-            seed=args.seed, **options,
+            seed=args.seed, collaborative=collaborative if name in aligned else None, **options,
         )  # fmt: skip
         seconds = time.perf_counter() - start
         cb.save(out_dir / name)
         health = {"tokenizer": tok, "options": options, "fit_seconds": round(seconds, 1)}
+        if name in aligned:
+            health["collaborative"] = f"{args.collaborative} on the leave-one-out training split"
         health.update(codebook_health(cb.codes, cb.codebook_sizes))
         health["unique"] = bool(cb.is_unique())
         stats["codebooks"][name] = health
@@ -140,6 +173,39 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     return 0
+
+
+def _collaborative(args: argparse.Namespace, ds: Any) -> Any:
+    """Item vectors ``(n_items + 1, d)`` of ``--collaborative`` fitted on the leave-one-out
+    training split (its shipped preset for this dataset when there is one)."""
+    import yaml
+
+    from genrec.benchmark import find_configs_dir
+    from genrec.data.splitting import leave_one_out
+    from genrec.registry import get_model
+    from genrec.text import collaborative_vectors
+
+    name = args.collaborative
+    cdir = find_configs_dir()
+    preset = cdir / args.dataset / f"{name}.yaml" if cdir is not None else None
+    config = (yaml.safe_load(preset.read_text()) or {}) if preset and preset.is_file() else {}
+    cls = get_model(name)
+    if "seed" in cls.config_class.field_names():
+        config["seed"] = args.seed
+    if "progress" in cls.config_class.field_names():
+        config["progress"] = False
+    start = time.perf_counter()
+    model = cls(**config).fit(leave_one_out(ds).train)
+    try:
+        vectors = collaborative_vectors(model)
+    except TypeError as exc:
+        sys.exit(f"--collaborative {name}: {exc}")
+    print(
+        f"collaborative vectors: {name} ({preset if config else 'default config'}) fitted on "
+        f"the training split in {time.perf_counter() - start:.1f}s, dim {vectors.shape[1]}",
+        flush=True,
+    )
+    return vectors
 
 
 if __name__ == "__main__":

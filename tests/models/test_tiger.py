@@ -227,10 +227,29 @@ def test_fit_codebook_random_is_tigers_control_and_health_of_nothing(split) -> N
     np.testing.assert_array_equal(cb.codes, random_codebook(len(ids), 3, 8, 4, ids).codes)
     with pytest.raises(ConfigError, match="no options"):
         fit_codebook("random", vectors, ids, n_levels=3, codebook_size=8, epochs=3)
+    cf = np.ones((len(ids) + 1, 2), np.float32)
+    with pytest.raises(ConfigError, match=r"no options, got \['collaborative'\]"):
+        fit_codebook("random", vectors, ids, n_levels=3, codebook_size=8, collaborative=cf)
+    with pytest.raises(ConfigError, match="the rkmeans tokenizer does not use them"):
+        fit_codebook("rkmeans", vectors, ids, n_levels=3, codebook_size=8, collaborative=cf)
     empty = np.full((5, 3), -1)
     assert codebook_health(empty, [8, 8, 2]) == {"n_coded_items": 0}
     health = codebook_health(cb.codes, cb.codebook_sizes)
     assert health["n_coded_items"] == len(ids) and health["collision_rate_before_dedup"] >= 0
+
+
+def test_fit_codebook_passes_collaborative_vectors_to_letter_rqvae(split) -> None:
+    from genrec.models.tiger import fit_codebook
+
+    ids = split.train.item_map.to_list()
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(len(ids) + 1, 8)).astype(np.float32)
+    cf = rng.normal(size=(len(ids) + 1, 4)).astype(np.float32)
+    opts = {"n_levels": 3, "codebook_size": 4, "epochs": 2, "hidden_dims": (16,), "latent_dim": 4}
+    cb = fit_codebook("rqvae", vectors, ids, collaborative=cf, cf_weight=1.0, **opts)
+    assert cb.is_unique() and cb.n_levels == 3
+    with pytest.raises(ConfigError, match="needs fit\\(..., collaborative=vectors\\)"):
+        fit_codebook("rqvae", vectors, ids, cf_weight=1.0, **opts)  # LETTER without the vectors
 
 
 def test_trimmed_left_padding_gives_the_same_memory() -> None:

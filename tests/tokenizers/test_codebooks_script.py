@@ -38,3 +38,53 @@ def test_rejects_sets_for_unfitted_names(tmp_path: Path, benchmark_script) -> No
         script.main(["--dataset", "movielens-small", "--vectors", "x.npy",
                      "--tokenizers", "hkmeans", "--set", "rqvae.epochs=3",
                      "--out", str(tmp_path)])  # fmt: skip
+
+
+def test_collaborative_vectors_reach_only_the_aligned_tokenizers(
+    tmp_path: Path, benchmark_script, monkeypatch
+) -> None:
+    import genrec.models.tiger as tiger_module
+
+    ds = load_dataset("movielens-small")
+    np.save(tmp_path / "v.npy", np.random.default_rng(0).normal(size=(ds.n_items, 8)))
+    seen: dict[str, object] = {}
+    real_fit = tiger_module.fit_codebook
+
+    def spy(name, *args, collaborative=None, **kw):
+        seen[kw.get("cf_weight", name)] = collaborative
+        return real_fit(name, *args, collaborative=collaborative, **kw)
+
+    monkeypatch.setattr(tiger_module, "fit_codebook", spy)
+    out = tmp_path / "cb"
+    argv = ["--dataset", "movielens-small", "--vectors", str(tmp_path / "v.npy"),
+            "--tokenizers", "rkmeans", "--variant", "letter=rqvae", "--set", "letter.epochs=2",
+            "--set", "letter.cf_weight=0.5", "--set", "rkmeans.n_iter=3", "--codebook-size", "8",
+            "--collaborative", "als", "--out", str(out)]  # fmt: skip
+    assert benchmark_script("tiger_codebooks").main(argv) == 0
+    assert seen["rkmeans"] is None  # cf_weight 0 / not an aligning tokenizer: no vectors
+    cf = seen[0.5]
+    assert isinstance(cf, np.ndarray) and cf.shape[0] == ds.n_items + 1
+    assert not cf[0].any()  # row 0 is padding
+    assert (np.abs(cf[1:]).sum(1) > 0).mean() > 0.9  # items with training interactions
+    stats = json.loads((out / "stats.json").read_text())["codebooks"]
+    assert "collaborative" not in stats["rkmeans"]
+    assert stats["letter"]["collaborative"] == "als on the leave-one-out training split"
+    ItemCodebook.load(out / "letter").check_catalogue(ds.item_map.to_list())
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--set", "rqvae.cf_weight=0.5"], "give --collaborative MODEL"),
+        (["--collaborative", "als"], "no tokenizer here sets cf_weight > 0"),
+        (["--set", "rqvae.cf_weight=0.5", "--collaborative", "nope"], "--collaborative: "),
+    ],
+)
+def test_collaborative_mistakes_stop_before_fitting(
+    tmp_path: Path, benchmark_script, extra, message
+) -> None:
+    script = benchmark_script("tiger_codebooks")
+    argv = ["--dataset", "movielens-small", "--vectors", "x.npy", "--tokenizers", "rqvae",
+            "--out", str(tmp_path), *extra]  # fmt: skip
+    with pytest.raises(SystemExit, match=message):
+        script.main(argv)

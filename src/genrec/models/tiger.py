@@ -486,6 +486,7 @@ def fit_codebook(
     n_levels: int,
     codebook_size: int,
     seed: int = 0,
+    collaborative: np.ndarray | None = None,
     **options: Any,
 ):
     """Fit the ``name`` tokenizer (:func:`genrec.tokenizers.get_tokenizer`) the way
@@ -506,18 +507,34 @@ def fit_codebook(
         n_levels: code tokens per item, collision level included.
         codebook_size: codes per semantic level.
         seed: tokenizer seed.
+        collaborative: ``(n_items + 1, d_cf)`` collaborative item vectors (e.g.
+            :func:`genrec.text.collaborative_vectors` of ALS or SASRec fitted on the training
+            split) for tokenizers that align with them: ``rqvae`` with ``cf_weight > 0``
+            (LETTER's collaborative regulariser).
+
+    Raises:
+        ConfigError: ``collaborative`` for a tokenizer that does not use it.
     """
     from genrec.tokenizers import ItemCodebook, get_tokenizer
 
     if name == "random":  # TIGER's own random-ID control, not the registry's hashing one
-        if options:
-            raise ConfigError(f"the random codebook takes no options, got {sorted(options)}")
+        if options or collaborative is not None:
+            got = sorted(options) + (["collaborative"] if collaborative is not None else [])
+            raise ConfigError(f"the random codebook takes no options, got {got}")
         n = len(vectors) - 1
         return random_codebook(n, n_levels, codebook_size, seed, item_ids)
     tokenizer = get_tokenizer(name)(
         n_levels=max(n_levels - 1, 1), codebook_size=codebook_size, seed=seed, **options
     )
-    cb = tokenizer.fit(vectors, item_ids)
+    if collaborative is None:
+        cb = tokenizer.fit(vectors, item_ids)
+    elif getattr(tokenizer.config, "cf_weight", 0) > 0:
+        cb = tokenizer.fit(vectors, item_ids, collaborative=collaborative)
+    else:
+        raise ConfigError(
+            f"collaborative vectors were given but the {name} tokenizer does not use them "
+            "(only rqvae with cf_weight > 0 does)"
+        )
     if cb.n_levels == n_levels - 1:  # no collisions: a constant collision level
         codes = np.concatenate([cb.codes, np.zeros((len(cb.codes), 1), np.int64)], 1)
         cb = ItemCodebook(codes, [*cb.codebook_sizes, 1], cb.item_ids, cb.meta)
