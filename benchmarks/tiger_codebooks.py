@@ -1,9 +1,11 @@
 """Fit TIGER codebooks ahead of training and compare the tokenizers' health.
 
 Stage 2 of the semantic-ID pipeline as its own step: item text vectors (MiniLM by default,
-extra ``text``; or ``--vectors file.npy``) -> one :class:`~genrec.tokenizers.ItemCodebook`
-per tokenizer, fitted exactly as :class:`~genrec.models.tiger.TIGER` does at fit time with
-the same ``--seed`` (:func:`genrec.models.tiger.fit_codebook`: ``n_levels - 1`` semantic
+extra ``text``; or ``--vectors file.npy``; or ``--vectors-from MODEL``, the item embeddings of a
+model fitted on the leave-one-out training split, SEATER's collaborative codes) -> one
+:class:`~genrec.tokenizers.ItemCodebook` per tokenizer, fitted exactly as
+:class:`~genrec.models.tiger.TIGER` does at fit time with the same ``--seed``
+(:func:`genrec.models.tiger.fit_codebook`: ``n_levels - 1`` semantic
 levels plus the collision level; ``random`` is TIGER's random-ID control). Each is saved
 under ``--out/<name>`` for ``--set tiger.codebook_path=...``, so a GPU run spends no time on
 tokenizers (and needs no text model there). Prints per tokenizer: fit seconds, code
@@ -70,7 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--tokenizers", default="rqvae,rkmeans,hkmeans,random")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=TOKENIZER")
-    ap.add_argument("--vectors", default=None, help="item vectors .npy (default: MiniLM text)")
+    src = ap.add_mutually_exclusive_group()
+    src.add_argument("--vectors", default=None, help="item vectors .npy (default: MiniLM text)")
+    src.add_argument(
+        "--vectors-from", default=None, metavar="MODEL",
+        help="tokenise the item embeddings of MODEL (e.g. als, sasrec) fitted on the "
+        "leave-one-out training split instead of text vectors (SEATER)",
+    )  # fmt: skip
     ap.add_argument("--n-levels", type=int, default=4, help="collision level included")
     ap.add_argument("--codebook-size", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
@@ -116,16 +124,20 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"{aligned} set cf_weight > 0: give --collaborative MODEL (e.g. als)")
     if args.collaborative and not aligned:
         sys.exit("--collaborative: no tokenizer here sets cf_weight > 0, nothing would use it")
-    if args.collaborative:
-        from genrec.registry import get_model
+    for flag, model_name in (("--collaborative", args.collaborative),
+                             ("--vectors-from", args.vectors_from)):  # fmt: skip
+        if model_name:
+            from genrec.registry import get_model
 
-        try:
-            get_model(args.collaborative)
-        except GenrecError as exc:
-            sys.exit(f"--collaborative: {exc}")
+            try:
+                get_model(model_name)
+            except GenrecError as exc:
+                sys.exit(f"{flag}: {exc}")
     ds = load_dataset(args.dataset, data_dir=args.data_dir)
     ids = ds.item_map.to_list()
-    if args.vectors:
+    if args.vectors_from:
+        vectors = _fitted_item_vectors(args.vectors_from, args, ds, "--vectors-from")
+    elif args.vectors:
         from genrec.text import load_item_vectors
 
         vectors = load_item_vectors(args.vectors, ds)
@@ -133,14 +145,18 @@ def main(argv: list[str] | None = None) -> int:
         from genrec.text import embed_items
 
         vectors = embed_items(ds)
-    collaborative = _collaborative(args, ds) if args.collaborative else None
+    collaborative = None
+    if args.collaborative:
+        collaborative = _fitted_item_vectors(args.collaborative, args, ds, "--collaborative")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     stats_path = out_dir / "stats.json"
     old = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
     stats: dict[str, Any] = {
         "dataset": args.dataset, "n_items": len(ids), "vector_dim": int(vectors.shape[1]),
-        "vectors": args.vectors or "minilm item text", "seed": args.seed,
+        "vectors": args.vectors
+        or (f"{args.vectors_from} item embeddings" if args.vectors_from else "minilm item text"),
+        "seed": args.seed,
         "codebooks": old.get("codebooks", {}) if old.get("dataset") == args.dataset else {},
     }  # fmt: skip
     for name, tok in runs.items():
@@ -175,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _collaborative(args: argparse.Namespace, ds: Any) -> Any:
-    """Item vectors ``(n_items + 1, d)`` of ``--collaborative`` fitted on the leave-one-out
+def _fitted_item_vectors(name: str, args: argparse.Namespace, ds: Any, flag: str) -> Any:
+    """Item vectors ``(n_items + 1, d)`` of model ``name`` fitted on the leave-one-out
     training split (its shipped preset for this dataset when there is one)."""
     import yaml
 
@@ -185,10 +201,11 @@ def _collaborative(args: argparse.Namespace, ds: Any) -> Any:
     from genrec.registry import get_model
     from genrec.text import collaborative_vectors
 
-    name = args.collaborative
     cdir = find_configs_dir()
     preset = cdir / args.dataset / f"{name}.yaml" if cdir is not None else None
-    config = (yaml.safe_load(preset.read_text()) or {}) if preset and preset.is_file() else {}
+    if preset is None or not preset.is_file():
+        preset = None
+    config = (yaml.safe_load(preset.read_text()) or {}) if preset else {}
     cls = get_model(name)
     if "seed" in cls.config_class.field_names():
         config["seed"] = args.seed
@@ -199,9 +216,9 @@ def _collaborative(args: argparse.Namespace, ds: Any) -> Any:
     try:
         vectors = collaborative_vectors(model)
     except TypeError as exc:
-        sys.exit(f"--collaborative {name}: {exc}")
+        sys.exit(f"{flag} {name}: {exc}")
     print(
-        f"collaborative vectors: {name} ({preset if config else 'default config'}) fitted on "
+        f"{flag}: {name} ({preset or 'default config'}) fitted on "
         f"the training split in {time.perf_counter() - start:.1f}s, dim {vectors.shape[1]}",
         flush=True,
     )

@@ -88,3 +88,18 @@ def test_collaborative_mistakes_stop_before_fitting(
             "--out", str(tmp_path), *extra]  # fmt: skip
     with pytest.raises(SystemExit, match=message):
         script.main(argv)
+
+
+def test_vectors_from_a_fitted_model(tmp_path: Path, benchmark_script, capsys) -> None:
+    ds = load_dataset("movielens-small")
+    out = tmp_path / "cb"
+    argv = ["--dataset", "movielens-small", "--vectors-from", "als", "--tokenizers", "rkmeans",
+            "--set", "rkmeans.n_iter=3", "--codebook-size", "8", "--out", str(out)]  # fmt: skip
+    assert benchmark_script("tiger_codebooks").main(argv) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["vectors"] == "als item embeddings"
+    assert "movielens-small/als.yaml" in capsys.readouterr().out  # the shipped preset
+    assert stats["vector_dim"] == 64  # its factors
+    ItemCodebook.load(out / "rkmeans").check_catalogue(ds.item_map.to_list())
+    with pytest.raises(SystemExit):  # one source of vectors only
+        benchmark_script("tiger_codebooks").main([*argv, "--vectors", "x.npy"])
