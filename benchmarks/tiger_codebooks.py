@@ -166,10 +166,14 @@ def main(argv: list[str] | None = None) -> int:
         if tok == "rkmeans":
             options.setdefault("balanced", True)  # TIGER's default (rkmeans_balanced)
         start = time.perf_counter()
-        cb = fit_codebook(
-            tok, vectors, ids, n_levels=args.n_levels, codebook_size=args.codebook_size,
-            seed=args.seed, collaborative=collaborative if name in aligned else None, **options,
-        )  # fmt: skip
+        try:
+            cb = fit_codebook(
+                tok, vectors, ids, n_levels=args.n_levels, codebook_size=args.codebook_size,
+                seed=args.seed, collaborative=collaborative if name in aligned else None,
+                **options,
+            )  # fmt: skip
+        except GenrecError as exc:  # e.g. vectors that do not match the catalogue
+            sys.exit(f"{name} ({tok}): {exc}")
         seconds = time.perf_counter() - start
         cb.save(out_dir / name)
         health = {"tokenizer": tok, "options": options, "fit_seconds": round(seconds, 1)}
@@ -200,6 +204,7 @@ def _fitted_item_vectors(name: str, args: argparse.Namespace, ds: Any, flag: str
 
     from genrec.benchmark import find_configs_dir
     from genrec.data.splitting import leave_one_out
+    from genrec.errors import GenrecError
     from genrec.registry import get_model
     from genrec.text import collaborative_vectors
 
@@ -214,11 +219,13 @@ def _fitted_item_vectors(name: str, args: argparse.Namespace, ds: Any, flag: str
     if "progress" in cls.config_class.field_names():
         config["progress"] = False
     start = time.perf_counter()
-    model = cls(**config).fit(leave_one_out(ds).train)
     try:
+        model = cls(**config).fit(leave_one_out(ds).train)
         vectors = collaborative_vectors(model)
-    except TypeError as exc:
+    except (GenrecError, TypeError) as exc:
         sys.exit(f"{flag} {name}: {exc}")
+    if vectors.shape[0] != ds.n_items + 1:
+        sys.exit(f"{flag} {name}: {vectors.shape[0]} item vectors for {ds.n_items} items + padding")
     print(
         f"{flag}: {name} ({preset or 'default config'}) fitted on "
         f"the training split in {time.perf_counter() - start:.1f}s, dim {vectors.shape[1]}",

@@ -140,6 +140,8 @@ def test_collaborative_vectors():
     out = collaborative_vectors(sasrec_like)
     assert out.shape == (4, 5) and out.dtype == np.float32 and not out[0].any()
     np.testing.assert_allclose(out[1:], emb.weight.detach().numpy()[1:])
+    bert_like = SimpleNamespace(network_=SimpleNamespace(item_emb=emb), n_items=2)
+    np.testing.assert_array_equal(collaborative_vectors(bert_like), out[:3])  # mask row dropped
     als_like = SimpleNamespace(item_factors_=np.ones((4, 3)))
     assert collaborative_vectors(als_like).shape == (4, 3)
     with pytest.raises(NotFittedError):

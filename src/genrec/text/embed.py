@@ -383,7 +383,8 @@ def collaborative_vectors(model: Any) -> np.ndarray:
     """Item vectors learned by a fitted collaborative model (LETTER's CF signal).
 
     Reads ``model.network_.item_emb.weight`` (SASRec and other ID-embedding sequence models)
-    or ``model.item_factors_`` (ALS).
+    or ``model.item_factors_`` (ALS); rows past the catalogue (BERT4Rec's mask token) are
+    dropped when the model knows its ``n_items``.
 
     Returns:
         ``(n_items + 1, d)`` float32 with row 0 zeros.
@@ -408,5 +409,8 @@ def collaborative_vectors(model: Any) -> np.ndarray:
         )
     if arr.ndim != 2:
         raise DataValidationError(f"item embedding table has shape {arr.shape}, expected 2-D")
+    n_items = getattr(model, "n_items", None)
+    if isinstance(n_items, int) and arr.shape[0] > n_items + 1:
+        arr = arr[: n_items + 1]  # extra rows past the catalogue (BERT4Rec's mask token)
     arr[0] = 0.0
     return arr.astype(np.float32, copy=False)
