@@ -9,7 +9,8 @@ tokens, the widest input) plus a hashed user token per user, the same for both s
 ``--histories beauty``, a random sample of Amazon Beauty's real leave-one-out test histories
 (``--data-dir``, skipped when absent; mean 7.2 items of at most 20, left-padded). Both sides
 batch users sorted by history length and drop the columns that are padding in every row of a
-batch, as ``TIGER.recommend`` does (transformers gets ``attention_mask`` for the padding).
+batch, as ``TIGER.recommend`` does (transformers gets ``attention_mask`` for the padding), and
+both time the same ``--users`` users (how wide the sorted batches are depends on them).
 
 * genrec: :class:`~genrec.models.tiger.TIGERNetwork` (encoder once per user, incremental
   decoder KV cache, cross-attention shared by a user's beams) +
@@ -50,8 +51,8 @@ Measured (2026-11-28, idle machine, 1 thread, transformers 5.24; docs/benchmarks
 batch size on both sides 3.2x (1 user), 5.0x (8), 8.4x (32), 8.2x (128); each side at its
 fastest batch (both 8) 5.0x. With ``--threads 2``: 2.3x (1), 4.7x (8), 9.3x (32), 10.8x
 (128); each at its fastest batch (genrec 128, transformers 8) 6.2x. 2026-11-29, 2 threads,
-one session: 6.4x best vs best on 20-item histories, 5.2x with ``--histories beauty`` (shorter
-inputs speed up both sides). transformers re-orders
+6.4x best vs best on 20-item histories, 5.0x with ``--histories beauty`` (512 users on both
+sides; shorter inputs speed up both sides). transformers re-orders
 its per-beam cross-attention cache every step (``index_select`` on ``(B * 20, 6, 81, 64)`` per
 layer), which grows with the batch; genrec keeps one encoder memory per user and folds the
 beams into the query axis. About half of genrec's time is the encoder (81 tokens x 4 layers
@@ -85,17 +86,20 @@ def make_inputs(args: argparse.Namespace) -> dict[str, np.ndarray] | None:
         if found is None:
             print(f"skipped: no Amazon Beauty data in {args.data_dir} (--data-dir)")
             return None
-        real, n_items = found
+        real, item_ids = found
+        n_items = len(item_ids)
     if args.codebook:
         from genrec.tokenizers import ItemCodebook
 
         cb = ItemCodebook.load(args.codebook)
         codes, sizes = cb.codes, np.asarray(cb.codebook_sizes)
-        if real is not None and codes.shape[0] - 1 != n_items:
-            raise SystemExit(
-                f"--codebook {args.codebook} codes {codes.shape[0] - 1} items, Amazon Beauty "
-                f"has {n_items}: not a codebook of this dataset"
-            )
+        if real is not None:
+            from genrec.errors import GenrecError
+
+            try:  # the same items in the same order, or codes would land on other items
+                cb.check_catalogue(item_ids)
+            except GenrecError as exc:
+                raise SystemExit(f"--codebook {args.codebook}: {exc}") from None
     else:
         from genrec.models.tiger import random_codebook
 
@@ -110,21 +114,22 @@ def make_inputs(args: argparse.Namespace) -> dict[str, np.ndarray] | None:
     return {"codes": codes, "sizes": sizes, "hist": hist, "users": users}
 
 
-def beauty_histories(data_dir: Path) -> tuple[np.ndarray, int] | None:
+def beauty_histories(data_dir: Path) -> tuple[np.ndarray, list] | None:
     """Every Amazon Beauty user's leave-one-out test history (all but the last item; the last
-    20 of them), left-padded with 0, as internal item ids ``(U, 20)``, and the number of items;
-    ``None`` without data."""
+    20 of them), left-padded with 0, as internal item ids ``(U, 20)``, and the external item
+    ids in internal order; ``None`` without data."""
     if not (data_dir / "sequential_data.txt").exists():
         return None
     from genrec.data.loaders import load_dataset
 
-    h = load_dataset("amazon-beauty", data_dir=data_dir).histories()
+    ds = load_dataset("amazon-beauty", data_dir=data_dir)
+    h = ds.histories()
     out = np.zeros((h.n_rows - 1, MAX_ITEMS), dtype=np.int64)
     for u in range(1, h.n_rows):  # row 0 is no user
         seq = h.seq_items[h.seq_indptr[u] : h.seq_indptr[u + 1]][:-1][-MAX_ITEMS:]
         if len(seq):
             out[u - 1, MAX_ITEMS - len(seq) :] = seq
-    return out, h.n_items
+    return out, ds.item_map.to_list()
 
 
 def by_length(hist: np.ndarray) -> np.ndarray:
@@ -405,6 +410,10 @@ def main() -> None:
         p.error(f"--batch-sizes must be comma-separated integers, got {args.batch_sizes!r}")
     if min(batches) < 1:
         p.error("--batch-sizes must be >= 1")
+    if args.histories == "beauty":  # sorted batches depend on the users: time the same ones
+        if args.users and args.hf_users and args.users != args.hf_users:
+            p.error("--histories beauty times the same users on both sides: give --users only")
+        args.users = args.hf_users = args.users or args.hf_users or max(256, 2 * max(batches))
     args.users = args.users or max(256, 2 * max(batches))
     args.hf_users = args.hf_users or max(64, max(batches))
     data = make_inputs(args)

@@ -82,12 +82,26 @@ def test_beauty_histories_skip_without_data(benchmark_script, monkeypatch, capsy
 
 def test_beauty_histories_are_the_test_histories(benchmark_script, shared_data) -> None:
     from genrec.data.loaders import load_dataset
+    from genrec.data.splitting import leave_one_out
 
     bench = benchmark_script("bench_beam_search")
-    hist, n_items = bench.beauty_histories(shared_data / "amazon-beauty")
-    h = load_dataset("amazon-beauty", data_dir=shared_data / "amazon-beauty").histories()
-    assert hist.shape == (h.n_rows - 1, bench.MAX_ITEMS) and n_items == h.n_items
-    for u in (1, 100, h.n_rows - 1):  # all but the last item, right-aligned, the last 20
-        seq = h.seq_items[h.seq_indptr[u] : h.seq_indptr[u + 1]][:-1][-bench.MAX_ITEMS :]
-        np.testing.assert_array_equal(hist[u - 1, bench.MAX_ITEMS - len(seq) :], seq)
-        assert (hist[u - 1, : bench.MAX_ITEMS - len(seq)] == 0).all()
+    hist, item_ids = bench.beauty_histories(shared_data / "amazon-beauty")
+    ds = load_dataset("amazon-beauty", data_dir=shared_data / "amazon-beauty")
+    assert hist.shape == (ds.n_users, bench.MAX_ITEMS) and item_ids == ds.item_map.to_list()
+    test = leave_one_out(ds).test  # what the evaluator gives the model at test time
+    seen = test.history.histories()
+    for r in (0, 99, len(test.users) - 1):
+        u = int(test.users[r])
+        seq = seen.seq_items[seen.seq_indptr[u] : seen.seq_indptr[u + 1]][-bench.MAX_ITEMS :]
+        row = hist[u - 1]
+        np.testing.assert_array_equal(row[row > 0], seq)  # right-aligned, left-padded
+        assert (row[: bench.MAX_ITEMS - len(seq)] == 0).all()
+
+
+def test_beauty_histories_time_the_same_users_on_both_sides(benchmark_script, monkeypatch, capsys):
+    bench = benchmark_script("bench_beam_search")
+    argv = ["bench_beam_search.py", "--histories", "beauty", "--users", "10", "--hf-users", "20"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exc:
+        bench.main()
+    assert exc.value.code == 2 and "same users on both sides" in capsys.readouterr().err
