@@ -115,21 +115,18 @@ def make_inputs(args: argparse.Namespace) -> dict[str, np.ndarray] | None:
 
 
 def beauty_histories(data_dir: Path) -> tuple[np.ndarray, list] | None:
-    """Every Amazon Beauty user's leave-one-out test history (all but the last item; the last
-    20 of them), left-padded with 0, as internal item ids ``(U, 20)``, and the external item
-    ids in internal order; ``None`` without data."""
+    """Every Amazon Beauty user's leave-one-out test history (what the evaluator gives a model
+    at test time: all but the last item), its last 20 items left-padded with 0, as internal
+    item ids ``(U, 20)``, and the external item ids in internal order; ``None`` without data."""
     if not (data_dir / "sequential_data.txt").exists():
         return None
     from genrec.data.loaders import load_dataset
+    from genrec.data.splitting import leave_one_out
 
     ds = load_dataset("amazon-beauty", data_dir=data_dir)
-    h = ds.histories()
-    out = np.zeros((h.n_rows - 1, MAX_ITEMS), dtype=np.int64)
-    for u in range(1, h.n_rows):  # row 0 is no user
-        seq = h.seq_items[h.seq_indptr[u] : h.seq_indptr[u + 1]][:-1][-MAX_ITEMS:]
-        if len(seq):
-            out[u - 1, MAX_ITEMS - len(seq) :] = seq
-    return out, ds.item_map.to_list()
+    test = leave_one_out(ds).test
+    hist = test.history.histories().batch(test.users).padded_sequences(MAX_ITEMS)
+    return hist, ds.item_map.to_list()
 
 
 def by_length(hist: np.ndarray) -> np.ndarray:
@@ -139,8 +136,8 @@ def by_length(hist: np.ndarray) -> np.ndarray:
 
 def trim_columns(ids: np.ndarray) -> np.ndarray:
     """Drop the leading columns of a left-padded ``(B, S)`` id array that are 0 in every row
-    (numpy twin of :func:`genrec.data.sequences.trim_left_padding`; the child process has no
-    genrec)."""
+    (numpy twin of :func:`genrec.data.sequences.trim_left_padding`, which the genrec side uses;
+    the transformers child process has no genrec)."""
     real = (ids != 0).any(0)
     first = int(real.argmax()) if real.any() else ids.shape[1] - 1
     return ids[:, first:]
@@ -156,6 +153,7 @@ def check_lists(items: np.ndarray) -> float:
 def run_genrec(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[str, float]:
     import torch
 
+    from genrec.data.sequences import trim_left_padding
     from genrec.decoding import SemanticIDTrie, Static, TrieConstraint, beam_search
     from genrec.models.tiger import TIGERConfig, TIGERNetwork
 
@@ -172,7 +170,7 @@ def run_genrec(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[st
 
     @torch.no_grad()
     def recommend(hist: np.ndarray, users: np.ndarray) -> np.ndarray:
-        items = torch.from_numpy(trim_columns(hist)).to(dev)  # (B, M <= 20) as TIGER does
+        items = trim_left_padding(torch.from_numpy(hist)).to(dev)  # (B, M <= 20) as TIGER does
         tokens = net.code_tokens(codes_t[items]).reshape(len(hist), -1)  # (B, M * L)
         enc, real = net.encode(torch.from_numpy(users).to(dev), tokens)
         mem = net.memory(enc, real)

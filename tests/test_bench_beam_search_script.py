@@ -89,11 +89,13 @@ def test_beauty_histories_are_the_test_histories(benchmark_script, shared_data) 
     ds = load_dataset("amazon-beauty", data_dir=shared_data / "amazon-beauty")
     assert hist.shape == (ds.n_users, bench.MAX_ITEMS) and item_ids == ds.item_map.to_list()
     test = leave_one_out(ds).test  # what the evaluator gives the model at test time
-    seen = test.history.histories()
+    seen, full = test.history.histories(), ds.histories()
     for r in (0, 99, len(test.users) - 1):
         u = int(test.users[r])
         seq = seen.seq_items[seen.seq_indptr[u] : seen.seq_indptr[u + 1]][-bench.MAX_ITEMS :]
-        row = hist[u - 1]
+        whole = full.seq_items[full.seq_indptr[u] : full.seq_indptr[u + 1]]
+        np.testing.assert_array_equal(whole[:-1][-bench.MAX_ITEMS :], seq)  # all but the last
+        row = hist[r]
         np.testing.assert_array_equal(row[row > 0], seq)  # right-aligned, left-padded
         assert (row[: bench.MAX_ITEMS - len(seq)] == 0).all()
 
