@@ -26,7 +26,7 @@ dev: $(VENV)/.installed-dev
 
 demo: $(VENV)/.installed
 	$(BIN)/genrec benchmark --dataset movielens-small --models popularity,itemknn,ease,als \
-		--seeds 3 --name demo --save-recommendations
+		--seeds 3 --name demo --save-recommendations --overwrite
 
 test: $(VENV)/.installed-dev
 	$(BIN)/pytest -q
@@ -48,7 +48,7 @@ reproduce: $(VENV)/.installed-dev
 # The generative-vs-classical verdict in quick mode (< 15 min on a 2-core CPU).
 verdict-quick: $(VENV)/.installed-dev
 	$(BIN)/genrec benchmark --suite generative-vs-classical --dataset movielens-small --quick \
-		--name verdict-quick
+		--name verdict-quick --overwrite
 
 # Debian's Chromium for the browser tests (report screenshot, web demo); needs root + apt.
 browser:

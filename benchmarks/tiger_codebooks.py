@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         except GenrecError as exc:  # e.g. vectors that do not match the catalogue
             sys.exit(f"{name} ({tok}): {exc}")
         seconds = time.perf_counter() - start
-        cb.save(out_dir / name)
+        cb.save(out_dir / name, overwrite=True)
         health = {"tokenizer": tok, "options": options, "fit_seconds": round(seconds, 1)}
         if name in aligned:
             health["collaborative"] = f"{args.collaborative} on the leave-one-out training split"

@@ -7,7 +7,7 @@ import pytest
 import genrec
 from genrec import Dataset
 from genrec.errors import ArtifactError
-from genrec.io import atomic_dir
+from genrec.paths import atomic_dir
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_atomic_dir_leaves_old_artifact_on_failure(fitted, tmp_path):
 
 
 def test_written_files_are_readable_by_others(fitted, tmp_path):
-    from genrec.io import atomic_write_text
+    from genrec.paths import atomic_write_text
 
     atomic_write_text(tmp_path / "r.txt", "x")
     assert (tmp_path / "r.txt").stat().st_mode & 0o044  # group/other read (umask allowing)

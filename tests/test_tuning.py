@@ -226,7 +226,12 @@ def test_cli_tune_then_benchmark_with_the_preset(dataset, tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "best ndcg@10 on the validation split" in out and str(preset) in out
-    assert main(args) == 0  # resumed
+    # the preset of the first run is replaced only with --overwrite, checked before tuning
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "pass --overwrite" in err and str(preset) in err
+    assert ": 3 trials (" in preset.read_text()  # untouched
+    assert main([*args, "--overwrite"]) == 0  # resumed
     assert "(6 trials in study" in capsys.readouterr().out
     assert 1 <= load_yaml(preset)["l2"] <= 1000
     run = tmp_path / "run"

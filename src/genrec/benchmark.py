@@ -30,7 +30,7 @@ from genrec.data.splitting import Split, split_dataset
 from genrec.errors import ConfigError, caller_stacklevel
 from genrec.evaluation import stats
 from genrec.evaluation.evaluator import DEFAULT_KS, EvaluationResult, evaluate
-from genrec.io import atomic_write_text, to_jsonable
+from genrec.paths import atomic_write_text, prepare_output_dir, to_jsonable
 from genrec.registry import get_model
 
 SCHEMA_VERSION = 1
@@ -422,13 +422,14 @@ def write_outputs(
     *,
     evaluations: dict[str, EvaluationResult] | None = None,
     split: Split | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Write ``results.json``, ``report.md``, ``report.html`` and optional recommendation
-    CSVs."""
+    CSVs into ``out_dir``: a new or empty folder, or (with ``overwrite=True``) a run folder
+    genrec wrote earlier; anything else raises :class:`~genrec.paths.OutputPathError`."""
     from genrec.evaluation.report import write_reports
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output_dir(out_dir, "run", overwrite=overwrite)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2))
     write_reports(results, out)
     if evaluations and split is not None:

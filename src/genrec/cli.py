@@ -84,7 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     p.add_argument("--config", default=None, help="YAML file with config overrides")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override")
-    p.add_argument("--out", required=True, help="artifact directory to write")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="artifact folder to write: a new path or an empty folder (see --overwrite)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an artifact genrec wrote earlier at --out (and start over from an "
+        "earlier checkpoint); a path genrec did not write is never replaced",
+    )
     p.add_argument(
         "--full",
         action="store_true",
@@ -181,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output dir (default reports/<dataset>-<time>)")
     p.add_argument("--name", default=None, help="run name (folder under reports/)")
     p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run genrec wrote earlier in the output folder (a folder genrec did "
+        "not write is never replaced)",
+    )
+    p.add_argument(
         "--config",
         action="append",
         default=[],
@@ -264,6 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="write the best config here (default runs/tune/<dataset>/<model>.yaml)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a preset that genrec tune wrote earlier at the --save-preset path",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler")
 
     p = sub.add_parser(
@@ -274,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         default=None,
         help="output dir (default: the results file's folder; reports/merged-<time> to merge)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a run genrec wrote earlier in --out (not needed to rebuild the reports "
+        "of a results file in its own folder)",
     )
 
     p = sub.add_parser("serve", help="serve artifacts over HTTP with a web demo (extra `serve`)")
@@ -396,8 +423,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from genrec.config import load_yaml, parse_overrides
     from genrec.data.splitting import split_dataset
     from genrec.models.neural import NeuralRecommender
+    from genrec.paths import prepare_output_dir
     from genrec.registry import get_model
-    from genrec.training.trainer import process_rank
+    from genrec.training.trainer import check_checkpoint_dir, process_rank
 
     cls = get_model(args.model)
     neural = issubclass(cls, NeuralRecommender)
@@ -413,8 +441,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = load_yaml(args.config) if args.config else {}
     data.update(parse_overrides(args.set))
     config = cls.config_class.from_dict(data)
-    ds = _load(args)
     main_process = process_rank() == 0
+    if main_process:  # before the data loads and the model fits, not after
+        prepare_output_dir(args.out, "artifact", overwrite=args.overwrite, flag="--overwrite")
+        if checkpoint_dir:
+            check_checkpoint_dir(
+                checkpoint_dir,
+                resume=args.resume,
+                overwrite=args.overwrite,
+                flags=("--resume", "--overwrite"),
+            )
+    ds = _load(args)
     console = _console()
     if args.full:
         train, valid, split_name = ds, None, "none (all interactions)"
@@ -426,7 +463,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     status = console.status(what) if main_process else contextlib.nullcontext()
     with status:
         if neural:
-            model.fit(train, valid=valid, checkpoint_dir=checkpoint_dir, resume=args.resume)
+            model.fit(
+                train,
+                valid=valid,
+                checkpoint_dir=checkpoint_dir,
+                resume=args.resume,
+                overwrite=args.overwrite,
+            )
         else:
             model.fit(train, valid=valid)
     if not main_process:
@@ -439,7 +482,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "train_fingerprint": train.fingerprint(),
         "fit_seconds": model.fit_seconds_,
     }
-    model.save(args.out)
+    model.save(args.out, overwrite=args.overwrite)
     if neural:
         console.print(_training_summary(model.training_info_), soft_wrap=True, markup=False)
     console.print(
@@ -566,6 +609,7 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     )
     from genrec.data.splitting import split_dataset
     from genrec.evaluation.report import print_table
+    from genrec.paths import prepare_output_dir
     from genrec.registry import list_models
 
     if args.suite:  # genrec.suites: many models, both protocols, one verdict report
@@ -609,6 +653,12 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         command="genrec " + " ".join(shlex.quote(a) for a in argv),
         tune_budget_minutes=args.tune_budget_minutes,
     )
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("reports") / (args.name or default_run_name(args.dataset))
+    )
+    prepare_output_dir(out, "run", overwrite=args.overwrite, flag="--overwrite")  # before the run
     console = _console()
     with console.status(f"loading {args.dataset}") as status:
         ds = _load(args)
@@ -616,13 +666,12 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         split = split_dataset(ds, args.split)
         console.print(f"{ds!r}; split {args.split}: {len(split.test):,} test users")
         results, evals = run_benchmark(spec, ds, split=split, on_progress=_say(console, status))
-    out = (
-        Path(args.out)
-        if args.out
-        else Path("reports") / (args.name or default_run_name(args.dataset))
-    )
     write_outputs(
-        results, out, evaluations=evals if args.save_recommendations else None, split=split
+        results,
+        out,
+        evaluations=evals if args.save_recommendations else None,
+        split=split,
+        overwrite=args.overwrite,
     )
     print_table(results)
     console.print(f"wrote {out / 'results.json'}, {out / 'report.md'} and {out / 'report.html'}")
@@ -642,7 +691,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from genrec.benchmark import find_configs_dir
     from genrec.config import load_yaml, parse_overrides
     from genrec.data.splitting import split_dataset
-    from genrec.tuning import load_space, tune
+    from genrec.tuning import check_preset_path, load_space, storage_url, tune
 
     if args.budget_trials is None and args.budget_minutes is None:
         raise ConfigError("genrec tune needs --budget-trials N and/or --budget-minutes M")
@@ -657,6 +706,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     space = load_space(args.space) if args.space else inline
     root = Path("runs") / "tune" / args.dataset
     storage = args.storage or str(root / f"{args.model}.db")
+    preset_path = Path(args.save_preset or root / f"{args.model}.yaml")
+    # before tuning starts: a preset path genrec may not write fails now, not at the end
+    check_preset_path(preset_path, overwrite=args.overwrite, flag="--overwrite")
+    storage_url(storage)
     ds = _load(args)
     split = split_dataset(ds, args.split)
     result = tune(
@@ -673,7 +726,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=True,
     )
-    path = result.save_preset(args.save_preset or root / f"{args.model}.yaml")
+    path = result.save_preset(preset_path, overwrite=args.overwrite)
     print(
         f"best {result.metric} on the validation split: {result.best_value:.4f} "
         f"({result.n_trials} trials in study {result.study_name!r}, {result.n_pruned} pruned)"
@@ -688,18 +741,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     import time
 
     from genrec.evaluation.report import load_results, merge_results, print_table, write_reports
-    from genrec.io import atomic_write_text
+    from genrec.paths import atomic_write_text, prepare_output_dir
 
     loaded, labels = load_results(args.results)
     results = merge_results(loaded, labels)
+    source = Path(args.results[0]).resolve()
     if args.out:
         out = Path(args.out)
     elif len(loaded) == 1:
         out = Path(args.results[0]).parent
     else:
         out = Path("reports") / f"merged-{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir(parents=True, exist_ok=True)
-    source = Path(args.results[0]).resolve()
+    if len(loaded) > 1 or out.resolve() != source.parent:  # a results file's own folder is a run
+        prepare_output_dir(out, "run", overwrite=args.overwrite, flag="--overwrite")
     if len(loaded) > 1 or (out / "results.json").resolve() != source:
         atomic_write_text(out / "results.json", json.dumps(results, indent=2))
     md, page = write_reports(results, out)

@@ -14,12 +14,7 @@ into place, so a crash never leaves a half-written artifact under the final name
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from genrec.errors import ArtifactError, GenrecError
+from genrec.paths import atomic_dir, follow_umask, prepare_output_dir, to_jsonable
 
 if TYPE_CHECKING:
     from genrec.models.base import Recommender
@@ -35,71 +31,17 @@ FORMAT_VERSION = 1
 REQUIRED_FILES = ("config.json", "ids.json", "weights.safetensors")
 
 
-@contextlib.contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory that replaces ``path`` once the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700
-    try:
-        yield tmp
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+def save_model(model: Recommender, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Save a fitted model as an artifact directory (see module docs).
 
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write a text file atomically (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; reports are meant to be shared
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays and tuples recursively for ``json.dumps``."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def save_model(model: Recommender, path: str | Path) -> Path:
-    """Save a fitted model as an artifact directory (see module docs)."""
+    ``path`` must be new, an empty folder, or (with ``overwrite=True``) an artifact genrec
+    wrote earlier, which is then replaced atomically; anything else is refused with
+    :class:`~genrec.paths.OutputPathError` and left untouched."""
     from safetensors.numpy import save_file
 
     import genrec
 
-    path = Path(path)
+    path = prepare_output_dir(path, "artifact", overwrite=overwrite)
     hist = model.train_histories_
     assert hist is not None and model.user_map is not None and model.item_map is not None
     arrays: dict[str, np.ndarray] = {}
@@ -122,8 +64,9 @@ def save_model(model: Recommender, path: str | Path) -> Path:
         "n_items": model.item_map.size,
         "training": getattr(model, "training_info_", None),
     }
-    with atomic_dir(path) as tmp:
+    with atomic_dir(path, kind="artifact") as tmp:
         save_file(arrays, str(tmp / "weights.safetensors"))
+        follow_umask(tmp / "weights.safetensors")  # safetensors creates it 0600
         (tmp / "config.json").write_text(json.dumps(to_jsonable(config), indent=2))
         ids = {"users": model.user_map.to_list(), "items": model.item_map.to_list()}
         (tmp / "ids.json").write_text(json.dumps(to_jsonable(ids)))

@@ -284,7 +284,7 @@ def record_dir() -> Path:
 
 
 def write_record(record: dict[str, Any], out_dir: Path | None = None) -> Path:
-    from genrec.io import atomic_write_text
+    from genrec.paths import atomic_write_text
 
     out = out_dir or record_dir()
     out.mkdir(parents=True, exist_ok=True)

@@ -588,18 +588,20 @@ def run_suite(
     return out
 
 
-def write_suite_outputs(suite_results: dict[str, Any], out_dir: str | Path) -> Path:
+def write_suite_outputs(
+    suite_results: dict[str, Any], out_dir: str | Path, *, overwrite: bool = False
+) -> Path:
     """Write ``suite.json`` and ``report.md`` (the verdict), and per protocol the usual
-    ``<protocol>/results.json``, ``report.md`` and ``report.html``."""
+    ``<protocol>/results.json``, ``report.md`` and ``report.html``. ``out_dir`` must be new,
+    empty or (with ``overwrite=True``) a suite run genrec wrote earlier."""
     from genrec.benchmark import write_outputs
     from genrec.evaluation.report import render_suite_markdown
-    from genrec.io import atomic_write_text, to_jsonable
+    from genrec.paths import atomic_write_text, prepare_output_dir, to_jsonable
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output_dir(out_dir, "run", overwrite=overwrite)
     for protocol, res in suite_results["protocols"].items():
         if res:
-            write_outputs(res, out / protocol)
+            write_outputs(res, out / protocol, overwrite=True)
     data = to_jsonable(suite_results)
     atomic_write_text(out / "suite.json", json.dumps(data, indent=2))
     atomic_write_text(out / "report.md", render_suite_markdown(data))
@@ -611,6 +613,7 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
     """``genrec benchmark --suite NAME [--quick] [--protocols loo,temporal]``."""
     from genrec.benchmark import default_run_name
     from genrec.cli import _console, _load, _model_overrides, _say
+    from genrec.paths import prepare_output_dir
 
     suite = get_suite(args.suite)
     mode = "quick" if getattr(args, "quick", False) else "full"
@@ -626,6 +629,9 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
     command = "genrec " + " ".join(shlex.quote(a) for a in argv)
     # before loading the data, so that a bad --set fails at once
     overrides = _model_overrides(args.set, resolve_models(suite, args.models)[0])
+    name = args.name or f"{suite.name}-{mode}-{default_run_name(args.dataset)}"
+    out = Path(args.out) if args.out else Path("reports") / name
+    prepare_output_dir(out, "run", overwrite=args.overwrite, flag="--overwrite")  # before the run
     console = _console()
     with console.status(f"loading {args.dataset}") as status:
         ds = _load(args)
@@ -645,9 +651,7 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
             command=command,
             on_progress=_say(console, status),
         )
-    name = args.name or f"{suite.name}-{mode}-{default_run_name(args.dataset)}"
-    out = Path(args.out) if args.out else Path("reports") / name
-    write_suite_outputs(results, out)
+    write_suite_outputs(results, out, overwrite=args.overwrite)
     console.print(results["summary"])
     for model, reason in results["skipped"].items():
         console.print(f"skipped {model}: {reason}")

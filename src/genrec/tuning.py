@@ -39,7 +39,7 @@ from typing import Any
 from genrec.data.dataset import Dataset
 from genrec.data.splitting import Split, split_dataset
 from genrec.errors import ConfigError, GenrecError, require_extra, suggest
-from genrec.io import to_jsonable
+from genrec.paths import to_jsonable
 
 SPACE_TYPES = ("float", "int", "categorical")
 _SPEC_KEYS = {
@@ -89,7 +89,7 @@ class TuneResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (recorded by ``genrec benchmark --tune-budget-minutes``)."""
-        from genrec.io import to_jsonable
+        from genrec.paths import to_jsonable
 
         return to_jsonable(
             {
@@ -109,12 +109,15 @@ class TuneResult:
             }
         )
 
-    def save_preset(self, path: str | Path) -> Path:
+    def save_preset(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Write ``best_config`` as an override-only preset YAML with a header comment
-        recording the study (metric, value, trials, budget, date). Written atomically."""
+        recording the study (metric, value, trials, budget, date). Written atomically.
+
+        An existing file is replaced only if ``genrec tune`` wrote it and ``overwrite`` is
+        set (:class:`~genrec.paths.OutputPathError` otherwise)."""
         import yaml
 
-        from genrec.io import atomic_write_text
+        from genrec.paths import atomic_write_text
 
         budget = []
         if self.budget_trials is not None:
@@ -136,7 +139,7 @@ class TuneResult:
         body = ""
         if self.best_config:
             body = yaml.safe_dump(to_jsonable(self.best_config), sort_keys=False)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        check_preset_path(path, overwrite=overwrite)
         atomic_write_text(path, "\n".join(header) + "\n" + body)
         return path
 
@@ -301,19 +304,58 @@ def _parse_metric(metric: str) -> tuple[str, int]:
     return name, int(k)
 
 
+PRESET_MARK = "# tuned by `genrec tune`"
+
+
+def is_tune_preset(path: str | Path) -> bool:
+    """True when ``path`` is a preset file that ``genrec tune`` wrote (its header says so)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            head = [fh.readline() for _ in range(3)]
+    except (OSError, UnicodeDecodeError):
+        return False
+    return any(line.startswith(PRESET_MARK) for line in head)
+
+
+def check_preset_path(
+    path: str | Path, *, overwrite: bool = False, flag: str = "overwrite=True"
+) -> Path:
+    """Check where :meth:`TuneResult.save_preset` will write, before tuning starts: a file
+    genrec did not write is never replaced, an earlier preset only with ``overwrite``."""
+    from genrec.paths import check_output_file
+
+    return check_output_file(path, overwrite=overwrite, owned=is_tune_preset, flag=flag)
+
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
 def storage_url(storage: str | Path | None) -> str | None:
     """An Optuna storage URL: URLs pass through, a plain path becomes SQLite (its folder is
-    created)."""
+    created and checked for writability; an existing file must be an SQLite database)."""
+    from genrec.paths import OutputPathError, ensure_writable_dir
+
     if storage is None:
         return None
     text = str(storage)
-    if "://" not in text:
-        path = Path(text).expanduser().resolve()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{path}"
-    if text.startswith("sqlite:///"):
-        Path(text[len("sqlite:///") :]).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    return text
+    if "://" in text and not text.startswith("sqlite:///"):
+        return text
+    path = Path(text[len("sqlite:///") :] if "://" in text else text).expanduser().resolve()
+    if path.is_dir():
+        raise OutputPathError(f"tuning storage {path} is a folder; give a .db file path")
+    if path.exists():
+        try:
+            with open(path, "rb") as fh:
+                magic = fh.read(len(_SQLITE_MAGIC))
+        except OSError as exc:
+            raise OutputPathError(f"cannot read tuning storage {path}: {exc.strerror}") from exc
+        if magic != _SQLITE_MAGIC and path.stat().st_size > 0:
+            raise OutputPathError(
+                f"tuning storage {path} exists and is not an SQLite database; genrec never "
+                "replaces what it did not write: choose another --storage path"
+            )
+    ensure_writable_dir(path.parent)
+    return f"sqlite:///{path}"
 
 
 def _make_sampler(optuna: Any, seed: int):

@@ -411,11 +411,14 @@ def load_results(paths: Sequence[str | Path]) -> tuple[list[dict[str, Any]], lis
 
 
 def write_reports(results: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.html`` for ``results`` into ``out_dir``."""
-    from genrec.io import atomic_write_text
+    """Write ``report.md`` and ``report.html`` for ``results`` into ``out_dir``, which must be
+    new, empty or a run folder genrec wrote (:class:`~genrec.paths.OutputPathError`
+    otherwise: a user's own ``report.md`` is never replaced)."""
+    from genrec.paths import atomic_write_text, ensure_writable_dir, refuse_foreign
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    refuse_foreign(out, "run")
+    ensure_writable_dir(out)
     md, page = out / "report.md", out / "report.html"
     atomic_write_text(md, render_markdown(results))
     atomic_write_text(page, render_html(results))

@@ -331,12 +331,19 @@ class Recommender(ABC):
     def _load_state_dict(self, state: dict[str, np.ndarray]) -> None:  # noqa: B027
         """Restore weights saved by :meth:`_state_dict` (models without weights: no-op)."""
 
-    def save(self, path: str | Path) -> Path:
-        """Write an artifact directory atomically (see :mod:`genrec.io`)."""
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write an artifact directory atomically (see :mod:`genrec.io`).
+
+        Args:
+            path: a new path, an empty folder, or an artifact genrec wrote earlier (replaced
+                only with ``overwrite=True``). A file or a folder genrec did not write is
+                never touched: :class:`~genrec.paths.OutputPathError`.
+            overwrite: replace an existing genrec artifact at ``path``.
+        """
         from genrec.io import save_model
 
         self._check_fitted()
-        return save_model(self, path)
+        return save_model(self, path, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | Path) -> Recommender:

@@ -412,7 +412,7 @@ class Cascade(ScoringRecommender):
             "category_names": self.category_names_,
             "candidate_recall": self.candidate_recall_,
         }
-        from genrec.io import to_jsonable
+        from genrec.paths import to_jsonable
 
         (directory / "cascade.json").write_text(json.dumps(to_jsonable(meta), indent=2))
 

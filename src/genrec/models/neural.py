@@ -96,6 +96,7 @@ class NeuralRecommender(ScoringRecommender):
         self.training_history_: list[dict[str, Any]] = []
         self._checkpoint_dir: Path | None = None
         self._resume = False
+        self._overwrite_checkpoint = False
         self._on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None
 
     # ------------------------------------------------------------------ subclass API
@@ -125,16 +126,20 @@ class NeuralRecommender(ScoringRecommender):
         *,
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
+        overwrite: bool = False,
         on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
     ) -> NeuralRecommender:
         """Train with early stopping on ``valid`` (a :class:`~genrec.data.splitting.Holdout`
         or ``None``). With ``checkpoint_dir`` a checkpoint is written atomically after every
-        epoch; ``resume=True`` continues from it (same seed -> same final weights).
+        epoch; ``resume=True`` continues from it (same seed -> same final weights), and
+        ``overwrite=True`` replaces a checkpoint left there by an earlier run (without either,
+        such a checkpoint is an error: nothing is replaced silently).
         ``on_epoch_end(epoch, record)`` is called after every epoch with its history entry
         (used by :func:`genrec.tuning.tune` to report and prune)."""
         self._on_epoch_end = on_epoch_end
         self._checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self._resume = resume
+        self._overwrite_checkpoint = overwrite
         if resume and self._checkpoint_dir is None:
             raise ConfigError("resume=True needs a checkpoint_dir")
         return super().fit(dataset, valid)  # type: ignore[return-value]
@@ -148,6 +153,7 @@ class NeuralRecommender(ScoringRecommender):
             self,
             checkpoint_dir=self._checkpoint_dir,
             resume=self._resume,
+            overwrite=self._overwrite_checkpoint,
             on_epoch_end=self._on_epoch_end,
         )
         self.training_history_ = trainer.fit(dataset, valid)

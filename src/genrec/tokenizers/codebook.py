@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from genrec.errors import ArtifactError, DataValidationError
-from genrec.io import atomic_dir, to_jsonable
+from genrec.paths import atomic_dir, follow_umask, prepare_output_dir, to_jsonable
 
 FORMAT_VERSION = 1
 
@@ -134,19 +134,23 @@ class ItemCodebook:
             )
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> Path:
-        """Write ``codebook.json`` + ``codes.safetensors`` atomically."""
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write ``codebook.json`` + ``codes.safetensors`` atomically.
+
+        ``path`` must be new, an empty folder, or (with ``overwrite=True``) a codebook genrec
+        saved earlier; anything else raises :class:`~genrec.paths.OutputPathError`."""
         from safetensors.numpy import save_file
 
-        path = Path(path)
+        path = prepare_output_dir(path, "codebook", overwrite=overwrite)
         meta = {
             "format_version": FORMAT_VERSION,
             "codebook_sizes": self.codebook_sizes,
             "item_ids": self.item_ids,
             "meta": self.meta,
         }
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, kind="codebook") as tmp:
             save_file({"codes": np.ascontiguousarray(self.codes)}, str(tmp / "codes.safetensors"))
+            follow_umask(tmp / "codes.safetensors")
             (tmp / "codebook.json").write_text(json.dumps(to_jsonable(meta)))
         return path
 

@@ -46,7 +46,13 @@ import torch
 import torch.distributed as dist
 
 from genrec.errors import GenrecError
-from genrec.io import atomic_dir, to_jsonable
+from genrec.paths import (
+    OutputPathError,
+    atomic_dir,
+    ensure_writable_dir,
+    refuse_foreign,
+    to_jsonable,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -101,6 +107,40 @@ def find_checkpoint(checkpoint_dir: str | Path) -> Path | None:
     return max(old, key=lambda d: d.stat().st_mtime) if old else None
 
 
+def check_checkpoint_dir(
+    checkpoint_dir: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    flags: tuple[str, str] = ("resume=True", "overwrite=True"),
+) -> Path:
+    """Check a checkpoint folder before training writes ``<checkpoint_dir>/last/``.
+
+    ``checkpoint_dir`` must be a folder (created if missing) that can be written. A ``last/``
+    inside it must be a genrec checkpoint; one from an earlier run is continued with
+    ``resume`` or replaced with ``overwrite``, and is an error otherwise (``flags`` spell the
+    two options as the caller's surface does, e.g. ``("--resume", "--overwrite")``).
+
+    Raises:
+        OutputPathError: the folder is a file, not writable, its ``last/`` is not a genrec
+            checkpoint, or an earlier checkpoint is there without ``resume``/``overwrite``.
+    """
+    root = Path(checkpoint_dir).expanduser()
+    if root.exists() and not root.is_dir():
+        raise OutputPathError(
+            f"checkpoint folder {root} exists and is a file; choose a folder path"
+        )
+    last = root / "last"
+    if not resume and not overwrite and find_checkpoint(root) is not None:
+        raise OutputPathError(
+            f"{root} holds a checkpoint of an earlier run; pass {flags[0]} to continue it, "
+            f"{flags[1]} to start over, or choose another folder"
+        )
+    refuse_foreign(last, "checkpoint")
+    ensure_writable_dir(root)
+    return root
+
+
 class Trainer:
     """Trains a :class:`~genrec.models.neural.NeuralRecommender`.
 
@@ -113,8 +153,12 @@ class Trainer:
 
     Args:
         model: the estimator; its ``network_`` is already built on its device.
-        checkpoint_dir: write a checkpoint after every epoch (rank 0 only).
+        checkpoint_dir: write a checkpoint after every epoch (rank 0 only) to its ``last/``
+            folder. The folder may hold other files; a ``last/`` that is not a genrec
+            checkpoint is never touched (:class:`~genrec.paths.OutputPathError`).
         resume: continue from the checkpoint in ``checkpoint_dir`` if there is one.
+        overwrite: start over, replacing a checkpoint of an earlier run in
+            ``checkpoint_dir`` (without it, or ``resume``, such a checkpoint is an error).
         on_epoch_end: called as ``on_epoch_end(epoch, record)`` after every epoch (0-based
             epoch; ``record`` is that epoch's history entry, with the validation metric when
             it was evaluated). An exception it raises (e.g. Optuna's ``TrialPruned``) stops
@@ -127,9 +171,11 @@ class Trainer:
         *,
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
+        overwrite: bool = False,
         on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
     ):
         self.model = model
+        self.overwrite = overwrite
         self.on_epoch_end = on_epoch_end
         self.cfg = model.config
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
@@ -187,6 +233,8 @@ class Trainer:
         model = self.model
         net = model.network_
         assert net is not None
+        if self.checkpoint_dir is not None and self.rank == 0:
+            check_checkpoint_dir(self.checkpoint_dir, resume=self.resume, overwrite=self.overwrite)
         self._setup_distributed()
         try:
             optimizer = torch.optim.AdamW(
@@ -443,7 +491,7 @@ class Trainer:
             "param_groups": opt_state["param_groups"],
         }
         root = self.checkpoint_dir
-        with atomic_dir(root / "last") as tmp:
+        with atomic_dir(root / "last", kind="checkpoint") as tmp:
             save_file(tensors, str(tmp / "state.safetensors"))
             _write_synced(tmp / "trainer.json", json.dumps(to_jsonable(meta)))
             _fsync(tmp / "state.safetensors")
