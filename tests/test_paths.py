@@ -146,8 +146,8 @@ def test_prepare_run_folder_and_file_checks(tmp_path, user_folder):
 
 
 def test_write_outputs_and_reports_refuse_user_folders(user_folder):
-    from genrec.benchmark import write_outputs
-    from genrec.evaluation.report import write_reports
+    from genrec.bench.benchmark import write_outputs
+    from genrec.report import write_reports
 
     before = _snapshot(user_folder)
     (user_folder / "report.md").write_text("my report")

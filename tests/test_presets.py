@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from genrec.benchmark import BenchmarkSpec, resolve_config
+from genrec.bench.benchmark import BenchmarkSpec, resolve_config
 from genrec.config import load_yaml
 from genrec.data.loaders import get_spec
 from genrec.registry import get_model

@@ -61,7 +61,7 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser (exposed for documentation and tests)."""
-    from genrec import __version__
+    from genrec._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="genrec",
@@ -236,8 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--suite",
         default=None,
         metavar="NAME",
-        help="run a suite (genrec.suites, e.g. generative-vs-classical): its models, seeds and "
-        "budgets under each protocol, and a verdict report",
+        help="run a suite (genrec.bench.suites, e.g. generative-vs-classical): its models, seeds "
+        "and budgets under each protocol, and a verdict report",
     )
     p.add_argument("--quick", action="store_true", help="the suite's quick mode (small budgets)")
     p.add_argument(
@@ -422,18 +422,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from genrec.config import load_yaml, parse_overrides
     from genrec.data.splitting import split_dataset
-    from genrec.models.neural import NeuralRecommender
+    from genrec.models.base import FitOptions
     from genrec.paths import prepare_output_dir
     from genrec.registry import get_model
     from genrec.training.trainer import check_checkpoint_dir, process_rank
 
     cls = get_model(args.model)
-    neural = issubclass(cls, NeuralRecommender)
     checkpoint_dir = args.checkpoint_dir
-    if (checkpoint_dir or args.resume) and not neural:
+    if (checkpoint_dir or args.resume) and not cls.epoch_trained:
         flag = "--resume" if args.resume else "--checkpoint-dir"
         raise ConfigError(
-            f"{flag} only applies to neural models (trained epoch by epoch); "
+            f"{flag} only applies to models trained epoch by epoch; "
             f"{args.model!r} is fitted in one go"
         )
     if args.resume and not checkpoint_dir:
@@ -461,21 +460,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     model = cls(config)
     what = f"fitting {args.model} on {ds.name} ({train.n_interactions:,} interactions)"
     status = console.status(what) if main_process else contextlib.nullcontext()
+    options = FitOptions(
+        checkpoint_dir=checkpoint_dir, resume=args.resume, overwrite=args.overwrite
+    )
     with status:
-        if neural:
-            model.fit(
-                train,
-                valid=valid,
-                checkpoint_dir=checkpoint_dir,
-                resume=args.resume,
-                overwrite=args.overwrite,
-            )
-        else:
-            model.fit(train, valid=valid)
+        model.fit(train, valid=valid, options=options)
     if not main_process:
         return 0  # the weights are identical on every rank: rank 0 saves them
     model.training_info_ = {
-        **(getattr(model, "training_info_", None) or {}),
+        **(model.training_info_ or {}),
         "dataset": args.dataset,
         "data_dir": args.data_dir,
         "split": split_name,
@@ -483,7 +476,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "fit_seconds": model.fit_seconds_,
     }
     model.save(args.out, overwrite=args.overwrite)
-    if neural:
+    if cls.epoch_trained:
         console.print(_training_summary(model.training_info_), soft_wrap=True, markup=False)
     console.print(
         f"fitted {args.model} in {model.fit_seconds_:.1f}s, saved to {args.out}",
@@ -600,7 +593,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from genrec.benchmark import (
+    from genrec.bench.benchmark import (
         DEFAULT_MODELS,
         BenchmarkSpec,
         default_run_name,
@@ -608,13 +601,11 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         write_outputs,
     )
     from genrec.data.splitting import split_dataset
-    from genrec.evaluation.report import print_table
     from genrec.paths import prepare_output_dir
     from genrec.registry import list_models
+    from genrec.report import print_table
 
-    if args.suite:  # genrec.suites: many models, both protocols, one verdict report
-        from genrec.suites import cmd_suite
-
+    if args.suite:  # genrec.bench.suites: many models, both protocols, one verdict report
         return cmd_suite(args, argv)
     if args.quick or args.protocols:
         raise ConfigError("--quick and --protocols only apply with --suite")
@@ -678,6 +669,62 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0
 
 
+def cmd_suite(args: Any, argv: Sequence[str]) -> int:
+    """``genrec benchmark --suite NAME [--quick] [--protocols loo,temporal]``."""
+    from genrec.bench.benchmark import default_run_name
+    from genrec.bench.suites import get_suite, resolve_models, run_suite, write_suite_outputs
+    from genrec.paths import prepare_output_dir
+
+    suite = get_suite(args.suite)
+    mode = "quick" if getattr(args, "quick", False) else "full"
+    seeds_given = any(a == "--seeds" or a.startswith("--seeds=") for a in argv)
+    protocols = getattr(args, "protocols", None) or list(suite.protocols)
+    for p in protocols:
+        if p not in ("loo", "temporal", "ratio"):
+            raise ConfigError(f"unknown protocol {p!r}; choose from loo, temporal, ratio")
+    if args.config:
+        raise ConfigError("--config is not supported with --suite; use --set MODEL.KEY=VALUE")
+    if getattr(args, "first_seed", 0):
+        raise ConfigError("--first-seed is not supported with --suite (its seeds start at 0)")
+    command = "genrec " + " ".join(shlex.quote(a) for a in argv)
+    # before loading the data, so that a bad --set fails at once
+    overrides = _model_overrides(args.set, resolve_models(suite, args.models)[0])
+    name = args.name or f"{suite.name}-{mode}-{default_run_name(args.dataset)}"
+    out = Path(args.out) if args.out else Path("reports") / name
+    prepare_output_dir(out, "run", overwrite=args.overwrite, flag="--overwrite")  # before the run
+    console = _console()
+    with console.status(f"loading {args.dataset}") as status:
+        ds = _load(args)
+        results = run_suite(
+            suite,
+            ds,
+            dataset_name=args.dataset,
+            mode=mode,
+            protocols=protocols,
+            models=args.models,
+            overrides=overrides,
+            seeds=args.seeds if seeds_given else None,
+            reference=args.reference,
+            tune_budget_minutes=args.tune_budget_minutes,
+            data_dir=args.data_dir,
+            configs_dir=args.configs_dir,
+            command=command,
+            on_progress=_say(console, status),
+        )
+    write_suite_outputs(results, out, overwrite=args.overwrite)
+    console.print(results["summary"])
+    for model, reason in results["skipped"].items():
+        console.print(f"skipped {model}: {reason}")
+    for protocol, fails in results["failed"].items():
+        for model, reason in fails.items():
+            console.print(f"[red]failed[/red] {model} ({protocol}): {reason}")
+    console.print(
+        f"wall time {results['wall_seconds']:.0f} s; wrote {out / 'report.md'}, "
+        f"{out / 'suite.json'} and one folder per protocol"
+    )
+    return 0
+
+
 def _say(console: Any, status: Any) -> Callable[[str], None]:
     """Progress messages: the live status line on a terminal; one timestamped line each in
     logs and pipes, where a status line would print nothing."""
@@ -688,10 +735,9 @@ def _say(console: Any, status: Any) -> Callable[[str], None]:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """Tune on the validation split (never the test); save the best config as a preset."""
-    from genrec.benchmark import find_configs_dir
-    from genrec.config import load_yaml, parse_overrides
+    from genrec.bench.tuning import check_preset_path, load_space, storage_url, tune
+    from genrec.config import find_configs_dir, load_yaml, parse_overrides
     from genrec.data.splitting import split_dataset
-    from genrec.tuning import check_preset_path, load_space, storage_url, tune
 
     if args.budget_trials is None and args.budget_minutes is None:
         raise ConfigError("genrec tune needs --budget-trials N and/or --budget-minutes M")
@@ -740,8 +786,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild the reports of one results file, or merge several runs into one report."""
     import time
 
-    from genrec.evaluation.report import load_results, merge_results, print_table, write_reports
     from genrec.paths import atomic_write_text, prepare_output_dir
+    from genrec.report import load_results, merge_results, print_table, write_reports
 
     loaded, labels = load_results(args.results)
     results = merge_results(loaded, labels)
@@ -779,11 +825,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _available(model: str) -> bool:
-    if model != "als":
-        return True
-    import importlib.util
+    from genrec.registry import get_model
 
-    return importlib.util.find_spec("implicit") is not None
+    return not get_model(model).missing_extras()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

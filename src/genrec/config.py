@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import types
 import typing
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
-from genrec.errors import ConfigError, suggest
+from genrec.errors import ConfigError, DeprecatedKeyWarning, caller_stacklevel, suggest
 
 C = TypeVar("C", bound="ModelConfig")
 
@@ -29,7 +31,12 @@ def field(default: Any, help: str, **kwargs: Any) -> Any:  # noqa: A002 - mirror
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Base of all model configs. ``seed`` is shared by every model."""
+    """Base of all model configs. ``seed`` is shared by every model.
+
+    A subclass may map old key names to new ones in a class attribute
+    ``RENAMED = {"old": "new"}``: the old keys still load, with a
+    :class:`~genrec.errors.DeprecatedKeyWarning`.
+    """
 
     seed: int = field(0, "random seed for everything the model samples")
 
@@ -51,6 +58,19 @@ class ModelConfig:
     def from_dict(cls: type[C], data: Mapping[str, Any] | None) -> C:
         """Build from a mapping; unknown keys raise :class:`ConfigError`."""
         data = dict(data or {})
+        for old, new in getattr(cls, "RENAMED", {}).items():
+            if old in data:
+                if new in data:
+                    raise ConfigError(
+                        f"{cls.__name__}: both {old!r} (the old name) and {new!r} are given; "
+                        f"keep {new!r}"
+                    )
+                warnings.warn(
+                    f"{cls.__name__}: config key {old!r} is deprecated, use {new!r}",
+                    DeprecatedKeyWarning,
+                    stacklevel=caller_stacklevel(),
+                )
+                data[new] = data.pop(old)
         names = cls.field_names()
         unknown = [k for k in data if k not in names]
         if unknown:
@@ -81,6 +101,17 @@ class ModelConfig:
             if value < 0 or (value == 0 and not allow_zero):
                 bound = ">= 0" if allow_zero else "> 0"
                 raise ConfigError(f"{type(self).__name__}.{name} must be {bound}, got {value!r}")
+
+
+def find_configs_dir(explicit: str | None = None) -> Path | None:
+    """Where shipped presets live: ``explicit``, ``$GENREC_CONFIGS``, ``./configs`` or the
+    ``configs/`` folder of a source checkout."""
+    candidates = [explicit, os.environ.get("GENREC_CONFIGS"), "configs"]
+    candidates.append(str(Path(__file__).resolve().parents[2] / "configs"))
+    for cand in candidates:
+        if cand and Path(cand).is_dir():
+            return Path(cand)
+    return None
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

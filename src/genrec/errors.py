@@ -70,6 +70,11 @@ class DuplicateIdWarning(UserWarning):
     """An item or user side table lists an id more than once (the first row is kept)."""
 
 
+class DeprecatedKeyWarning(FutureWarning):
+    """A config uses an old key name that still loads (e.g. TIGER's ``max_items``, now
+    ``max_seq_len``); shown by default, unlike :class:`DeprecationWarning`."""
+
+
 class MissingTextWarning(UserWarning):
     """Some items have no metadata text and are embedded as ``"item <id>"``."""
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
+from genrec._version import __version__
 from genrec.errors import ArtifactError, GenrecError
 from genrec.paths import atomic_dir, follow_umask, prepare_output_dir, to_jsonable
 
@@ -39,8 +40,6 @@ def save_model(model: Recommender, path: str | Path, *, overwrite: bool = False)
     :class:`~genrec.paths.OutputPathError` and left untouched."""
     from safetensors.numpy import save_file
 
-    import genrec
-
     path = prepare_output_dir(path, "artifact", overwrite=overwrite)
     hist = model.train_histories_
     assert hist is not None and model.user_map is not None and model.item_map is not None
@@ -57,12 +56,12 @@ def save_model(model: Recommender, path: str | Path, *, overwrite: bool = False)
     arrays["popularity"] = np.asarray(model.item_popularity_, dtype=np.int64)
     config = {
         "format_version": FORMAT_VERSION,
-        "genrec_version": genrec.__version__,
+        "genrec_version": __version__,
         "model": model.name,
         "config": model.config.to_dict(),
         "n_users": model.user_map.size,
         "n_items": model.item_map.size,
-        "training": getattr(model, "training_info_", None),
+        "training": model.training_info_,
     }
     with atomic_dir(path, kind="artifact") as tmp:
         save_file(arrays, str(tmp / "weights.safetensors"))
@@ -72,9 +71,7 @@ def save_model(model: Recommender, path: str | Path, *, overwrite: bool = False)
         (tmp / "ids.json").write_text(json.dumps(to_jsonable(ids)))
         if model.item_titles_ is not None:
             (tmp / "items.json").write_text(json.dumps({"titles": list(model.item_titles_[1:])}))
-        extra = getattr(model, "_save_artifacts", None)
-        if extra is not None:  # composite models (the cascade) add nested artifacts here
-            extra(tmp)
+        model._save_artifacts(tmp)  # composite models (the cascade) add nested artifacts
     return path
 
 
@@ -155,12 +152,10 @@ def load_model(path: str | Path) -> Recommender:
         model._load_state_dict(state)
     except (KeyError, ValueError) as exc:
         raise ArtifactError(f"artifact weights at {path} do not fit {cls.__name__}: {exc}") from exc
-    extra = getattr(model, "_load_artifacts", None)
-    if extra is not None:  # nested artifacts written by ``_save_artifacts``
-        try:
-            extra(path)
-        except (KeyError, ValueError) as exc:
-            raise ArtifactError(f"artifact at {path} is corrupt or partial: {exc}") from exc
+    try:
+        model._load_artifacts(path)  # nested artifacts written by ``_save_artifacts``
+    except (KeyError, ValueError) as exc:
+        raise ArtifactError(f"artifact at {path} is corrupt or partial: {exc}") from exc
     return model
 
 

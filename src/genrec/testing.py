@@ -478,10 +478,10 @@ if pytest is not None:
 
         # -------------------------------------------------------------- persistence
         def test_save_load_roundtrip(self, fitted: Any, split: Split, tmp_path: Path) -> None:
-            import genrec
+            from genrec.io import load
 
             path = fitted.save(tmp_path / "artifact")
-            loaded = genrec.load(path)
+            loaded = load(path)
             assert type(loaded) is type(fitted)
             assert loaded.config == fitted.config
             users = fitted.user_map.external_ids

@@ -15,7 +15,7 @@ def check_left_truncation(model: Any, split: Split) -> list[dict[str, torch.Tens
     """A model fitted with ``max_seq_len=4`` keeps the newest 4 items of every training
     sequence (inputs and shifted targets), and an ad-hoc history longer than 4 scores exactly
     like its last 4 items. Returns the epoch's batches for model-specific checks."""
-    batches = list(model._epoch_batches(split.train, epoch_generator(0, 0)))
+    batches = list(model.epoch_batches(split.train, epoch_generator(0, 0)))
     inputs = torch.cat([b["inputs"] for b in batches])
     targets = torch.cat([b["targets"] for b in batches])
     assert inputs.shape[1] == 4

@@ -68,7 +68,7 @@ def test_masked_batches(split):
     mask_id = model.n_items + 1
     gen = torch.Generator().manual_seed(0)
     n_last_only = 0
-    for batch in model._epoch_batches(split.train, gen):
+    for batch in model.epoch_batches(split.train, gen):
         x, y = batch["inputs"], batch["labels"]
         masked = x == mask_id
         assert torch.equal(masked, y > 0)  # labels exactly at [MASK] positions
@@ -80,7 +80,7 @@ def test_masked_batches(split):
     assert n_last_only > 0
     only_last = BERT4Rec(**{**TINY, "epochs": 1}, last_item_mask_prob=1.0)
     only_last.fit(split.train)
-    for batch in only_last._epoch_batches(split.train, torch.Generator().manual_seed(0)):
+    for batch in only_last.epoch_batches(split.train, torch.Generator().manual_seed(0)):
         masked = batch["inputs"] == mask_id
         assert masked[:, -1].all() and not masked[:, :-1].any()
 

@@ -211,7 +211,7 @@ def test_training_batches_are_left_truncated(split):
     model.fit(split.train)
     hist = split.train.histories()
     gen = torch.Generator().manual_seed(0)
-    batch = next(iter(model._epoch_batches(split.train, gen)))
+    batch = next(iter(model.epoch_batches(split.train, gen)))
     assert batch["inputs"].shape[1] == 3 and batch["targets"].shape[1] == 3
     # each row is the last 4 items of some user's sequence, shifted by one
     seqs = {

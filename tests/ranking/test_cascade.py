@@ -12,7 +12,7 @@ import genrec
 from genrec.data.splitting import Split, leave_one_out
 from genrec.errors import DataValidationError, UnknownNameError
 from genrec.models.base import Recommender
-from genrec.models.cascade import Cascade, _window_mask
+from genrec.ranking.cascade import Cascade, _window_mask
 from genrec.ranking.features import FeatureBuilder
 from genrec.registry import get_model
 from genrec.testing import make_synthetic_dataset, recall_at_k

@@ -33,8 +33,8 @@ CHILD = textwrap.dedent(
     from toy import Toy
 
     class SlowToy(Toy):
-        def _epoch_batches(self, dataset, generator):
-            for batch in super()._epoch_batches(dataset, generator):
+        def epoch_batches(self, dataset, generator):
+            for batch in super().epoch_batches(dataset, generator):
                 time.sleep(0.05)
                 yield batch
 

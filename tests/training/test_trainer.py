@@ -76,11 +76,11 @@ def test_resume_after_interrupt_identical(split, tmp_path):
     calls = {"n": 0}
     original = Toy.training_step
 
-    def flaky(self, batch):
+    def flaky(self, net, batch):
         calls["n"] += 1
         if calls["n"] == 13:  # 5 batches per epoch: dies in the middle of the third epoch
             raise BoomError
-        return original(self, batch)
+        return original(self, net, batch)
 
     Toy.training_step = flaky
     try:
@@ -101,7 +101,7 @@ def test_resume_after_interrupt_identical(split, tmp_path):
 def test_nan_loss_stops_with_clear_message(split, tmp_path):
     model = Toy(epochs=2, progress=False)
     original = Toy.training_step
-    Toy.training_step = lambda self, batch: original(self, batch) * float("nan")
+    Toy.training_step = lambda self, net, batch: original(self, net, batch) * float("nan")
     try:
         with pytest.raises(TrainingError, match="loss became nan"):
             model.fit(split.train, split.valid, checkpoint_dir=tmp_path / "c")
@@ -121,7 +121,7 @@ def test_config_validation():
     with pytest.raises(ConfigError, match="epochs must be > 0"):
         Toy(epochs=0)
     with pytest.raises(ConfigError, match="resume=True needs a checkpoint_dir"):
-        Toy().fit(None, resume=True)  # type: ignore[arg-type]
+        Toy().fit(make_synthetic_dataset(n_users=10, n_items=8, seed=0), resume=True)
 
 
 def test_nan_keeps_last_good_checkpoint_loadable(split, tmp_path):
@@ -131,9 +131,9 @@ def test_nan_keeps_last_good_checkpoint_loadable(split, tmp_path):
     calls = {"n": 0}
     original = Toy.training_step
 
-    def nan_in_third_epoch(self, batch):
+    def nan_in_third_epoch(self, net, batch):
         calls["n"] += 1
-        loss = original(self, batch)
+        loss = original(self, net, batch)
         return loss * float("nan") if calls["n"] > 10 else loss
 
     Toy.training_step = nan_in_third_epoch
@@ -159,7 +159,7 @@ def test_nan_keeps_last_good_checkpoint_loadable(split, tmp_path):
 
 def test_nan_without_checkpoint_says_so(split, tmp_path):
     original = Toy.training_step
-    Toy.training_step = lambda self, batch: original(self, batch) * float("nan")
+    Toy.training_step = lambda self, net, batch: original(self, net, batch) * float("nan")
     try:
         with pytest.raises(TrainingError, match="no checkpoint was written"):
             Toy(epochs=2, progress=False).fit(split.train, checkpoint_dir=tmp_path / "c")
@@ -246,7 +246,7 @@ def test_adam_beta2_reaches_the_optimizer_and_is_validated(split, monkeypatch) -
 
 
 def test_val_users_validates_on_a_fixed_sample(split, monkeypatch) -> None:
-    import genrec.evaluation.evaluator as ev
+    import genrec.training.trainer as ev
 
     real, seen = ev.evaluate, []
 
@@ -306,9 +306,9 @@ def test_cpu_amp_autocasts_training_only(split, monkeypatch, cpu_amp) -> None:
     seen: dict[str, bool] = {}
     train_step, score = Toy.training_step, Toy._score_network
 
-    def step(self, batch):
+    def step(self, net, batch):
         seen["train"] = torch.is_autocast_enabled("cpu")
-        return train_step(self, batch)
+        return train_step(self, net, batch)
 
     def scoring(self, batch):
         seen["eval"] = torch.is_autocast_enabled("cpu")

@@ -197,6 +197,11 @@ class HistoryBatch:
         items = self.seq_items.astype(np.int64)
         return left_pad(self.seq_indptr, items, rows, max_len, left=left)
 
+    def as_histories(self) -> UserHistories:
+        """This batch as :class:`UserHistories` whose row ``r`` is batch row ``r`` (pass
+        ``user_ids`` separately: the rows are not user ids)."""
+        return UserHistories(self.matrix, self.seq_indptr, self.seq_items, self.seq_times)
+
 
 class UserHistories:
     """Every user's history as a CSR matrix ``(n_users + 1, n_items + 1)`` plus sequences

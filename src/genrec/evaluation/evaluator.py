@@ -8,8 +8,9 @@ name carries the ``sampled_`` prefix and the protocol says ``sampled-N``.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +20,7 @@ import scipy.sparse as sp
 from genrec.data.splitting import Holdout, Split
 from genrec.errors import ConfigError, NotFittedError, UnknownNameError, suggest
 from genrec.evaluation import metrics as M
-from genrec.models.base import Recommender
+from genrec.models.base import RankRequest, Recommender
 
 DEFAULT_KS: tuple[int, ...] = (5, 10, 20)
 DEFAULT_METRICS: tuple[str, ...] = ("recall", "ndcg", "mrr", "hit_rate", "precision", "map")
@@ -135,7 +136,8 @@ def evaluate(
     item_vectors: np.ndarray | None = None,
     progress: bool = False,
 ) -> EvaluationResult:
-    """Evaluate a fitted model on the ``stage`` holdout of ``split`` through ``recommend``.
+    """Evaluate a fitted model on the ``stage`` holdout of ``split`` through
+    :meth:`~genrec.models.base.Recommender.rank`, the call behind ``recommend``.
 
     Args:
         model: a fitted recommender.
@@ -159,6 +161,8 @@ def evaluate(
     holdout = _holdout_of(split, stage)
     if holdout.history.item_map != model.item_map:
         raise ConfigError("the model was fitted on a different item catalogue than this split")
+    if holdout.history.user_map != model.user_map:
+        raise ConfigError("the model was fitted on different users than this split")
     n_items = model.n_items
     K = int(max(ks))
     candidates = None
@@ -169,28 +173,18 @@ def evaluate(
             raise ConfigError(f"sampled_negatives must be > 0, got {sampled_negatives}")
         candidates = _sample_candidates(holdout, n_items, sampled_negatives, exclude_seen, seed)
         protocol, prefix = f"sampled-{sampled_negatives}", "sampled_"
-    hist = model._histories_for(holdout.history)
-
+    request = RankRequest(
+        histories=holdout.history.histories(),
+        rows=holdout.users,
+        k=K,
+        exclude_seen=exclude_seen,
+        candidates=candidates,
+        demote=holdout.targets,  # ties never favour the target
+        batch_size=batch_size,
+    )
     start = time.perf_counter()
-    ranked = np.zeros((len(holdout), K), dtype=np.int64)
-    # the model may batch users in another order (TIGER: by history length, less padding)
-    order = model._row_order(hist, holdout.users)
-    chunks = range(0, len(holdout), batch_size)
-    for start_row in _progress(chunks, progress, f"evaluating {model.name}"):
-        sl: slice | np.ndarray = slice(start_row, start_row + batch_size)
-        if order is not None:
-            sl = order[sl]  # positions into the holdout; results land back there
-        cand = candidates[sl] if candidates is not None else None
-        items, _ = model._rank_rows(
-            hist,
-            holdout.users[sl],
-            K,
-            exclude_seen,
-            cand,
-            batch_size,
-            demote=holdout.targets[sl],
-        )
-        ranked[sl] = items
+    with _progress(len(holdout), progress, f"evaluating {model.name}") as advance:
+        ranked = model.rank(request, progress=advance).items
     seconds = time.perf_counter() - start
 
     n_targets = holdout.n_targets
@@ -229,9 +223,14 @@ def evaluate(
     )
 
 
-def _progress(iterable: Sequence[int], enabled: bool, description: str):
+@contextlib.contextmanager
+def _progress(total: int, enabled: bool, description: str) -> Iterator[Callable[[int], None]]:
+    """A progress callback for :meth:`Recommender.rank`: a bar on a terminal (rich)."""
     if not enabled:
-        return iterable
-    from rich.progress import track
+        yield lambda n: None
+        return
+    from rich.progress import Progress
 
-    return track(iterable, description=description, transient=True)
+    with Progress(transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)

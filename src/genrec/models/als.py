@@ -104,6 +104,12 @@ class ALS(ScoringRecommender):
 
     config_class = ALSConfig
     config: ALSConfig
+    requires = {"implicit": "als"}
+
+    def item_embeddings(self) -> np.ndarray | None:
+        """The item factors ``(n_items + 1, factors)`` float32 (row 0 zeros)."""
+        factors = getattr(self, "item_factors_", None)
+        return None if factors is None else np.asarray(factors, dtype=np.float32).copy()
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, dataset: Dataset, valid: object) -> None:

@@ -171,7 +171,7 @@ class BERT4Rec(NeuralRecommender):
     def _build_network(self) -> BERT4RecNetwork:
         return BERT4RecNetwork(self.n_items, self.config)
 
-    def _epoch_batches(
+    def epoch_batches(
         self, dataset: Dataset, generator: torch.Generator
     ) -> Iterator[dict[str, torch.Tensor]]:
         cfg = self.config
@@ -189,9 +189,8 @@ class BERT4Rec(NeuralRecommender):
             inputs = torch.where(masked, self.n_items + 1, s)  # (B, L) [MASK] = n_items + 1
             yield {"inputs": inputs, "labels": labels}
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None
-        return self.train_net_(batch["inputs"], batch["labels"])
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return net(batch["inputs"], batch["labels"])
 
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
         assert self.network_ is not None

@@ -177,7 +177,7 @@ class GRU4Rec(NeuralRecommender):
     def _build_network(self) -> nn.Module:
         return GRU4RecNetwork(self.n_items, self.config)
 
-    def _epoch_batches(
+    def epoch_batches(
         self, dataset: Dataset, generator: torch.Generator
     ) -> Iterator[dict[str, torch.Tensor]]:
         cfg = self.config
@@ -194,9 +194,8 @@ class GRU4Rec(NeuralRecommender):
                 )
             yield batch
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None
-        return self.train_net_(batch["inputs"], batch["targets"], batch.get("negatives"))
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return net(batch["inputs"], batch["targets"], batch.get("negatives"))
 
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
         assert self.network_ is not None

@@ -282,7 +282,7 @@ class HSTU(NeuralRecommender):
         return (rel, ok) if ok.any() else None
 
     # ------------------------------------------------------------------ training
-    def _epoch_batches(
+    def epoch_batches(
         self, dataset: Dataset, generator: torch.Generator
     ) -> Iterator[dict[str, torch.Tensor]]:
         cfg = self.config
@@ -305,9 +305,8 @@ class HSTU(NeuralRecommender):
                 )
             yield batch
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None
-        return self.train_net_(
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return net(
             batch["inputs"],
             batch["targets"],
             times=batch.get("times"),

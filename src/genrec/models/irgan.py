@@ -176,7 +176,7 @@ class IRGAN(NeuralRecommender):
     def _build_network(self) -> IRGANNetwork:
         return IRGANNetwork(self.n_items, self.config)
 
-    def _epoch_batches(
+    def epoch_batches(
         self, dataset: Dataset, generator: torch.Generator
     ) -> Iterator[dict[str, torch.Tensor]]:
         assert self.network_ is not None
@@ -196,11 +196,10 @@ class IRGAN(NeuralRecommender):
                 batches.append(batch)
         return iter(batches)
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         x = densify(batch, self.n_items)  # (B, n_items) binary
         phase = int(batch["phase"])
-        loss = self.train_net_(x, phase)
+        loss = net(x, phase)
         self.phase_losses_.append((int(batch["epoch"]), phase, float(loss.detach())))
         return loss
 

@@ -195,12 +195,12 @@ class LDiffRec(DiffRec):
             return max((1.0 - step / cfg.anneal_steps) * cfg.lamda, cfg.anneal_cap)
         return max(cfg.lamda, cfg.anneal_cap)
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None and self.network_ is not None
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        assert self.network_ is not None
         x = densify(batch, self.n_items)  # (B, n_items)
         net = self.network_
         t, pt = net.diffusion.sample_timesteps(x.shape[0], x.device)
-        diff, nll, kl = self.train_net_(x, t)
+        diff, nll, kl = net(x, t)
         net.diffusion.update_history(t, diff)
         lam = self.kl_weight(int(net.step))
         net.step += 1

@@ -140,7 +140,7 @@ class NextItNet(NeuralRecommender):
     def _build_network(self) -> nn.Module:
         return NextItNetNetwork(self.n_items, self.config)
 
-    def _epoch_batches(
+    def epoch_batches(
         self, dataset: Dataset, generator: torch.Generator
     ) -> Iterator[dict[str, torch.Tensor]]:
         hist = dataset.histories()
@@ -150,9 +150,8 @@ class NextItNet(NeuralRecommender):
             inputs, targets = causal_pairs(padded[idx])  # (B, L) each
             yield {"inputs": inputs, "targets": targets}
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None
-        return self.train_net_(batch["inputs"], batch["targets"])
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return net(batch["inputs"], batch["targets"])
 
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
         assert self.network_ is not None

@@ -200,7 +200,7 @@ class SASRec(NeuralRecommender):
     def _build_network(self) -> SASRecNetwork:
         return SASRecNetwork(self.n_items, self.config)
 
-    def _epoch_batches(
+    def epoch_batches(
         self, dataset: Dataset, generator: torch.Generator
     ) -> Iterator[dict[str, torch.Tensor]]:
         hist = dataset.histories()
@@ -212,8 +212,7 @@ class SASRec(NeuralRecommender):
             seed = torch.randint(0, 2**62, (1,), generator=generator)
             yield {"inputs": inputs, "targets": targets, "neg_seed": seed}
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         negatives = None
         if self.config.loss != "ce":
             n = int((batch["targets"] > 0).sum())
@@ -222,7 +221,7 @@ class SASRec(NeuralRecommender):
             negatives = torch.randint(
                 1, self.n_items + 1, (n, self.config.n_negatives), generator=gen, device=device
             )  # (N, K) uniform over real items
-        return self.train_net_(batch["inputs"], batch["targets"], negatives)
+        return net(batch["inputs"], batch["targets"], negatives)
 
     def _load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         if self.config.loss in ("bce", "gbce") and "logit_bias" not in state:

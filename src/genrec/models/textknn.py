@@ -35,7 +35,7 @@ import scipy.sparse as sp
 from genrec.config import ModelConfig, field
 from genrec.data.dataset import Dataset, HistoryBatch
 from genrec.errors import NotFittedError
-from genrec.models.base import ScoringRecommender
+from genrec.models.base import ScoringRecommender, check_k
 from genrec.registry import register_model
 from genrec.text.encoders import (
     TextEncoder,
@@ -117,6 +117,12 @@ class TextKNN(ScoringRecommender):
             "items_with_text": int(has_text.sum()),
             "items_without_text": int(n_missing),
         }
+
+    def text_vectors(self) -> tuple[TextEncoder, np.ndarray | sp.csr_matrix, np.ndarray]:
+        """The fitted encoder, the item vectors and the has-text mask (free-text search
+        reuses them: :meth:`genrec.text.search.ItemTextIndex.from_model`)."""
+        self._check_vectors()
+        return self.encoder_, self.item_vectors_, self.has_text_  # type: ignore[return-value]
 
     @property
     def encoder_name(self) -> str:
@@ -218,7 +224,7 @@ class TextKNN(ScoringRecommender):
         from genrec.text.search import similar_items_frame
 
         self._check_fitted()
-        self._check_k(k)
+        check_k(k)
         return similar_items_frame(
             self.item_vectors_, self.has_text_, self.item_map, self.item_titles_, item_ids, k
         )

@@ -424,7 +424,7 @@ def create_app(
             if s.batcher is not None:
                 s.batcher.close()
 
-    from genrec import __version__
+    from genrec._version import __version__
 
     app = FastAPI(
         title="genrec",

@@ -380,37 +380,30 @@ def check_item_vectors(arr: Any, n_items: int, *, what: str = "item vectors") ->
 
 
 def collaborative_vectors(model: Any) -> np.ndarray:
-    """Item vectors learned by a fitted collaborative model (LETTER's CF signal).
-
-    Reads ``model.network_.item_emb.weight`` (SASRec and other ID-embedding sequence models)
-    or ``model.item_factors_`` (ALS); rows past the catalogue (BERT4Rec's mask token) are
-    dropped when the model knows its ``n_items``.
+    """Item vectors learned by a fitted collaborative model (LETTER's CF signal): its
+    :meth:`~genrec.models.base.Recommender.item_embeddings` (SASRec and other ID-embedding
+    sequence models, ALS's item factors, ...).
 
     Returns:
         ``(n_items + 1, d)`` float32 with row 0 zeros.
 
     Raises:
         NotFittedError: the model is not fitted.
-        TypeError: the model has no item embedding table.
+        TypeError: the model has no item embeddings.
     """
-    network = getattr(model, "network_", None)
-    emb = getattr(network, "item_emb", None) if network is not None else None
-    if emb is not None and hasattr(emb, "weight"):
-        arr = emb.weight.detach().float().cpu().numpy().copy()
-    elif getattr(model, "item_factors_", None) is not None:
-        arr = np.asarray(model.item_factors_, dtype=np.float32).copy()
-    elif (hasattr(model, "network_") or hasattr(model, "item_factors_")) and not getattr(
-        model, "is_fitted", False
-    ):
+    if not hasattr(model, "item_embeddings"):
+        raise TypeError(f"{type(model).__name__} is not a genrec model")
+    if not getattr(model, "is_fitted", False):
         raise NotFittedError(f"{type(model).__name__} is not fitted; call fit() first")
-    else:
-        raise TypeError(
-            f"{type(model).__name__} has no item embeddings (network_.item_emb or item_factors_)"
+    arr = model.item_embeddings()
+    if arr is None:
+        raise TypeError(f"{type(model).__name__} has no item embeddings (item_embeddings())")
+    arr = np.asarray(arr, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[0] != model.n_items + 1:
+        raise DataValidationError(
+            f"item_embeddings() of {type(model).__name__} has shape {arr.shape}, expected "
+            f"({model.n_items + 1}, d)"
         )
-    if arr.ndim != 2:
-        raise DataValidationError(f"item embedding table has shape {arr.shape}, expected 2-D")
-    n_items = getattr(model, "n_items", None)
-    if isinstance(n_items, int) and arr.shape[0] > n_items + 1:
-        arr = arr[: n_items + 1]  # extra rows past the catalogue (BERT4Rec's mask token)
+    arr = arr.copy()
     arr[0] = 0.0
-    return arr.astype(np.float32, copy=False)
+    return arr

@@ -48,6 +48,7 @@ import torch
 
 from genrec.data.dataset import IdMap
 from genrec.errors import ConfigError, DataValidationError, NotFittedError, UnknownIdError, suggest
+from genrec.models.base import Recommender
 from genrec.models.topk import topk_with_ties
 from genrec.text.encoders import (
     TextEncoder,
@@ -154,28 +155,21 @@ class ItemTextIndex:
         stores of the item table), so the index encodes the titles with ``encoder``; items
         without a title are not searchable.
         """
-        from genrec.models.base import Recommender
-        from genrec.models.textknn import TextKNN
-
         if not isinstance(model, Recommender):
             raise DataValidationError(
                 f"from_model() expects a fitted genrec model, got {type(model).__name__}"
             )
         if not model.is_fitted:
             raise NotFittedError(f"{type(model).__name__} is not fitted: call fit(dataset) first")
-        if isinstance(model, TextKNN):
-            if encoder not in ("auto", model.encoder_name):
+        own = model.text_vectors()
+        if own is not None:  # textknn: its own encoder and vectors
+            own_encoder, vectors, has_text = own
+            if encoder not in ("auto", own_encoder.name):
                 raise ConfigError(
-                    f"this textknn model was fitted with the {model.encoder_name!r} encoder; "
+                    f"this {model.name} model was fitted with the {own_encoder.name!r} encoder; "
                     f"got encoder={encoder!r} (leave it 'auto')"
                 )
-            return cls(
-                model.item_map,
-                model.item_vectors_,
-                model.encoder_,
-                model.item_titles_,
-                model.has_text_,
-            )
+            return cls(model.item_map, vectors, own_encoder, model.item_titles_, has_text)
         titles = model.item_titles_
         if titles is None:
             titles = np.full(model.n_items + 1, "", dtype=object)

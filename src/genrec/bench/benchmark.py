@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-import genrec
-from genrec.config import load_yaml
+from genrec._version import __version__
+from genrec.config import find_configs_dir, load_yaml
 from genrec.data.dataset import Dataset
 from genrec.data.splitting import Split, split_dataset
 from genrec.errors import ConfigError, caller_stacklevel
@@ -59,17 +59,6 @@ class BenchmarkSpec:
     tune_budget_minutes: float | None = None  # tune each model first (validation data only)
 
 
-def find_configs_dir(explicit: str | None = None) -> Path | None:
-    """Where shipped presets live: ``explicit``, ``$GENREC_CONFIGS``, ``./configs`` or the
-    ``configs/`` folder of a source checkout."""
-    candidates = [explicit, os.environ.get("GENREC_CONFIGS"), "configs"]
-    candidates.append(str(Path(__file__).resolve().parents[2] / "configs"))
-    for cand in candidates:
-        if cand and Path(cand).is_dir():
-            return Path(cand)
-    return None
-
-
 def resolve_config(
     model: str, dataset: str, spec: BenchmarkSpec
 ) -> tuple[dict[str, Any], str | None]:
@@ -92,7 +81,7 @@ def resolve_config(
 
 
 def _package_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"genrec": genrec.__version__}
+    out: dict[str, str | None] = {"genrec": __version__}
     for name in PACKAGES:
         try:
             out[name] = importlib.metadata.version(name)
@@ -269,7 +258,7 @@ def run_benchmark(
     split = split or split_dataset(dataset, spec.split)
     tuning: dict[str, dict[str, Any]] = {}
     if spec.tune_budget_minutes:  # the same budget per model; replaces configs[name]
-        from genrec.tuning import tune_benchmark_configs
+        from genrec.bench.tuning import tune_benchmark_configs
 
         tuning = tune_benchmark_configs(
             models,
@@ -370,7 +359,7 @@ def run_benchmark(
     stats_ds = dataset.stats()
     out = {
         "schema_version": SCHEMA_VERSION,
-        "genrec_version": genrec.__version__,
+        "genrec_version": __version__,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": spec.command,
         "dataset": {"name": spec.dataset, "data_dir": spec.data_dir, "stats": stats_ds},
@@ -427,7 +416,7 @@ def write_outputs(
     """Write ``results.json``, ``report.md``, ``report.html`` and optional recommendation
     CSVs into ``out_dir``: a new or empty folder, or (with ``overwrite=True``) a run folder
     genrec wrote earlier; anything else raises :class:`~genrec.paths.OutputPathError`."""
-    from genrec.evaluation.report import write_reports
+    from genrec.report import write_reports
 
     out = prepare_output_dir(out_dir, "run", overwrite=overwrite)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2))

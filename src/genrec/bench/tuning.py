@@ -39,7 +39,10 @@ from typing import Any
 from genrec.data.dataset import Dataset
 from genrec.data.splitting import Split, split_dataset
 from genrec.errors import ConfigError, GenrecError, require_extra, suggest
+from genrec.evaluation.evaluator import evaluate
 from genrec.paths import to_jsonable
+from genrec.registry import get_model
+from genrec.training.trainer import TrainingError
 
 SPACE_TYPES = ("float", "int", "categorical")
 _SPEC_KEYS = {
@@ -407,11 +410,6 @@ def tune(
             made for another model/dataset/split/metric.
         MissingExtraError: Optuna is not installed (``pip install 'genrec[tune]'``).
     """
-    from genrec.evaluation.evaluator import evaluate
-    from genrec.models.neural import NeuralRecommender
-    from genrec.registry import get_model
-    from genrec.training.trainer import TrainingError
-
     started = time.perf_counter()
     cls = get_model(model)
     cfg_cls = cls.config_class
@@ -423,7 +421,7 @@ def tune(
         raise ConfigError(f"budget_minutes must be > 0, got {budget_minutes!r}")
     metric_name, metric_k = _parse_metric(metric)
     base = dict(base_config or {})
-    neural = issubclass(cls, NeuralRecommender)
+    neural = cls.epoch_trained  # trained epoch by epoch: budgets, validation, pruning
     base_user = {k: v for k, v in base.items() if not (neural and k in _RUNTIME_KEYS)}
     cfg_cls.from_dict(base)  # a bad base config fails before any trial
     space = validate_space(model, default_space(model) if space is None else space, base)
@@ -495,10 +493,7 @@ def tune(
             try:
                 config = cfg_cls.from_dict(run_cfg)
                 estimator = cls(config)
-                if neural:
-                    estimator.fit(train, valid=valid, on_epoch_end=callback)
-                else:
-                    estimator.fit(train, valid=valid)
+                estimator.fit(train, valid=valid, on_epoch_end=callback)
                 res = evaluate(
                     estimator,
                     valid,
