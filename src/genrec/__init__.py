@@ -27,9 +27,9 @@ _LAZY = {
     "load_dataset": ("genrec.data.loaders", "load_dataset"),
     "evaluate": ("genrec.evaluation.evaluator", "evaluate"),
     "search": ("genrec.text.search", "search"),
-    "RankRequest": ("genrec.models.base", "RankRequest"),
-    "Ranking": ("genrec.models.base", "Ranking"),
-    "Recommender": ("genrec.models.base", "Recommender"),
+    "RankRequest": ("genrec.core.recommender", "RankRequest"),
+    "Ranking": ("genrec.core.recommender", "Ranking"),
+    "Recommender": ("genrec.core.recommender", "Recommender"),
 }
 
 

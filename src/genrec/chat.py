@@ -30,7 +30,7 @@ cue such as ``no``, ``not``, ``less``, ``without``, ``hate(d)``, ``dislike(d)``,
    that the answer names the text it could not find and uses it as a description.
 
 **Answering.** The model ranks the catalogue from the liked history
-(:meth:`~genrec.models.base.Recommender.recommend_for_history`; popularity when the history
+(:meth:`~genrec.core.recommender.Recommender.recommend_for_history`; popularity when the history
 is empty), restricted to the items the genre constraints and dislikes allow. The best
 ``pool`` items are re-ranked by ``z(model rank) + text_weight * (z(sim to wanted terms) -
 z(sim to unwanted terms) - 0.5 * z(sim to disliked items))`` where ``z`` standardises within
@@ -453,7 +453,7 @@ class ChatSession:
     """A dialogue over a fitted recommender (see the module docstring).
 
     Args:
-        model: a fitted :class:`~genrec.models.base.Recommender`.
+        model: a fitted :class:`~genrec.core.recommender.Recommender`.
         dataset: a dataset over the same items (its item table gives genres, years and the
             texts to embed); optional -- without it only titles are known.
         index: an :class:`~genrec.text.search.ItemTextIndex` (or any object with

@@ -421,8 +421,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     import contextlib
 
     from genrec.config import load_yaml, parse_overrides
+    from genrec.core.recommender import FitOptions
     from genrec.data.splitting import split_dataset
-    from genrec.models.base import FitOptions
     from genrec.paths import prepare_output_dir
     from genrec.registry import get_model
     from genrec.training.trainer import check_checkpoint_dir, process_rank

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,15 +25,14 @@ from genrec._version import __version__
 from genrec.errors import ArtifactError, GenrecError
 from genrec.paths import atomic_dir, follow_umask, prepare_output_dir, to_jsonable
 
-if TYPE_CHECKING:
-    from genrec.models.base import Recommender
-
 FORMAT_VERSION = 1
 REQUIRED_FILES = ("config.json", "ids.json", "weights.safetensors")
 
 
-def save_model(model: Recommender, path: str | Path, *, overwrite: bool = False) -> Path:
-    """Save a fitted model as an artifact directory (see module docs).
+def save_model(model: Any, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Save a fitted :class:`~genrec.core.recommender.Recommender` as an artifact directory (see
+    module docs). This module does not import the contract (it sits beside it and
+    ``Recommender.save`` calls it); models are created by name from the registry.
 
     ``path`` must be new, an empty folder, or (with ``overwrite=True``) an artifact genrec
     wrote earlier, which is then replaced atomically; anything else is refused with
@@ -89,8 +88,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_model(path: str | Path) -> Recommender:
-    """Load an artifact directory; identical recommendations to the saved model."""
+def load_model(path: str | Path) -> Any:
+    """Load an artifact directory as the :class:`~genrec.core.recommender.Recommender` it holds;
+    identical recommendations to the saved model."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
@@ -159,6 +159,7 @@ def load_model(path: str | Path) -> Recommender:
     return model
 
 
-def load(path: str | Path) -> Recommender:
-    """Public alias: ``genrec.load(path)``."""
+def load(path: str | Path) -> Any:
+    """Public alias: ``genrec.load(path)``, a fitted
+    :class:`~genrec.core.recommender.Recommender`."""
     return load_model(path)

@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from genrec.errors import UnknownNameError, suggest
-
-if TYPE_CHECKING:
-    from genrec.models.base import Recommender
 
 T = TypeVar("T")
 C = TypeVar("C", bound=type)
@@ -116,18 +113,20 @@ class Registry(Generic[T]):
         return [(n, self.get(n)) for n in self.names()]
 
 
-#: the model registry; :mod:`genrec.models` declares the built-in models in it
-MODELS: Registry[type[Recommender]] = Registry("model")
+#: the model registry (classes of :class:`~genrec.core.recommender.Recommender`);
+#: :mod:`genrec.models` declares the built-in models in it
+MODELS: Registry[Any] = Registry("model")
 
 
 def register_model(name: str) -> Callable[[C], C]:
-    """Class decorator registering a :class:`~genrec.models.base.Recommender` under ``name``:
+    """Class decorator registering a :class:`~genrec.core.recommender.Recommender` under ``name``:
     the CLI, configs, benchmark, server and contract tests then find it with no other edit."""
     return MODELS.decorator(name)
 
 
-def get_model(name: str) -> type[Recommender]:
-    """Return the model class registered as ``name``.
+def get_model(name: str) -> Any:
+    """Return the model class (a :class:`~genrec.core.recommender.Recommender` subclass)
+    registered as ``name``.
 
     Raises:
         UnknownNameError: with the closest registered name as a suggestion.

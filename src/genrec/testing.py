@@ -5,7 +5,7 @@ predictable, so a model that learns anything beats random by a wide margin.
 
 :class:`RecommenderContract` is a pytest mixin: subclass it, set ``model_name`` (and
 ``config_overrides`` for a tiny, fast config) and the class runs every behaviour the
-:class:`~genrec.models.base.Recommender` API promises against that model::
+:class:`~genrec.core.recommender.Recommender` API promises against that model::
 
     from genrec.testing import RecommenderContract
 
@@ -521,7 +521,7 @@ if pytest is not None:
         # -------------------------------------------------------------- internals
         @staticmethod
         def _scores_everything(model: Any) -> bool:
-            from genrec.models.base import ScoringRecommender
+            from genrec.core.recommender import ScoringRecommender
 
             return isinstance(model, ScoringRecommender)
 

@@ -6,9 +6,9 @@ import torch
 import genrec
 from genrec import Dataset
 from genrec.config import ModelConfig
+from genrec.core.recommender import ScoringRecommender
 from genrec.data.splitting import leave_one_out
 from genrec.errors import ConfigError, NotFittedError, UnknownNameError
-from genrec.models.base import ScoringRecommender
 
 
 class FixedScores(ScoringRecommender):

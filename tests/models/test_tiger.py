@@ -323,8 +323,8 @@ def test_length_bucketed_training_batches(split) -> None:
 
 
 def test_rank_batches_users_by_history_length(fitted, split, monkeypatch) -> None:
+    from genrec.core.recommender import RankRequest, Recommender
     from genrec.data.dataset import UserHistories
-    from genrec.models.base import RankRequest, Recommender
 
     rng = np.random.default_rng(0)
     items = split.train.item_map.to_external(np.arange(1, split.train.n_items + 1))

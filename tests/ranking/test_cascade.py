@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 import genrec
+from genrec.core.recommender import Recommender
 from genrec.data.splitting import Split, leave_one_out
 from genrec.errors import DataValidationError, UnknownNameError
-from genrec.models.base import Recommender
 from genrec.ranking.cascade import Cascade, _window_mask
 from genrec.ranking.features import FeatureBuilder
 from genrec.registry import get_model

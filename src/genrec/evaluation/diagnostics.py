@@ -15,12 +15,12 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from genrec.core.recommender import Recommender
+from genrec.core.topk import csr_to_bool, topk_with_ties
 from genrec.data.dataset import HistoryBatch, UserHistories
 from genrec.data.splitting import Holdout, Split
 from genrec.errors import ConfigError
 from genrec.evaluation.metrics import hits_from_targets, recall_at_k
-from genrec.models.base import Recommender
-from genrec.models.topk import csr_to_bool, topk_with_ties
 
 
 @runtime_checkable

@@ -1,7 +1,7 @@
 """The one evaluation runner. Every number genrec reports comes from :func:`evaluate`.
 
 Protocol (defaults): full ranking over the whole catalogue, seen items excluded, ties broken
-pessimistically (a target never wins a tie, see :mod:`genrec.models.topk`), metrics at
+pessimistically (a target never wins a tie, see :mod:`genrec.core.topk`), metrics at
 k in {5, 10, 20}. Sampled metrics only with ``sampled_negatives=N`` and then every metric
 name carries the ``sampled_`` prefix and the protocol says ``sampled-N``.
 """
@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from genrec.core.recommender import RankRequest, Recommender
 from genrec.data.splitting import Holdout, Split
 from genrec.errors import ConfigError, NotFittedError, UnknownNameError, suggest
 from genrec.evaluation import metrics as M
-from genrec.models.base import RankRequest, Recommender
 
 DEFAULT_KS: tuple[int, ...] = (5, 10, 20)
 DEFAULT_METRICS: tuple[str, ...] = ("recall", "ndcg", "mrr", "hit_rate", "precision", "map")
@@ -137,7 +137,7 @@ def evaluate(
     progress: bool = False,
 ) -> EvaluationResult:
     """Evaluate a fitted model on the ``stage`` holdout of ``split`` through
-    :meth:`~genrec.models.base.Recommender.rank`, the call behind ``recommend``.
+    :meth:`~genrec.core.recommender.Recommender.rank`, the call behind ``recommend``.
 
     Args:
         model: a fitted recommender.

@@ -46,12 +46,12 @@ _BASE += ("ScoringRecommender",)
 
 
 def __getattr__(name: str) -> Any:
-    """The base classes of :mod:`genrec.models.base`, imported on first use (PEP 562): the
-    declarations above import neither torch nor any model."""
+    """The base classes of :mod:`genrec.core.recommender`, imported on first use (PEP 562):
+    the declarations above import neither torch nor any model."""
     if name in _BASE:
-        from genrec.models import base
+        from genrec.core import recommender
 
-        return getattr(base, name)
+        return getattr(recommender, name)
     raise AttributeError(f"module 'genrec.models' has no attribute {name!r}")
 
 

@@ -11,7 +11,7 @@ sparse item x item matrix ``S``; a user's scores are ``x_u S``: every history it
 its neighbours with their similarity.
 
 Ties at the pruning boundary are broken deterministically (lower internal id first), the
-rule :func:`genrec.models.topk.topk_with_ties` uses. The similarity is computed in blocks of
+rule :func:`genrec.core.topk.topk_with_ties` uses. The similarity is computed in blocks of
 items (sparse co-occurrence counts, then a vectorised per-row sort), never densely.
 """
 

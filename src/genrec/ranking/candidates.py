@@ -21,10 +21,10 @@ import scipy.sparse as sp
 import torch
 
 from genrec.config import load_yaml
+from genrec.core.recommender import RankRequest
 from genrec.data.dataset import HistoryBatch, UserHistories
 from genrec.data.splitting import Holdout, Split
 from genrec.errors import ConfigError, UnknownNameError, suggest
-from genrec.models.base import RankRequest
 
 __all__ = [
     "CandidateSet",
@@ -188,7 +188,7 @@ def source_top_n(
     model: Any, batch: HistoryBatch, n: int, exclude_seen: bool = True
 ) -> tuple[np.ndarray, np.ndarray, torch.Tensor | None]:
     """Top-``n`` of one source for a batch, through the source's public
-    :meth:`~genrec.models.base.Recommender.rank`: a scoring source ranks its scores, a
+    :meth:`~genrec.core.recommender.Recommender.rank`: a scoring source ranks its scores, a
     generative source (TIGER) generates with its beam search.
 
     Returns:

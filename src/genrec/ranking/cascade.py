@@ -22,7 +22,7 @@ of the ranker) is kept in :attr:`Cascade.candidate_recall` and in ``training_inf
 
 Items outside the union are still ranked (below every candidate), by the first scoring
 source's scores (popularity for generative sources), so the model scores the whole
-catalogue like any :class:`~genrec.models.base.ScoringRecommender`.
+catalogue like any :class:`~genrec.core.recommender.ScoringRecommender`.
 
 Artifacts: the usual files plus ``cascade.json`` (sources, feature names, candidate recall),
 ``sources/<i>-<name>/`` (each candidate model's own artifact) and ``ranker/`` (CatBoost
@@ -42,9 +42,9 @@ import scipy.sparse as sp
 import torch
 
 from genrec.config import ModelConfig, field
+from genrec.core.recommender import ScoringRecommender
 from genrec.data.dataset import Dataset, HistoryBatch, UserHistories
 from genrec.errors import ArtifactError, ConfigError, DataValidationError
-from genrec.models.base import ScoringRecommender
 from genrec.ranking.candidates import (
     CandidateSet,
     SourceSpec,

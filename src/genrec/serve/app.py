@@ -1,8 +1,8 @@
 """FastAPI app over saved artifacts: the same ``recommend()`` the evaluator calls.
 
 Nothing here is model-specific: every model is loaded with :func:`genrec.load` and queried
-through :meth:`~genrec.models.base.Recommender.recommend` (known users) or
-:meth:`~genrec.models.base.Recommender.recommend_for_history` (ad-hoc histories, similar
+through :meth:`~genrec.core.recommender.Recommender.recommend` (known users) or
+:meth:`~genrec.core.recommender.Recommender.recommend_for_history` (ad-hoc histories, similar
 items). Requests for single users are micro-batched: while the model is busy, concurrent
 requests queue up and the next model call serves all of them at once.
 
@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from genrec import columns as C
+from genrec.core.recommender import Recommendations, Recommender
 from genrec.errors import (
     ConfigError,
     DataValidationError,
@@ -35,7 +36,6 @@ from genrec.errors import (
     require_extra,
     suggest,
 )
-from genrec.models.base import Recommendations, Recommender
 
 require_extra("fastapi", "serve")
 

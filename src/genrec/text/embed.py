@@ -381,7 +381,7 @@ def check_item_vectors(arr: Any, n_items: int, *, what: str = "item vectors") ->
 
 def collaborative_vectors(model: Any) -> np.ndarray:
     """Item vectors learned by a fitted collaborative model (LETTER's CF signal): its
-    :meth:`~genrec.models.base.Recommender.item_embeddings` (SASRec and other ID-embedding
+    :meth:`~genrec.core.recommender.Recommender.item_embeddings` (SASRec and other ID-embedding
     sequence models, ALS's item factors, ...).
 
     Returns:

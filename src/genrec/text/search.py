@@ -46,10 +46,10 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from genrec.core.recommender import Recommender
+from genrec.core.topk import topk_with_ties
 from genrec.data.dataset import IdMap
 from genrec.errors import ConfigError, DataValidationError, NotFittedError, UnknownIdError, suggest
-from genrec.models.base import Recommender
-from genrec.models.topk import topk_with_ties
 from genrec.text.encoders import (
     TextEncoder,
     TfidfEncoder,

@@ -85,7 +85,7 @@ def fit_codebook(
         codebook_size: codes per semantic level.
         seed: tokenizer seed.
         collaborative: ``(n_items + 1, d_cf)`` collaborative item vectors (e.g. the
-            :meth:`~genrec.models.base.Recommender.item_embeddings` of ALS or SASRec fitted on
+            :meth:`~genrec.core.recommender.Recommender.item_embeddings` of ALS or SASRec fitted on
             the training split) for tokenizers that align with them: ``rqvae`` with
             ``cf_weight > 0`` (LETTER's collaborative regulariser).
 

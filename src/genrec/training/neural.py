@@ -28,9 +28,9 @@ import torch
 from torch import nn
 
 from genrec.config import ModelConfig, field
+from genrec.core.recommender import Recommendations
 from genrec.data.dataset import Dataset
 from genrec.errors import ConfigError
-from genrec.models.base import Recommendations
 from genrec.training.trainer import Trainer
 
 
@@ -134,7 +134,7 @@ class NeuralTrainingMixin(ABC):
     # ------------------------------------------------------------------ fitting
     def _fit(self, dataset: Dataset, valid: Any) -> None:
         """Build the network and train it with the shared :class:`Trainer`, using the
-        :class:`~genrec.models.base.FitOptions` of this ``fit`` call (checkpoints, resume,
+        :class:`~genrec.core.recommender.FitOptions` of this ``fit`` call (checkpoints, resume,
         per-epoch callback)."""
         options = self._fit_options  # type: ignore[attr-defined]
         self.device_ = training_device(self.config)

@@ -40,7 +40,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 import torch.distributed as dist
@@ -61,7 +61,20 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from genrec.data.dataset import Dataset
-    from genrec.training.neural import NeuralTrainingMixin
+
+
+class Trainable(Protocol):
+    """What the trainer needs of a model (:class:`~genrec.training.neural.NeuralTrainingMixin`
+    provides it): its name and config, one epoch of batches, the loss of a batch; and for
+    validation, the model is evaluated as a whole (:func:`genrec.evaluate`)."""
+
+    name: str
+    config: Any
+
+    def epoch_batches(self, dataset: Dataset, generator: torch.Generator) -> Any: ...
+
+    def training_step(self, net: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Any: ...
+
 
 CHECKPOINT_FORMAT = 1
 
@@ -177,7 +190,7 @@ class Trainer:
 
     def __init__(
         self,
-        model: NeuralTrainingMixin,
+        model: Trainable,
         network: torch.nn.Module,
         device: torch.device,
         *,
