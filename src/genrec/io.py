@@ -22,8 +22,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from genrec._version import __version__
+from genrec.data.dataset import IdMap, UserHistories
 from genrec.errors import ArtifactError, GenrecError
 from genrec.paths import atomic_dir, follow_umask, prepare_output_dir, to_jsonable
+from genrec.registry import get_model
 
 FORMAT_VERSION = 1
 REQUIRED_FILES = ("config.json", "ids.json", "weights.safetensors")
@@ -93,9 +95,6 @@ def load_model(path: str | Path) -> Any:
     identical recommendations to the saved model."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
-
-    from genrec.data.dataset import IdMap, UserHistories
-    from genrec.registry import get_model
 
     path = Path(path)
     if not path.is_dir():

@@ -25,9 +25,18 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from genrec.core.recommender import ScoringRecommender
 from genrec.data.dataset import Dataset, IdMap
 from genrec.data.splitting import Split, leave_one_out
-from genrec.errors import DataValidationError
+from genrec.errors import (
+    ConfigError,
+    DataValidationError,
+    MissingExtraError,
+    NotFittedError,
+    UnknownIdError,
+)
+from genrec.io import load
+from genrec.registry import get_model
 
 try:  # the contract is a pytest mixin; the dataset helper works without pytest
     import pytest
@@ -232,7 +241,6 @@ if pytest is not None:
         @classmethod
         def make_model(cls, **overrides: Any) -> Any:
             """An unfitted model with the tiny config plus ``overrides``."""
-            from genrec.registry import get_model
 
             return get_model(cls.model_name)(**{**cls.config_overrides, **overrides})
 
@@ -300,7 +308,6 @@ if pytest is not None:
             assert model.n_items == split.train.n_items
 
         def test_fit_rejects_non_dataset(self, split: Split) -> None:
-            from genrec.errors import DataValidationError
 
             model = self.make_model()
             with pytest.raises(DataValidationError, match="Dataset"):
@@ -309,8 +316,6 @@ if pytest is not None:
                 model.fit(None)
 
         def test_unknown_config_key(self) -> None:
-            from genrec.errors import ConfigError
-            from genrec.registry import get_model
 
             cls = get_model(self.model_name)
             with pytest.raises(ConfigError, match="not_a_real_key"):
@@ -319,7 +324,6 @@ if pytest is not None:
                 cls({"not_a_real_key": 1})
 
         def test_not_fitted(self, tmp_path: Path) -> None:
-            from genrec.errors import NotFittedError
 
             model = self.make_model()
             with pytest.raises(NotFittedError):
@@ -422,7 +426,6 @@ if pytest is not None:
             assert (recs.internal_item_ids[:, -5:] == 0).all()
 
         def test_bad_k(self, fitted: Any) -> None:
-            from genrec.errors import ConfigError
 
             user = fitted.user_map.external_ids[0]
             item = fitted.item_map.external_ids[0]
@@ -433,7 +436,6 @@ if pytest is not None:
                     fitted.recommend_for_history([[item]], k=k)
 
         def test_unknown_user(self, fitted: Any) -> None:
-            from genrec.errors import UnknownIdError
 
             known = fitted.user_map.external_ids[0]
             for ghost in ("ghost-user-42", 987_654_321):
@@ -441,7 +443,6 @@ if pytest is not None:
                     fitted.recommend([known, ghost], k=self.k)
 
         def test_on_unknown_popular(self, fitted: Any) -> None:
-            from genrec.errors import ConfigError
 
             known = fitted.user_map.external_ids[0]
             recs = fitted.recommend([known, "ghost-user-42"], k=self.k, on_unknown="popular")
@@ -470,7 +471,6 @@ if pytest is not None:
             self.assert_valid_lists(fitted, recs, self.k)
 
         def test_recommend_for_history_unknown_item(self, fitted: Any) -> None:
-            from genrec.errors import UnknownIdError
 
             item = fitted.item_map.external_ids[0]
             with pytest.raises(UnknownIdError, match="ghost-item"):
@@ -478,7 +478,6 @@ if pytest is not None:
 
         # -------------------------------------------------------------- persistence
         def test_save_load_roundtrip(self, fitted: Any, split: Split, tmp_path: Path) -> None:
-            from genrec.io import load
 
             path = fitted.save(tmp_path / "artifact")
             loaded = load(path)
@@ -521,7 +520,6 @@ if pytest is not None:
         # -------------------------------------------------------------- internals
         @staticmethod
         def _scores_everything(model: Any) -> bool:
-            from genrec.core.recommender import ScoringRecommender
 
             return isinstance(model, ScoringRecommender)
 
@@ -529,8 +527,6 @@ else:  # pragma: no cover - depends on the environment
 
     def __getattr__(name: str) -> Any:
         if name == "RecommenderContract":
-            from genrec.errors import MissingExtraError
-
             raise MissingExtraError(
                 "genrec.testing.RecommenderContract needs pytest: pip install 'genrec[dev]'"
             )

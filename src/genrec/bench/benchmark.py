@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from genrec._version import __version__
+from genrec.bench.tuning import tune_benchmark_configs
 from genrec.config import find_configs_dir, load_yaml
 from genrec.data.dataset import Dataset
 from genrec.data.splitting import Split, split_dataset
@@ -32,6 +33,7 @@ from genrec.evaluation import stats
 from genrec.evaluation.evaluator import DEFAULT_KS, EvaluationResult, evaluate
 from genrec.paths import atomic_write_text, prepare_output_dir, to_jsonable
 from genrec.registry import get_model
+from genrec.report import write_reports
 
 SCHEMA_VERSION = 1
 DEFAULT_MODELS = ("popularity", "itemknn", "ease", "als")
@@ -258,8 +260,6 @@ def run_benchmark(
     split = split or split_dataset(dataset, spec.split)
     tuning: dict[str, dict[str, Any]] = {}
     if spec.tune_budget_minutes:  # the same budget per model; replaces configs[name]
-        from genrec.bench.tuning import tune_benchmark_configs
-
         tuning = tune_benchmark_configs(
             models,
             configs,
@@ -416,7 +416,6 @@ def write_outputs(
     """Write ``results.json``, ``report.md``, ``report.html`` and optional recommendation
     CSVs into ``out_dir``: a new or empty folder, or (with ``overwrite=True``) a run folder
     genrec wrote earlier; anything else raises :class:`~genrec.paths.OutputPathError`."""
-    from genrec.report import write_reports
 
     out = prepare_output_dir(out_dir, "run", overwrite=overwrite)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2))

@@ -20,6 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genrec._version import __version__
+from genrec.bench.benchmark import BenchmarkSpec, run_benchmark
+from genrec.paths import atomic_write_text
+
 KIND = "genrec-reproduction"
 RECORD_VERSION = 1
 REPORTED = tuple(f"{m}@{k}" for m in ("recall", "ndcg", "mrr") for k in (5, 10, 20))
@@ -211,8 +215,6 @@ def run_check(
     command: str | None = None,
 ) -> dict[str, Any]:
     """Run ``check`` on a loaded dataset and split; returns the JSON record."""
-    from genrec._version import __version__
-    from genrec.bench.benchmark import BenchmarkSpec, run_benchmark
 
     root = root or repo_root()
     reference = reference_metrics(check, root)
@@ -284,7 +286,6 @@ def record_dir() -> Path:
 
 
 def write_record(record: dict[str, Any], out_dir: Path | None = None) -> Path:
-    from genrec.paths import atomic_write_text
 
     out = out_dir or record_dir()
     out.mkdir(parents=True, exist_ok=True)

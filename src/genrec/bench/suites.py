@@ -30,7 +30,20 @@ from typing import Any
 
 import numpy as np
 
-from genrec.errors import ConfigError, GenrecError
+from genrec.bench.benchmark import BenchmarkSpec, run_benchmark, write_outputs
+from genrec.data.splitting import split_dataset
+from genrec.errors import ConfigError, GenrecError, UnknownNameError, suggest
+from genrec.evaluation import stats
+from genrec.evaluation.evaluator import evaluate
+from genrec.paths import atomic_write_text, prepare_output_dir, to_jsonable
+from genrec.registry import get_model, list_models
+from genrec.report import (
+    merge_results,
+    metric_label,
+    protocol_ranking,
+    render_suite_markdown,
+    suite_summary,
+)
 
 __all__ = [
     "MODES",
@@ -273,7 +286,6 @@ def list_suites() -> list[str]:
 
 def get_suite(name: str) -> Suite:
     """The built-in suite ``name`` (raises with the available names)."""
-    from genrec.errors import UnknownNameError, suggest
 
     try:
         return SUITES[name]
@@ -296,7 +308,6 @@ def resolve_models(
     Returns:
         ``(runnable, skipped)``: names in suite order, and ``{name: reason}``.
     """
-    from genrec.registry import list_models
 
     wanted = [suite.model(n).name for n in names] if names else [m.name for m in suite.models]
     registered = set(list_models())
@@ -327,7 +338,6 @@ def _importable(module: str) -> bool:
 
 
 def _config_fields(model: str) -> set[str]:
-    from genrec.registry import get_model
 
     return {f.name for f in dataclasses.fields(get_model(model).config_class)}
 
@@ -354,7 +364,6 @@ def model_overrides(
 # ---------------------------------------------------------------------- running
 def _validation_score(model: Any, split: Any, metric: str) -> float:
     """Validation ``metric`` of a fitted model (the reference is chosen on it, not on test)."""
-    from genrec.evaluation.evaluator import evaluate
 
     k = int(metric.split("@")[1])
     res = evaluate(model, split, stage="valid", ks=[k], beyond_accuracy=False)
@@ -374,7 +383,6 @@ def _validation_hook(
 
 
 def _label(metric: str) -> str:
-    from genrec.report import metric_label
 
     return metric_label(metric)
 
@@ -384,7 +392,6 @@ def _significance(
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """``{model: {metric: row}}``: paired t-test vs ``reference`` (Holm over the models),
     plus the relative difference and the paired effect size (Cohen's d_z)."""
-    from genrec.evaluation import stats
 
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for key in per_user[reference]:
@@ -432,9 +439,6 @@ def run_suite(
         ``{"suite", "mode", "settings", "skipped", "protocols": {name: results.json dict},
         "failed": {protocol: {model: reason}}, "ranking", "summary", "wall_seconds", ...}``.
     """
-    from genrec.bench.benchmark import BenchmarkSpec, run_benchmark
-    from genrec.data.splitting import split_dataset
-    from genrec.report import merge_results, protocol_ranking, suite_summary
 
     say = on_progress or (lambda msg: None)
     started = time.perf_counter()
@@ -593,9 +597,6 @@ def write_suite_outputs(
     """Write ``suite.json`` and ``report.md`` (the verdict), and per protocol the usual
     ``<protocol>/results.json``, ``report.md`` and ``report.html``. ``out_dir`` must be new,
     empty or (with ``overwrite=True``) a suite run genrec wrote earlier."""
-    from genrec.bench.benchmark import write_outputs
-    from genrec.paths import atomic_write_text, prepare_output_dir, to_jsonable
-    from genrec.report import render_suite_markdown
 
     out = prepare_output_dir(out_dir, "run", overwrite=overwrite)
     for protocol, res in suite_results["protocols"].items():

@@ -36,11 +36,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genrec.config import load_yaml
 from genrec.data.dataset import Dataset
 from genrec.data.splitting import Split, split_dataset
 from genrec.errors import ConfigError, GenrecError, require_extra, suggest
+from genrec.evaluation import metrics as M
 from genrec.evaluation.evaluator import evaluate
-from genrec.paths import to_jsonable
+from genrec.paths import (
+    OutputPathError,
+    atomic_write_text,
+    check_output_file,
+    ensure_writable_dir,
+    to_jsonable,
+)
 from genrec.registry import get_model
 from genrec.training.trainer import TrainingError
 
@@ -92,7 +100,6 @@ class TuneResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (recorded by ``genrec benchmark --tune-budget-minutes``)."""
-        from genrec.paths import to_jsonable
 
         return to_jsonable(
             {
@@ -119,8 +126,6 @@ class TuneResult:
         An existing file is replaced only if ``genrec tune`` wrote it and ``overwrite`` is
         set (:class:`~genrec.paths.OutputPathError` otherwise)."""
         import yaml
-
-        from genrec.paths import atomic_write_text
 
         budget = []
         if self.budget_trials is not None:
@@ -150,7 +155,6 @@ class TuneResult:
 # ---------------------------------------------------------------------- search spaces
 def default_space(model: str) -> dict[str, dict[str, Any]]:
     """A copy of the search space declared next to ``model``'s config (``{}`` if none)."""
-    from genrec.registry import get_model
 
     cfg_cls = get_model(model).config_class
     return copy.deepcopy(dict(getattr(cfg_cls, "SEARCH_SPACE", None) or {}))
@@ -159,7 +163,6 @@ def default_space(model: str) -> dict[str, dict[str, Any]]:
 def load_space(path: str | Path) -> dict[str, dict[str, Any]]:
     """Read a search space from YAML: the mapping itself or one under a ``search_space:``
     key."""
-    from genrec.config import load_yaml
 
     data = load_yaml(path)
     if "search_space" in data:
@@ -183,7 +186,6 @@ def validate_space(
     Raises:
         ConfigError: naming the offending key or value (unknown keys get a suggestion).
     """
-    from genrec.registry import get_model
 
     cfg_cls = get_model(model).config_class
     if not isinstance(space, Mapping):
@@ -296,7 +298,6 @@ def _start_params(space: dict[str, dict[str, Any]], start: dict[str, Any]) -> di
 
 
 def _parse_metric(metric: str) -> tuple[str, int]:
-    from genrec.evaluation import metrics as M
 
     name, _, k = metric.partition("@")
     if name not in M.ACCURACY_METRICS or not k.isdigit() or int(k) <= 0:
@@ -325,7 +326,6 @@ def check_preset_path(
 ) -> Path:
     """Check where :meth:`TuneResult.save_preset` will write, before tuning starts: a file
     genrec did not write is never replaced, an earlier preset only with ``overwrite``."""
-    from genrec.paths import check_output_file
 
     return check_output_file(path, overwrite=overwrite, owned=is_tune_preset, flag=flag)
 
@@ -336,7 +336,6 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 def storage_url(storage: str | Path | None) -> str | None:
     """An Optuna storage URL: URLs pass through, a plain path becomes SQLite (its folder is
     created and checked for writability; an existing file must be an SQLite database)."""
-    from genrec.paths import OutputPathError, ensure_writable_dir
 
     if storage is None:
         return None
@@ -582,7 +581,6 @@ def tune_benchmark_configs(
     ``split``'s validation data, starting from its resolved config; ``configs`` is updated in
     place with the tuned keys. Returns the per-model record for ``results.json`` (models
     without a search space are left as they are and say so)."""
-    from genrec.registry import get_model
 
     say = on_progress or (lambda msg: None)
     ks = list(ks)

@@ -50,6 +50,7 @@ from genrec.data.dataset import Dataset, HistoryBatch
 from genrec.errors import ConfigError
 from genrec.models.ae_common import (
     binary_matrix,
+    csr_to_dense,
     densify,
     multinomial_nll,
     pad_scores,
@@ -204,7 +205,6 @@ class IRGAN(NeuralRecommender):
         return loss
 
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
-        from genrec.models.ae_common import csr_to_dense
 
         assert self.network_ is not None
         x = csr_to_dense(batch.matrix, self.device_)  # (B, n_items)

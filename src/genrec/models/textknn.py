@@ -45,6 +45,7 @@ from genrec.text.encoders import (
     resolve_encoder,
     to_dense,
 )
+from genrec.text.search import similar_items_frame
 
 # History-item x catalogue similarities computed at once by the ``max`` aggregation.
 _BLOCK_ELEMENTS = 2**23
@@ -221,7 +222,6 @@ class TextKNN(ScoringRecommender):
             UnknownIdError: an id not in the catalogue.
             DataValidationError: a query item has no text.
         """
-        from genrec.text.search import similar_items_frame
 
         self._check_fitted()
         check_k(k)

@@ -20,11 +20,12 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from genrec.config import load_yaml
+from genrec.config import find_configs_dir, load_yaml
 from genrec.core.recommender import RankRequest
 from genrec.data.dataset import HistoryBatch, UserHistories
 from genrec.data.splitting import Holdout, Split
 from genrec.errors import ConfigError, UnknownNameError, suggest
+from genrec.registry import get_model, list_models
 
 __all__ = [
     "CandidateSet",
@@ -63,7 +64,6 @@ class SourceSpec:
 
     def resolved_config(self) -> dict[str, Any]:
         """Preset (if any) with ``config`` on top, validated by the source's config class."""
-        from genrec.registry import get_model
 
         data: dict[str, Any] = {}
         if self.preset:
@@ -77,7 +77,6 @@ def _find_preset(preset: str) -> Path:
     path = Path(preset)
     if path.is_file():
         return path
-    from genrec.config import find_configs_dir
 
     cdir = find_configs_dir()
     if cdir is not None and (cdir / preset).is_file():
@@ -95,7 +94,6 @@ def parse_sources(entries: Sequence[Any], default_n: int) -> list[SourceSpec]:
         UnknownNameError: an unknown model name (with a suggestion).
         ConfigError: a malformed entry, a duplicate name, a non-positive ``n``.
     """
-    from genrec.registry import list_models
 
     if isinstance(entries, (str, bytes)) or not isinstance(entries, Sequence) or not entries:
         raise ConfigError(f"candidates must be a non-empty list of sources, got {entries!r}")

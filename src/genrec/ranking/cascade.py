@@ -45,6 +45,8 @@ from genrec.config import ModelConfig, field
 from genrec.core.recommender import ScoringRecommender
 from genrec.data.dataset import Dataset, HistoryBatch, UserHistories
 from genrec.errors import ArtifactError, ConfigError, DataValidationError
+from genrec.io import load_model
+from genrec.paths import to_jsonable
 from genrec.ranking.candidates import (
     CandidateSet,
     SourceSpec,
@@ -53,8 +55,10 @@ from genrec.ranking.candidates import (
     union_candidates,
 )
 from genrec.ranking.features import FeatureBuilder
+from genrec.ranking.interest import InterestGRU, InterestPredictor, item_category_table
 from genrec.ranking.ranker import Ranker
 from genrec.registry import get_model, register_model
+from genrec.text.embed import collaborative_vectors, embed_items
 
 InterestMethod = Literal["none", "majority", "last", "gru"]
 
@@ -213,7 +217,6 @@ class Cascade(ScoringRecommender):
         return self._source_model(spec).fit(data, valid=valid)
 
     def _load_prefitted(self, spec: SourceSpec, dataset: Dataset) -> Any:
-        from genrec.io import load_model
 
         model = load_model(spec.path)  # type: ignore[arg-type]
         if model.name != spec.model:
@@ -242,18 +245,12 @@ class Cascade(ScoringRecommender):
         if not self.config.categories:
             return None, []
         try:
-            from genrec.ranking.interest import item_category_table
-        except ImportError:  # pragma: no cover - the interest module ships with genrec
-            mat = dataset.item_genres()
-            return mat, []
-        try:
             names, mat = item_category_table(dataset)
         except DataValidationError:
             return None, []
         return mat, names
 
     def _interest_predictor(self) -> Any:
-        from genrec.ranking.interest import InterestPredictor
 
         return InterestPredictor(self.config.interest, seed=self.config.seed, num_threads=1)
 
@@ -263,7 +260,6 @@ class Cascade(ScoringRecommender):
         return self._interest_predictor().fit(data)
 
     def _text_vectors(self, dataset: Dataset) -> np.ndarray:
-        from genrec.text.embed import embed_items
 
         return embed_items(dataset, progress=False)
 
@@ -278,8 +274,6 @@ class Cascade(ScoringRecommender):
         cfg = self.config
         vectors: dict[str, np.ndarray] = {}
         if cfg.source_vectors:
-            from genrec.text.embed import collaborative_vectors
-
             for spec, m in zip(self.specs_, models):
                 with contextlib.suppress(TypeError, AttributeError):
                     vectors[f"{spec.name}_emb"] = collaborative_vectors(m)
@@ -412,13 +406,11 @@ class Cascade(ScoringRecommender):
             "category_names": self.category_names_,
             "candidate_recall": self.candidate_recall_,
         }
-        from genrec.paths import to_jsonable
 
         (directory / "cascade.json").write_text(json.dumps(to_jsonable(meta), indent=2))
 
     def _load_artifacts(self, path: Path) -> None:
         """Counterpart of :meth:`_save_artifacts` (called by :func:`genrec.io.load_model`)."""
-        from genrec.io import load_model
 
         state = getattr(self, "_pending_state", {})
         try:
@@ -467,7 +459,6 @@ class Cascade(ScoringRecommender):
         self._pending_state = {}
 
     def _restore_interest(self, state: dict[str, np.ndarray], cats: sp.csr_matrix | None) -> Any:
-        from genrec.ranking.interest import InterestGRU
 
         pred = self._interest_predictor()
         pred.item_category_matrix = cats

@@ -46,6 +46,10 @@ from fastapi.responses import FileResponse, JSONResponse  # noqa: E402
 from fastapi.staticfiles import StaticFiles  # noqa: E402
 from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
 
+from genrec._version import __version__  # noqa: E402
+from genrec.data.loaders import load_dataset  # noqa: E402
+from genrec.data.loaders.files import split_genres  # noqa: E402
+from genrec.io import load_model  # noqa: E402
 from genrec.serve import schemas as S  # noqa: E402
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -97,7 +101,6 @@ def load_models(paths: Sequence[str | Path]) -> dict[str, ServedModel]:
         ArtifactError: a path is not a readable artifact.
         ConfigError: no paths.
     """
-    from genrec.io import load_model
 
     if not paths:
         raise ConfigError("serve needs at least one artifact directory")
@@ -116,7 +119,6 @@ def load_models(paths: Sequence[str | Path]) -> dict[str, ServedModel]:
 
 def load_item_table(dataset: str, data_dir: str | None = None) -> pd.DataFrame | None:
     """The item table (``title``, ``genres``, ``year`` ...) of a named dataset, for display."""
-    from genrec.data.loaders import load_dataset
 
     return load_dataset(dataset, data_dir=data_dir).items
 
@@ -158,7 +160,6 @@ class ItemCatalog:
     """
 
     def __init__(self, models: Mapping[str, ServedModel], items: pd.DataFrame | None = None):
-        from genrec.data.loaders.files import split_genres
 
         table: dict[str, dict[str, Any]] = {}
         if items is not None and C.ITEM in items.columns:
@@ -423,8 +424,6 @@ def create_app(
         for s in served.values():
             if s.batcher is not None:
                 s.batcher.close()
-
-    from genrec._version import __version__
 
     app = FastAPI(
         title="genrec",

@@ -30,6 +30,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from genrec.errors import ConfigError, DataValidationError, NotFittedError
+from genrec.text.embed import TextEmbedder, embed_texts
+from genrec.text.items import item_texts
 
 if TYPE_CHECKING:
     from genrec.data.dataset import Dataset
@@ -312,7 +314,6 @@ class MiniLMEncoder(TextEncoder):
         progress: bool = False,
         cache_dir: Any = None,
     ):
-        from genrec.text.embed import TextEmbedder
 
         self.embedder = TextEmbedder(num_threads=num_threads or None, batch_size=batch_size)
         self.progress = bool(progress)
@@ -332,7 +333,6 @@ class MiniLMEncoder(TextEncoder):
         return normalize_rows(self.embedder.encode(texts))  # type: ignore[return-value]
 
     def encode_items(self, texts: Sequence[str]) -> np.ndarray:
-        from genrec.text.embed import embed_texts
 
         vectors = embed_texts(
             _check_texts(texts), self.embedder, cache_dir=self.cache_dir, progress=self.progress
@@ -356,7 +356,6 @@ def item_text_vectors(
     Raises:
         DataValidationError: no item has text.
     """
-    from genrec.text.items import item_texts
 
     texts = item_texts(dataset, on_missing="fallback")
     has_text = np.ones(dataset.n_items + 1, dtype=bool)

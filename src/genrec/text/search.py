@@ -48,8 +48,9 @@ import torch
 
 from genrec.core.recommender import Recommender
 from genrec.core.topk import topk_with_ties
-from genrec.data.dataset import IdMap
+from genrec.data.dataset import Dataset, IdMap
 from genrec.errors import ConfigError, DataValidationError, NotFittedError, UnknownIdError, suggest
+from genrec.io import load_model
 from genrec.text.encoders import (
     TextEncoder,
     TfidfEncoder,
@@ -136,7 +137,6 @@ class ItemTextIndex:
             **encoder_options: passed to the encoder (``svd_dim``, ``min_df``,
                 ``num_threads``, ...; options of the other encoder are ignored).
         """
-        from genrec.data.dataset import Dataset
 
         if not isinstance(dataset, Dataset):
             raise DataValidationError(
@@ -190,7 +190,6 @@ class ItemTextIndex:
     @classmethod
     def from_artifact(cls, path: str | Path, *, encoder: str = "auto") -> ItemTextIndex:
         """Index the catalogue of a saved model directory (see :meth:`from_model`)."""
-        from genrec.io import load_model
 
         return cls.from_model(load_model(path), encoder=encoder)
 
@@ -401,8 +400,6 @@ def search(
     if isinstance(model_or_artifact, ItemTextIndex):
         index = model_or_artifact
     elif isinstance(model_or_artifact, (str, os.PathLike)):
-        from genrec.io import load_model
-
         model = load_model(model_or_artifact)
         index = ItemTextIndex.from_model(model)
     else:

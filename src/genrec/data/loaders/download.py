@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from genrec.data.loaders.files import find_file
 from genrec.errors import DatasetUnavailableError, DataValidationError
 
 CACHE_ENV = "GENREC_CACHE"
@@ -372,7 +373,6 @@ def locate(
 ) -> Path | None:
     """Folder holding one of ``key_files``: ``root`` (searched ``depth`` levels deep), or one
     of ``root/<folder>`` (and their direct subfolders)."""
-    from genrec.data.loaders.files import find_file
 
     if not root.is_dir():
         return None

@@ -1,0 +1,71 @@
+"""One registry pattern for models, tokenizers and datasets; lazy built-in models; old
+config keys that still load."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import subprocess
+import sys
+
+import pytest
+
+import genrec
+from genrec.data.loaders import REGISTRY as DATASETS
+from genrec.errors import DeprecatedKeyWarning, UnknownNameError
+from genrec.models import BUILTIN_MODELS
+from genrec.registry import MODELS, Registry
+from genrec.tokenizers.base import TOKENIZERS
+
+
+def test_one_pattern_for_the_three_registries():
+    for registry in (MODELS, TOKENIZERS, DATASETS):
+        assert isinstance(registry, Registry)
+        with pytest.raises(UnknownNameError, match="Did you mean"):
+            registry.get(registry.names()[0] + "x")
+    assert DATASETS.get("ml-1m").name == "movielens-1m"  # aliases
+    assert "rkmeans" in TOKENIZERS and "ease" in MODELS
+
+
+def test_the_builtin_table_lists_every_registered_model():
+    """A model file's @register_model names and the lazy table in genrec.models agree."""
+    import genrec.models
+    import genrec.ranking
+
+    for package in (genrec.models, genrec.ranking):
+        for info in pkgutil.iter_modules(package.__path__):
+            importlib.import_module(f"{package.__name__}.{info.name}")
+    registered = {name for name, _ in MODELS.items()}
+    assert registered == set(BUILTIN_MODELS)
+    for name, target in BUILTIN_MODELS.items():
+        module, _, cls = target.partition(":")
+        assert MODELS.get(name).__module__ == module and MODELS.get(name).__name__ == cls
+
+
+def test_importing_genrec_imports_no_model_and_no_torch():
+    code = (
+        "import sys, genrec; names = genrec.list_models();"
+        "assert 'ease' in names and 'tiger' in names;"
+        "assert 'torch' not in sys.modules, 'torch imported';"
+        "assert not [m for m in sys.modules if m.startswith('genrec.models.') and "
+        "m != 'genrec.models.base'], 'a model was imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_registry_refuses_a_taken_name_and_loads_lazy_entries():
+    reg: Registry[object] = Registry("thing")
+    reg.add("a", 1)
+    with pytest.raises(ValueError, match="already registered"):
+        reg.add("a", 2)
+    reg.add_lazy("json", "json:dumps")
+    assert "json" in reg and reg.get("json") is importlib.import_module("json").dumps
+
+
+def test_old_config_keys_still_load_with_a_warning():
+    cls = genrec.get_model("tiger")
+    with pytest.warns(DeprecatedKeyWarning, match="'max_items' is deprecated, use 'max_seq_len'"):
+        cfg = cls.config_class.from_dict({"max_items": 7, "d_model": 32})
+    assert cfg.max_seq_len == 7 and cfg.embedding_dim == 32
+    with pytest.raises(genrec.errors.ConfigError, match="both 'max_items'"):
+        cls.config_class.from_dict({"max_items": 7, "max_seq_len": 8})
