@@ -28,8 +28,8 @@ START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
 DATASET = "amazon-beauty"  # the README table; other datasets' files are skipped
 SHORT = {"recall": "R", "ndcg": "N", "mrr": "MRR"}
-CONFIG_KEYS = ("loss", "max_seq_len", "l2", "n_neighbors", "shrink", "factors", "codebook",
-               "max_items", "time_budget_minutes")  # fmt: skip
+CONFIG_KEYS = ("loss", "max_seq_len", "l2", "n_neighbors", "shrink", "factors", "embedding_dim",
+               "codebook", "max_items", "time_budget_minutes")  # fmt: skip
 
 
 def _is_record(res: dict) -> bool:

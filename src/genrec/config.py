@@ -82,6 +82,13 @@ class ModelConfig:
         return cls(**data)
 
     @classmethod
+    def current_keys(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """``data`` with old key names (``RENAMED``) mapped to the current ones, silently: for
+        configs recorded by earlier runs (results files, reproduction references)."""
+        renamed = getattr(cls, "RENAMED", {})
+        return {renamed.get(k, k): v for k, v in data.items()}
+
+    @classmethod
     def from_yaml(cls: type[C], path: str | Path) -> C:
         return cls.from_dict(load_yaml(path))
 

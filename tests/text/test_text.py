@@ -148,7 +148,7 @@ def test_collaborative_vectors():
     bert = genrec.get_model("bert4rec")(**tiny).fit(train)
     assert bert.network_.item_emb.weight.shape[0] == 22  # padding, 20 items, mask token
     assert collaborative_vectors(bert).shape == (21, 8)  # mask row dropped
-    als = genrec.get_model("als")(factors=4, iterations=2).fit(train)
+    als = genrec.get_model("als")(embedding_dim=4, iterations=2).fit(train)
     assert collaborative_vectors(als).shape == (21, 4)
     with pytest.raises(NotFittedError):
         collaborative_vectors(genrec.get_model("sasrec")())

@@ -23,6 +23,7 @@ from typing import Any
 from genrec._version import __version__
 from genrec.bench.benchmark import BenchmarkSpec, run_benchmark
 from genrec.paths import atomic_write_text
+from genrec.registry import get_model
 
 KIND = "genrec-reproduction"
 RECORD_VERSION = 1
@@ -173,7 +174,8 @@ def check_config(check: Check, root: Path | None = None) -> tuple[dict[str, str]
     overrides = dict(check.overrides)
     if check.reference_file:  # run exactly the recorded config
         _, entry = _model_entry(root / check.reference_file, check.model)
-        overrides = {**{k: v for k, v in entry["config"].items() if k != "seed"}, **overrides}
+        recorded = get_model(check.model).config_class.current_keys(entry["config"])
+        overrides = {**{k: v for k, v in recorded.items() if k != "seed"}, **overrides}
     paths = {check.model: str(root / check.config_path)} if check.config_path else {}
     return paths, {check.model: overrides}
 
