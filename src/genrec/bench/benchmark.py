@@ -224,6 +224,39 @@ def _segment_means(
     return out
 
 
+def convergence(cls: Any, training: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
+    """Whether a model's training converged, over its seeds.
+
+    An epoch-trained model converged when every seed's training ended by early stopping
+    (validation stopped improving for ``patience`` evaluations). A run that ended because its
+    time budget or its epoch limit ran out first is *not converged*: its numbers are a lower
+    bound, not the model's quality. Models fitted in one go (EASE, ALS, ...) have nothing to
+    converge: ``converged`` is ``None``.
+
+    Returns:
+        ``{"converged": bool | None, "per_seed": [bool | None, ...], "reasons": [...]}``.
+    """
+    if not getattr(cls, "epoch_trained", False):
+        n = len(training)
+        return {"converged": None, "per_seed": [None] * n, "reasons": ["fitted in one go"] * n}
+    per_seed, reasons = [], []
+    for info in training:
+        info = info or {}
+        if info.get("stopped_early"):
+            per_seed.append(True)
+            reasons.append("early stopping")
+        elif info.get("out_of_time"):
+            per_seed.append(False)
+            reasons.append(f"time budget ran out after {info.get('epochs_run', '?')} epochs")
+        elif info.get("best_metric") is None:
+            per_seed.append(False)
+            reasons.append("no validation: early stopping impossible")
+        else:
+            per_seed.append(False)
+            reasons.append(f"epoch limit reached ({info.get('epochs_run', '?')} epochs)")
+    return {"converged": all(per_seed), "per_seed": per_seed, "reasons": reasons}
+
+
 def run_benchmark(
     spec: BenchmarkSpec,
     dataset: Dataset,
@@ -341,6 +374,7 @@ def run_benchmark(
             "recommend_seconds": {"mean": float(np.mean(rec_s)), "per_seed": rec_s},
             "deterministic": deterministic,
             "training": training if any(t is not None for t in training) else None,
+            "convergence": convergence(cls, training),
             "popularity_profile": np.mean(pop_shares, axis=0).tolist(),
             "segments": _segment_means(mean_users, seg_idx, seg_labels),
             "diagnostics": _diagnostics_summary(diags),

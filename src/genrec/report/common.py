@@ -49,7 +49,7 @@ def table_rows(
     header = ["model", *cols, "fit s", "recommend s"]
     rows = []
     for name, res in results["models"].items():
-        row = [name + (" (ref)" if name == ref else "")]
+        row = [name + (" (ref)" if name == ref else "") + (" †" if not_converged(res) else "")]
         for c in cols:
             m = res["metrics"].get(c)
             if m is None:
@@ -64,6 +64,27 @@ def table_rows(
         row.append(f"{res['recommend_seconds']['mean']:.2f}")
         rows.append(row)
     return header, rows
+
+
+def not_converged(res: dict[str, Any]) -> bool:
+    """True when a model entry of ``results.json`` was stopped by its budget or epoch limit
+    before early stopping in some seed (its ``convergence.converged`` is False)."""
+    return (res.get("convergence") or {}).get("converged") is False
+
+
+CONVERGENCE_NOTE = (
+    "† not converged: training ended by its time budget or epoch limit before early stopping "
+    "in at least one seed, so the numbers are a lower bound on the model, not its quality; "
+    "do not read its rank as a verdict."
+)
+
+
+def convergence_note(results: dict[str, Any]) -> str | None:
+    """The legend line for the † mark, naming the models, or ``None`` when all converged."""
+    names = [n for n, r in results["models"].items() if not_converged(r)]
+    if not names:
+        return None
+    return CONVERGENCE_NOTE + " Not converged: " + ", ".join(names) + "."
 
 
 def all_metric_keys(results: dict[str, Any]) -> list[str]:

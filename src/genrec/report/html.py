@@ -10,10 +10,12 @@ from typing import Any
 from genrec.report.common import (
     PLOTS_NOTE,
     all_metric_keys,
+    convergence_note,
     esc,
     fmt_num,
     main_k,
     metric_columns,
+    not_converged,
     seeds_text,
     segments_html,
     sig_mark,
@@ -94,7 +96,11 @@ def _metric_table(results: dict[str, Any]) -> str:
     ]
     for name, res in models.items():
         cls = ' class="ref"' if name == ref else ""
-        cells = [f"<td>{esc(name)}</td>"]
+        mark_nc = ""
+        if not_converged(res):
+            why = "; ".join(res["convergence"].get("reasons") or [])
+            mark_nc = f' <span class="nc" title="not converged: {esc(why)}">†</span>'
+        cells = [f"<td>{esc(name)}{mark_nc}</td>"]
         for c in cols:
             m = res["metrics"].get(c)
             if m is None:
@@ -140,6 +146,9 @@ def _metric_table(results: dict[str, Any]) -> str:
             " Merged from several runs: models from runs other than the reference's carry no "
             "significance marks."
         )
+    note = convergence_note(results)
+    if note:
+        legend += " " + esc(note)
     out.append(f'<p class="legend">{legend}</p>')
     return "".join(out)
 

@@ -7,6 +7,7 @@ from typing import Any
 from genrec.report.common import (
     TERMINAL_METRICS,
     all_metric_keys,
+    convergence_note,
     metric_columns,
     seeds_text,
     segments_markdown,
@@ -37,6 +38,9 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"↑/↓: significantly better/worse than the reference `{results['reference_model']}` "
         "(paired t-test on per-user values, Holm-corrected, α = 0.05). ± is the std over seeds.",
     ]
+    note = convergence_note(results)
+    if note:
+        lines.append(note)
     if results.get("merged_from"):
         lines.append(
             f"Merged from {len(results['merged_from'])} runs: models from other runs than the "
@@ -111,7 +115,11 @@ def print_table(results: dict[str, Any]) -> None:
         table.add_column(h, justify="left" if i == 0 else "right")
     for r in rows:
         table.add_row(*r)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    note = convergence_note(results)
+    if note:
+        console.print(note, markup=False, highlight=False)
 
 
 # ---------------------------------------------------------------------- merging

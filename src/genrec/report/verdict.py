@@ -8,7 +8,14 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from genrec.report.common import fmt_cell, md_table, segment_rows, sig_mark
+from genrec.report.common import (
+    CONVERGENCE_NOTE,
+    fmt_cell,
+    md_table,
+    not_converged,
+    segment_rows,
+    sig_mark,
+)
 
 # ---------------------------------------------------------------------- suite verdicts
 PROTOCOL_NAMES = {
@@ -68,7 +75,24 @@ def _verdict_row(res: dict[str, Any], metric: str, ref_mean: float | None) -> di
         "effect_size": sig.get("effect_size"),
         "verdict": verdict,
         "n_users": sig.get("n_users"),
+        "not_converged": not_converged(res),
     }
+
+
+def _name(name: str, row: dict[str, Any]) -> str:
+    """A model's name, flagged when its training did not converge (so no sentence calls a
+    model better or worse without saying so)."""
+    return f"{name} (not converged)" if row.get("not_converged") else name
+
+
+def _nc_sentence(scored: dict[str, Any]) -> str | None:
+    names = [n for n, r in scored.items() if not_converged(r)]
+    if not names:
+        return None
+    return (
+        f"Not converged: {_join(names)} (their training budget or epoch limit ran out before "
+        "early stopping), so their numbers are lower bounds and their verdicts provisional."
+    )
 
 
 def _describe(name: str, row: dict[str, Any]) -> str:
@@ -79,7 +103,7 @@ def _describe(name: str, row: dict[str, Any]) -> str:
     d = row["effect_size"]
     if d is not None and math.isfinite(d):
         parts.append(f"d = {d:+.2f}")
-    return f"{name} ({', '.join(parts)})"
+    return f"{_name(name, row)} ({', '.join(parts)})"
 
 
 def _join(items: list[str]) -> str:
@@ -123,7 +147,8 @@ def _compact_verdict(
 
         def rel(n: str) -> str:
             r = rows[n]["relative_delta"]
-            return n if r is None else f"{n} ({r * 100:+.0f}%)"
+            label_n = _name(n, rows[n])
+            return label_n if r is None else f"{label_n} ({r * 100:+.0f}%)"
 
         ps = [rows[n]["p"] for n in members if rows[n]["p"] is not None]
         bound = ""
@@ -135,8 +160,11 @@ def _compact_verdict(
     if not any(r["verdict"] in ("better", "worse") for r in rows.values()):
         parts.append(f"no model differs significantly from {ref}")
     best = max(scored, key=lambda n: scored[n]["metrics"][metric]["mean"])
-    parts.append(f"best on test {label}: {best}")
-    return head + "; ".join(parts) + "."
+    best_label = f"{best} (not converged)" if not_converged(scored[best]) else best
+    parts.append(f"best on test {label}: {best_label}")
+    out = head + "; ".join(parts) + "."
+    nc = _nc_sentence(scored)
+    return f"{out} {nc}" if nc else out
 
 
 def verdict_summary(
@@ -221,9 +249,13 @@ def verdict_summary(
             f"comparison{'s' if tested != 1 else ''}, α = {alpha:g}; d is Cohen's d_z."
         )
     best = max(scored, key=lambda n: scored[n]["metrics"][metric]["mean"])
+    best_label = f"{best} (not converged)" if not_converged(scored[best]) else best
     sentences.append(
-        f"Best on test {label}: {best} ({scored[best]['metrics'][metric]['mean']:.4f})."
+        f"Best on test {label}: {best_label} ({scored[best]['metrics'][metric]['mean']:.4f})."
     )
+    nc = _nc_sentence(scored)
+    if nc:
+        sentences.append(nc)
     return " ".join(sentences)
 
 
@@ -377,9 +409,11 @@ def _suite_protocol_section(protocol: str, res: dict[str, Any], suite: dict[str,
                 cell += f" ± {v['std']:.4f}"
             mark = sig_mark(r, m)
             cells.append(cell + (f" {mark}" if mark else ""))
-        label = name + (" (ref)" if name == ref else "")
+        label = name + (" (ref)" if name == ref else "") + (" †" if not_converged(r) else "")
         rows.append([label, families.get(name, ""), *cells])
     lines += md_table(["model", "family", *(metric_label(m) for m in acc)], rows)
+    if any(not_converged(r) for r in res["models"].values()):
+        lines += ["", CONVERGENCE_NOTE]
     # beyond accuracy
     k = 10
     beyond = [(f"{key}@{k}", lab) for key, lab in SUITE_BEYOND if f"{key}@{k}" in first]
