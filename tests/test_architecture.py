@@ -32,7 +32,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "src" / "genrec"
 
 FLOORS: list[tuple[int, tuple[str, ...]]] = [
-    (1, ("_version", "errors", "columns", "config", "paths", "registry", "nn", "decoding")),
+    (1, ("_version", "errors", "columns", "config", "paths", "registry", "console", "nn")),
+    (1, ("decoding",)),
     (2, ("data",)),
     (3, ("core", "io", "models.__init__", "models.base")),
     (4, ("evaluation", "training")),

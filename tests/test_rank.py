@@ -195,3 +195,23 @@ def test_cascade_with_a_tiger_source_generates_with_beam_search(split, monkeypat
     items, scores, full = source_top_n(tiger, batch, n=5)
     assert calls["decode"] == 1 and full is None and items.shape == (8, 5)
     assert (items > 0).all() and np.all(np.diff(scores, axis=1) <= 0)
+
+
+def test_memory_bound_shrinks_batches_without_changing_results(ease, monkeypatch):
+    users = np.arange(1, 41)
+    full = ease.rank(_request(ease, users, k=5))
+    sizes = []
+    real = type(ease)._rank_batch
+
+    def spy(self, batch, *args):
+        sizes.append(len(batch))
+        return real(self, batch, *args)
+
+    monkeypatch.setattr(type(ease), "_rank_batch", spy)
+    row = 4 * (ease.n_items + 1)
+    small = ease.rank(_request(ease, users, k=5, max_batch_bytes=3 * row))
+    assert max(sizes) == 3 and len(sizes) == 14  # ceil(40 / 3) batches of <= 3 rows
+    np.testing.assert_array_equal(small.items, full.items)
+    np.testing.assert_array_equal(small.scores, full.scores)
+    with pytest.raises(ConfigError, match="max_batch_bytes"):
+        _request(ease, users, k=5, max_batch_bytes=0)

@@ -325,7 +325,7 @@ def _load(args: argparse.Namespace):
 
 def _console():
     """The stderr console, shared with the trainer's progress bar (rich nests the two)."""
-    from genrec.training.trainer import progress_console
+    from genrec.console import progress_console
 
     return progress_console()
 
@@ -728,7 +728,7 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
 def _say(console: Any, status: Any) -> Callable[[str], None]:
     """Progress messages: the live status line on a terminal; one timestamped line each in
     logs and pipes, where a status line would print nothing."""
-    from genrec.training.trainer import log_line
+    from genrec.console import log_line
 
     return status.update if console.is_terminal else log_line
 

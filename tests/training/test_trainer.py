@@ -8,6 +8,7 @@ import torch
 from toy import Toy
 
 import genrec
+import genrec.console
 from genrec.errors import ConfigError
 from genrec.testing import make_synthetic_dataset
 from genrec.training import TrainingError, find_checkpoint
@@ -181,6 +182,7 @@ def test_logs_one_line_per_validated_epoch_when_not_a_terminal(split, monkeypatc
 
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=False, width=200)
+    monkeypatch.setattr(genrec.console, "progress_console", lambda: console)
     monkeypatch.setattr(trainer, "progress_console", lambda: console)
     model = Toy(epochs=4, eval_every=2, patience=0, progress=True)
     model.fit(split.train, split.valid)
@@ -206,6 +208,7 @@ def test_progress_bar_on_a_terminal_is_transient(split, monkeypatch):
 
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=100)
+    monkeypatch.setattr(genrec.console, "progress_console", lambda: console)
     monkeypatch.setattr(trainer, "progress_console", lambda: console)
     Toy(epochs=2, progress=True).fit(split.train, split.valid)
     assert "epoch 1/2" in buf.getvalue() or "epoch 2/2" in buf.getvalue()

@@ -99,7 +99,10 @@ class RankRequest:
             ``rows``. 0 means an anonymous ad-hoc history.
         popular: ``(U,)`` bool: rows ranked by training popularity whatever the model
             (cold-start users of ``recommend(..., on_unknown="popular")``).
-        batch_size: rows ranked at once (bounds memory).
+        batch_size: rows ranked at once, at most.
+        max_batch_bytes: a batch holds at most this many bytes of scores (float32, one per
+            item and row): large catalogues rank in smaller batches, so memory stays bounded
+            whatever the catalogue size (256 MiB by default: 1,024 rows up to 65k items).
         keep_scores: also return every item's score per row (:attr:`Ranking.all_scores`) for
             models that score the whole catalogue; the cascade uses them as features.
     """
@@ -113,6 +116,7 @@ class RankRequest:
     user_ids: np.ndarray | None = None
     popular: np.ndarray | None = None
     batch_size: int = 1024
+    max_batch_bytes: int = 256 * 2**20
     keep_scores: bool = False
 
     def __post_init__(self) -> None:
@@ -136,6 +140,10 @@ class RankRequest:
             raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if self.batch_size <= 0:
             raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if not isinstance(self.max_batch_bytes, (int, np.integer)) or self.max_batch_bytes <= 0:
+            raise ConfigError(
+                f"max_batch_bytes must be a positive integer, got {self.max_batch_bytes!r}"
+            )
         n_cols = self.histories.n_items + 1
         for name in ("candidates", "demote"):
             value = getattr(self, name)
@@ -371,8 +379,10 @@ class Recommender(ABC):
         user_ids = rows if request.user_ids is None else request.user_ids
         popular = np.zeros(U, dtype=bool) if request.popular is None else request.popular
         order = self._row_order(hist, rows)
-        for start in range(0, U, request.batch_size):
-            pos = np.arange(start, min(start + request.batch_size, U))
+        row_bytes = 4 * (self.n_items + 1) * (2 if all_scores is not None else 1)
+        size = max(1, min(request.batch_size, request.max_batch_bytes // row_bytes))
+        for start in range(0, U, size):
+            pos = np.arange(start, min(start + size, U))
             if order is not None:
                 pos = order[pos]  # positions into rows; results land back at these positions
             batch = hist.batch(rows[pos], user_ids=user_ids[pos])

@@ -8,15 +8,15 @@ name carries the ``sampled_`` prefix and the protocol says ``sampled-N``.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from genrec.console import progress as console_progress
 from genrec.core.recommender import RankRequest, Recommender
 from genrec.data.splitting import Holdout, Split
 from genrec.errors import ConfigError, NotFittedError, UnknownNameError, suggest
@@ -183,7 +183,7 @@ def evaluate(
         batch_size=batch_size,
     )
     start = time.perf_counter()
-    with _progress(len(holdout), progress, f"evaluating {model.name}") as advance:
+    with console_progress(len(holdout), f"evaluating {model.name}", enabled=progress) as advance:
         ranked = model.rank(request, progress=advance).items
     seconds = time.perf_counter() - start
 
@@ -221,16 +221,3 @@ def evaluate(
         seconds=seconds,
         info={"exclude_seen": exclude_seen, "ks": list(ks), "tie_breaking": "pessimistic"},
     )
-
-
-@contextlib.contextmanager
-def _progress(total: int, enabled: bool, description: str) -> Iterator[Callable[[int], None]]:
-    """A progress callback for :meth:`Recommender.rank`: a bar on a terminal (rich)."""
-    if not enabled:
-        yield lambda n: None
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)

@@ -32,7 +32,6 @@ as it was.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -45,6 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 import torch.distributed as dist
 
+from genrec.console import log_line, progress_console
 from genrec.data.sequences import epoch_generator
 from genrec.data.splitting import Holdout, Split
 from genrec.errors import GenrecError
@@ -58,8 +58,6 @@ from genrec.paths import (
 )
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from genrec.data.dataset import Dataset
 
 
@@ -94,23 +92,6 @@ def _dist_info() -> tuple[int, int, int]:
 def process_rank() -> int:
     """This process's rank under ``torchrun`` (0 when not distributed)."""
     return _dist_info()[0]
-
-
-@functools.lru_cache(maxsize=1)
-def progress_console() -> Console:
-    """The stderr console shared by the trainer's progress bar and the CLI's status line
-    (one console, so rich nests the two live displays instead of garbling them)."""
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-def log_line(msg: str) -> None:
-    """Print ``msg`` as one timestamped, unstyled line on :func:`progress_console` (the
-    trainer's per-epoch lines and the CLI's progress messages in logs and pipes)."""
-    progress_console().print(
-        f"[{time.strftime('%H:%M:%S')}] {msg}", markup=False, highlight=False, soft_wrap=True
-    )
 
 
 def find_checkpoint(checkpoint_dir: str | Path) -> Path | None:
