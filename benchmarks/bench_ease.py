@@ -15,18 +15,27 @@ Each is run ``--repeat`` times in turn (round robin, so load spikes hit all of t
 the best time is kept. Prints the times, ``genrec / floor`` ratios, the load average and the
 thread counts (the machine is shared: compare ratios, not seconds across runs).
 
+``--storage dense,float16,topn=100,...`` instead fits EASE once and compares its storage
+forms: size of ``B`` in the artifact, of the whole artifact, and test metrics (leave-one-out,
+full ranking) of each form.
+
 Run::
 
     python benchmarks/bench_ease.py --data-dir ../shared/data/amazon-beauty --l2 50
     python benchmarks/bench_ease.py --synth 20000,20000 --l2 500
+    python benchmarks/bench_ease.py --dataset movielens-small --l2 250 \\
+        --storage dense,float16,topn=50,topn=100,topn=200,topn=500
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import os
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,7 +45,7 @@ import genrec
 from genrec.models.ease import EASE
 
 
-def _load_split(args: argparse.Namespace) -> genrec.Dataset:
+def _load_split(args: argparse.Namespace) -> genrec.data.Split:
     if args.synth:
         from genrec.data.synth import synthesize
 
@@ -45,7 +54,7 @@ def _load_split(args: argparse.Namespace) -> genrec.Dataset:
         ds = genrec.Dataset(frame, name=f"synth-{users}x{items}")
     else:
         ds = genrec.load_dataset(args.dataset, data_dir=args.data_dir)
-    return genrec.split_dataset(ds, "loo").train
+    return genrec.split_dataset(ds, "loo")
 
 
 def floor_torch(X: sp.csr_matrix, l2: float) -> torch.Tensor:
@@ -74,6 +83,44 @@ def before(X: sp.csr_matrix, l2: float) -> torch.Tensor:
     return B.to(torch.float32).contiguous()
 
 
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def compare_storage(split: genrec.data.Split, l2: float, forms: str) -> None:
+    """Fit once; evaluate and save every storage form of the same ``B``."""
+    from safetensors.numpy import load_file
+
+    t = time.perf_counter()
+    dense = EASE(l2=l2).fit(split.train)
+    print(
+        f"{split.train.name}: {split.train.n_items:,} items, fit {time.perf_counter() - t:.1f} s "
+        f"(load {os.getloadavg()[0]:.1f}, torch threads {torch.get_num_threads()})"
+    )
+    B = dense.B_.numpy()
+    print("| storage | B in artifact | artifact | R@10 | N@10 | R@20 | N@20 | eval s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for form in forms.split(","):
+        storage, _, topn = form.partition("=")
+        model = copy.copy(dense)
+        model.config = dense.config.replace(storage=storage, topn=int(topn or 200))
+        model._set_weights(B.copy())
+        t = time.perf_counter()
+        m = genrec.evaluate(model, split, ks=(10, 20)).metrics
+        dt = time.perf_counter() - t
+        with tempfile.TemporaryDirectory() as tmp:
+            path = model.save(Path(tmp) / "ease")
+            arrays = load_file(str(path / "weights.safetensors"))
+            b_bytes = sum(v.nbytes for k, v in arrays.items() if k.startswith("model."))
+            total = _dir_bytes(path)
+        print(
+            f"| {form} | {b_bytes / 1e6:.1f} MB | {total / 1e6:.1f} MB | "
+            f"{m['recall@10']:.4f} | {m['ndcg@10']:.4f} | {m['recall@20']:.4f} | "
+            f"{m['ndcg@20']:.4f} | {dt:.1f} (load {os.getloadavg()[0]:.1f}) |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="amazon-beauty")
@@ -86,9 +133,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--before", action="store_true", help="also time the float64 fit")
     parser.add_argument("--no-torch-floor", action="store_true")
+    parser.add_argument(
+        "--storage", default=None, help="compare storage forms, e.g. dense,float16,topn=100"
+    )
     args = parser.parse_args()
 
-    train = _load_split(args)
+    split = _load_split(args)
+    if args.storage:
+        compare_storage(split, args.l2, args.storage)
+        return
+    train = split.train
     X = train.matrix(binary=True)[:, 1:].astype(np.float32)
     print(
         f"{train.name}: {train.n_users:,} users x {train.n_items:,} items, "

@@ -128,7 +128,7 @@ class EASE(ScoringRecommender):
                 "raise or unset max_items (the fit checks the memory it needs by itself)"
             )
         self._check_memory(n, dataset.n_interactions)  # before building anything
-        X = dataset.matrix(binary=True)[:, 1:].astype(np.float32)  # (U+1, n) no padding col
+        X = dataset.matrix(binary=True)[:, 1:].astype(np.float32, copy=False)  # (U+1, n)
         G = gram_matrix(X)  # (n, n) float32, C order
         del X
         G.flat[:: n + 1] += np.float32(cfg.l2)
