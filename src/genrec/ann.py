@@ -27,8 +27,6 @@ header (``ann.json``); nothing is pickled.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from genrec.errors import ArtifactError, ConfigError, DataValidationError, require_extra
+from genrec.paths import atomic_dir, follow_umask, prepare_output_dir
 
 __all__ = ["ItemIndex", "exact_search"]
 
@@ -275,16 +274,16 @@ class ItemIndex:
         return out_ids, out_scores
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | Path) -> Path:
-        """Write a folder ``path`` (``index.faiss`` + ``ann.json``), atomically."""
+    def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write a folder ``path`` (``index.faiss`` + ``ann.json``), atomically.
+
+        ``path`` must be new, an empty folder, or (with ``overwrite=True``) an index genrec
+        saved earlier; anything else raises :class:`~genrec.paths.OutputPathError`."""
         faiss = _faiss()
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        try:
+        path = prepare_output_dir(path, "ann", overwrite=overwrite)
+        with atomic_dir(path, kind="ann") as tmp:
             faiss.write_index(self._index, str(tmp / "index.faiss"))
+            follow_umask(tmp / "index.faiss")
             header = {
                 "kind": "genrec-ann",
                 "format_version": _FORMAT,
@@ -294,12 +293,6 @@ class ItemIndex:
                 "params": self.params,
             }
             (tmp / "ann.json").write_text(json.dumps(header, indent=2))
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp)
         return path
 
     @classmethod

@@ -79,6 +79,11 @@ def _add_synth_args(p: argparse.ArgumentParser) -> None:
         help="synth: share of steps that follow the previous item's successor",
     )  # fmt: skip
     g.add_argument("--out", default=None, help="synth: output Parquet file")
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="synth: replace a file genrec datasets synth wrote earlier at --out",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -431,17 +436,20 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from genrec.data.synth import synthesize, write_parquet
+    from genrec.data.synth import is_synth_file, synthesize, write_parquet
+    from genrec.paths import check_output_file
 
     missing = [f"--{n}" for n in ("users", "items", "out") if getattr(args, n) is None]
     if missing:
         raise ConfigError(f"`genrec datasets synth` needs {', '.join(missing)}")
+    # before generating: a path genrec may not write fails now
+    check_output_file(args.out, overwrite=args.overwrite, owned=is_synth_file, flag="--overwrite")
     t0 = time.perf_counter()
     frame = synthesize(
         args.users, args.items, args.mean_length, args.zipf, args.seed,
         n_clusters=args.clusters, transition=args.transition,
     )  # fmt: skip
-    path = write_parquet(frame, args.out)
+    path = write_parquet(frame, args.out, overwrite=args.overwrite, flag="--overwrite")
     n_users = int(frame["user_id"].nunique())
     print(
         f"wrote {path}: {len(frame):,} interactions, {n_users:,} users, "

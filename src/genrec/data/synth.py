@@ -42,6 +42,7 @@ import pandas as pd
 
 from genrec import columns as C
 from genrec.errors import ConfigError, MissingExtraError
+from genrec.paths import check_output_file
 
 __all__ = ["SynthSpec", "synthesize", "write_parquet"]
 
@@ -386,8 +387,28 @@ def _segment_cumsum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return total - offset
 
 
+SYNTH_MARK = b"genrec.synth"
+
+
+def is_synth_file(path: str | Path) -> bool:
+    """True when ``path`` is a Parquet file :func:`write_parquet` wrote (its schema metadata
+    carries genrec's mark)."""
+    try:
+        import pyarrow.parquet as pq
+
+        meta = pq.read_schema(path).metadata or {}
+    except Exception:  # not Parquet, unreadable, or no pyarrow: not ours
+        return False
+    return SYNTH_MARK in meta
+
+
 def write_parquet(
-    frame: pd.DataFrame, path: str | Path, *, row_group_size: int = 1_000_000
+    frame: pd.DataFrame,
+    path: str | Path,
+    *,
+    row_group_size: int = 1_000_000,
+    overwrite: bool = False,
+    flag: str = "overwrite=True",
 ) -> Path:
     """Write an interaction frame as Parquet in row groups (needs ``pyarrow``).
 
@@ -396,6 +417,9 @@ def write_parquet(
         path: the output file; its folder is created. Written atomically (a temporary file
             renamed into place).
         row_group_size: rows per row group (what the Parquet loader reads at a time).
+        overwrite: replace a file this function wrote earlier (a file genrec did not write
+            is never replaced: :class:`~genrec.paths.OutputPathError`).
+        flag: how the caller's surface spells ``overwrite``, for the error message.
 
     Returns:
         The path written.
@@ -413,9 +437,11 @@ def write_parquet(
         raise MissingExtraError(
             "writing Parquet needs the optional package 'pyarrow': pip install 'genrec[parquet]'"
         ) from exc
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_output_file(path, overwrite=overwrite, owned=is_synth_file, flag=flag)
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[SYNTH_MARK] = b"1"
+    table = table.replace_schema_metadata(meta)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         pq.write_table(table, tmp, row_group_size=row_group_size)
