@@ -67,7 +67,7 @@ def als_vectors(args: argparse.Namespace):
         ds = genrec.load_dataset(args.als, data_dir=args.data_dir)
     split = genrec.split_dataset(ds, "loo")
     t = time.perf_counter()
-    model = genrec.get_model("als")(factors=args.dim, seed=args.seed).fit(split.train)
+    model = genrec.get_model("als")(embedding_dim=args.dim, seed=args.seed).fit(split.train)
     print(
         f"ALS on {ds.name}: {ds.n_items:,} items, {args.dim} factors, fit "
         f"{time.perf_counter() - t:.1f} s (load {os.getloadavg()[0]:.1f})"

@@ -69,3 +69,60 @@ def test_old_config_keys_still_load_with_a_warning():
     assert cfg.max_seq_len == 7 and cfg.embedding_dim == 32
     with pytest.raises(genrec.errors.ConfigError, match="both 'max_items'"):
         cls.config_class.from_dict({"max_items": 7, "max_seq_len": 8})
+
+
+def test_checkpoints_and_artifacts_written_with_old_keys_still_load(tmp_path):
+    """A run written before the rename resumes, an old artifact loads (silently)."""
+    import json
+    import warnings
+
+    from genrec.testing import make_synthetic_dataset
+
+    split = genrec.split_dataset(make_synthetic_dataset(n_users=30, n_items=20, seed=0), "loo")
+    cfg = {"embedding_dim": 8, "iterations": 2}
+    als = genrec.get_model("als")(**cfg).fit(split.train)
+    path = als.save(tmp_path / "als")
+    meta = json.loads((path / "config.json").read_text())
+    meta["config"]["factors"] = meta["config"].pop("embedding_dim")  # as written before
+    (path / "config.json").write_text(json.dumps(meta))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert genrec.load(path).config.embedding_dim == 8
+    tiny = {"epochs": 1, "embedding_dim": 8, "max_seq_len": 5, "progress": False}
+    ckpt = tmp_path / "ckpt"
+    genrec.get_model("sasrec")(**tiny).fit(split.train, split.valid, checkpoint_dir=ckpt)
+    trainer_json = ckpt / "last" / "trainer.json"
+    state = json.loads(trainer_json.read_text())
+    state["config"]["max_items"] = state["config"].pop("max_seq_len")  # an old name
+    trainer_json.write_text(json.dumps(state))
+    from genrec.models.sasrec import SASRecConfig
+
+    SASRecConfig.RENAMED = {"max_items": "max_seq_len"}  # pretend it was renamed
+    try:
+        more = genrec.get_model("sasrec")(**{**tiny, "epochs": 2})
+        more.fit(split.train, split.valid, checkpoint_dir=ckpt, resume=True)
+        assert more.training_info_["resumed_from_epoch"] == 1
+    finally:
+        del SASRecConfig.RENAMED
+
+
+def test_an_old_key_given_as_an_override_replaces_the_current_one(tmp_path):
+    from genrec.bench.benchmark import BenchmarkSpec, resolve_config
+
+    cls = genrec.get_model("als")
+    with pytest.warns(DeprecatedKeyWarning):
+        assert cls(factors=8).config.embedding_dim == 8
+    with pytest.warns(DeprecatedKeyWarning):
+        assert cls(embedding_dim=4).config.replace(factors=12).embedding_dim == 12
+    with pytest.warns(DeprecatedKeyWarning):
+        merged = cls.config_class.merged({"embedding_dim": 256}, {"factors": 32})
+    assert merged == {"embedding_dim": 32}
+    preset = tmp_path / "als.yaml"
+    preset.write_text("embedding_dim: 256\n")
+    spec = BenchmarkSpec(
+        dataset="x", models=["als"], config_paths={"als": str(preset)},
+        overrides={"als": {"factors": 32}},
+    )  # fmt: skip
+    with pytest.warns(DeprecatedKeyWarning):
+        config, _ = resolve_config("als", "x", spec)
+    assert config["embedding_dim"] == 32

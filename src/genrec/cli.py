@@ -497,7 +497,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and not checkpoint_dir:
         checkpoint_dir = str(Path(args.out)) + ".ckpt"
     data = load_yaml(args.config) if args.config else {}
-    data.update(parse_overrides(args.set))
+    data = cls.config_class.merged(data, parse_overrides(args.set))  # --set wins
     config = cls.config_class.from_dict(data)
     main_process = process_rank() == 0
     if main_process:  # before the data loads and the model fits, not after

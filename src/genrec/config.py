@@ -96,10 +96,30 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     def replace(self: C, **overrides: Any) -> C:
-        """A copy with ``overrides`` applied (validated, unknown keys raise)."""
-        merged = self.to_dict()
-        merged.update(overrides)
-        return type(self).from_dict(merged)
+        """A copy with ``overrides`` applied (validated, unknown keys raise; old key names
+        are mapped to the current ones, with a warning)."""
+        return type(self).from_dict(type(self).merged(self.to_dict(), overrides))
+
+    @classmethod
+    def merged(cls, *layers: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Config layers (e.g. a preset, then ``--set`` overrides) merged into one mapping,
+        later layers winning. Old key names (``RENAMED``) in any layer are mapped to the
+        current ones first, with a :class:`~genrec.errors.DeprecatedKeyWarning`, so an old
+        key given as an override replaces the current key of an earlier layer."""
+        out: dict[str, Any] = {}
+        renamed = getattr(cls, "RENAMED", {})
+        for layer in layers:
+            for key, value in (layer or {}).items():
+                if key in renamed:
+                    warnings.warn(
+                        f"{cls.__name__}: config key {key!r} is deprecated, use "
+                        f"{renamed[key]!r}",
+                        DeprecatedKeyWarning,
+                        stacklevel=caller_stacklevel(),
+                    )
+                    key = renamed[key]
+                out[key] = value
+        return out
 
     def positive(self, *names: str, allow_zero: bool = False) -> None:
         """Raise unless each named field is > 0 (or >= 0 with ``allow_zero``)."""

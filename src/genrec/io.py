@@ -112,7 +112,8 @@ def load_model(path: str | Path) -> Any:
             f"({FORMAT_VERSION}); upgrade genrec"
         )
     cls = get_model(meta["model"])
-    model = cls(cls.config_class.from_dict(meta["config"]))
+    # an artifact genrec wrote with older key names loads silently (they are genrec's own)
+    model = cls(cls.config_class.from_dict(cls.config_class.current_keys(meta["config"])))
     ids = _read_json(path / "ids.json")
     try:
         model.user_map = IdMap(ids["users"])

@@ -76,8 +76,8 @@ def resolve_config(
         if cdir is not None and (cdir / dataset / f"{model}.yaml").is_file():
             source = str(cdir / dataset / f"{model}.yaml")
             data = load_yaml(source)
-    data.update(spec.overrides.get(model, {}))
     cls = get_model(model)
+    data = cls.config_class.merged(data, spec.overrides.get(model, {}))  # --set wins
     resolved = cls.config_class.from_dict(data).to_dict()  # validates keys and values
     return resolved, source
 

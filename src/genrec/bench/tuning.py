@@ -245,7 +245,7 @@ def validate_space(
             values = [spec["low"], spec["high"]]
         for value in values:  # every bound/choice must be a valid value of the field
             try:
-                cfg_cls.from_dict({**base, key: value})
+                cfg_cls.from_dict(cfg_cls.merged(base, {key: value}))
             except ConfigError as exc:
                 raise ConfigError(f"{where}: value {value!r} is not valid: {exc}") from None
         out[str(key)] = spec
@@ -472,7 +472,7 @@ def tune(
 
         def objective(trial: Any) -> float:
             params = {name: _suggest(trial, name, spec) for name, spec in space.items()}
-            overrides = {**base_user, **params}
+            overrides = cfg_cls.merged(base_user, params)
             trial.set_user_attr("config", to_jsonable(overrides))
             run_cfg = dict(overrides)
             callback = None
@@ -595,7 +595,8 @@ def tune_benchmark_configs(
         res = tune(
             name, dataset, split, budget_minutes=budget_minutes, metric=metric, base_config=cfg
         )
-        tuned = get_model(name).config_class.from_dict({**cfg, **res.best_params}).to_dict()
+        cfg_cls = get_model(name).config_class
+        tuned = cfg_cls.from_dict(cfg_cls.merged(cfg, res.best_params)).to_dict()
         configs[name] = (tuned, source)
         out[name] = res.to_dict()
     return out

@@ -198,12 +198,12 @@ class LDiffRec(DiffRec):
     def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         assert self.network_ is not None
         x = densify(batch, self.n_items)  # (B, n_items)
-        net = self.network_
-        t, pt = net.diffusion.sample_timesteps(x.shape[0], x.device)
-        diff, nll, kl = net(x, t)
-        net.diffusion.update_history(t, diff)
-        lam = self.kl_weight(int(net.step))
-        net.step += 1
+        core = self.network_  # the unwrapped module: its diffusion state and step counter
+        t, pt = core.diffusion.sample_timesteps(x.shape[0], x.device)
+        diff, nll, kl = net(x, t)  # forward through `net` (DDP averages the gradients)
+        core.diffusion.update_history(t, diff)
+        lam = self.kl_weight(int(core.step))
+        core.step += 1
         return (diff / pt).mean() + (nll + lam * kl).mean()
 
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:

@@ -525,10 +525,11 @@ class Trainer:
         own = {k: v for k, v in self.model.config.to_dict().items() if k not in free}
         # fields added to the config class after the checkpoint was written: their defaults
         defaults = type(self.model.config)().to_dict()
-        saved = {**defaults, **meta.get("config", {})}
+        recorded = type(self.model.config).current_keys(meta.get("config", {}))  # old names
+        saved = {**defaults, **recorded}
         saved = {k: v for k, v in saved.items() if k not in free}
         if meta.get("model") != self.model.name or saved != own:
-            diff = sorted(k for k in own if saved.get(k) != own[k])
+            diff = sorted(k for k in {*own, *saved} if saved.get(k) != own.get(k))
             raise TrainingError(
                 f"checkpoint at {path} was written by {meta.get('model')} with a different "
                 f"config (differs in {diff}); use another --checkpoint-dir or the same config"
