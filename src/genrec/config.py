@@ -112,8 +112,7 @@ class ModelConfig:
             for key, value in (layer or {}).items():
                 if key in renamed:
                     warnings.warn(
-                        f"{cls.__name__}: config key {key!r} is deprecated, use "
-                        f"{renamed[key]!r}",
+                        f"{cls.__name__}: config key {key!r} is deprecated, use {renamed[key]!r}",
                         DeprecatedKeyWarning,
                         stacklevel=caller_stacklevel(),
                     )

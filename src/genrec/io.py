@@ -67,12 +67,14 @@ def save_model(model: Any, path: str | Path, *, overwrite: bool = False) -> Path
     with atomic_dir(path, kind="artifact") as tmp:
         save_file(arrays, str(tmp / "weights.safetensors"))
         follow_umask(tmp / "weights.safetensors")  # safetensors creates it 0600
-        (tmp / "config.json").write_text(json.dumps(to_jsonable(config), indent=2))
         ids = {"users": model.user_map.to_list(), "items": model.item_map.to_list()}
         (tmp / "ids.json").write_text(json.dumps(to_jsonable(ids)))
         if model.item_titles_ is not None:
             (tmp / "items.json").write_text(json.dumps({"titles": list(model.item_titles_[1:])}))
         model._save_artifacts(tmp)  # composite models (the cascade) add nested artifacts
+        # what genrec wrote here: an overwrite never deletes anything else (genrec.paths)
+        config["files"] = sorted([*(e.name for e in tmp.iterdir()), "config.json"])
+        (tmp / "config.json").write_text(json.dumps(to_jsonable(config), indent=2))
     return path
 
 

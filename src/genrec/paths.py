@@ -99,6 +99,35 @@ def _is_empty_dir(path: Path) -> bool:
         return False
 
 
+#: what genrec writes in the folders it replaces as a whole; anything else inside is the
+#: user's, and such a folder is never replaced (an artifact lists its own in config.json)
+_KNOWN_ENTRIES: dict[str, frozenset[str]] = {
+    "artifact": frozenset(
+        {"config.json", "ids.json", "items.json", "weights.safetensors", "cascade.json"}
+        | {"sources", "ranker"}
+    ),
+    "checkpoint": frozenset({"state.safetensors", "trainer.json"}),
+    "codebook": frozenset({"codebook.json", "codes.safetensors"}),
+    "ann": frozenset({"index.faiss", "ann.json"}),
+}
+
+
+def _foreign_entries(path: Path, kind: OutputKind) -> list[str]:
+    """Entries of a genrec ``kind`` folder that genrec did not write there."""
+    known = set(_KNOWN_ENTRIES.get(kind, ()))
+    if kind == "artifact":
+        try:
+            listed = json.loads((path / "config.json").read_text(encoding="utf-8")).get("files")
+        except (OSError, ValueError, AttributeError):
+            listed = None
+        if isinstance(listed, list):
+            known = {str(x) for x in listed} | {"config.json"}
+    try:
+        return sorted(e.name for e in path.iterdir() if e.name not in known)
+    except OSError:
+        return []
+
+
 def _article(kind: str) -> str:
     return "an" if kind[0] in "aeiou" else "a"
 
@@ -108,8 +137,11 @@ def _check_existing(
 ) -> None:
     """Refuse ``path`` unless it is absent, an empty folder, or genrec's own ``kind`` output
     (which needs ``overwrite``, or ``resume`` where the caller continues it)."""
-    if path.is_symlink() and not path.exists():
-        raise OutputPathError(f"output path {path} is a broken symbolic link; choose another")
+    if path.is_symlink():
+        raise OutputPathError(
+            f"output path {path} is a symbolic link; give the real path "
+            f"({path.resolve()}) so that nothing is replaced behind the link"
+        )
     if not path.exists():
         return
     if not path.is_dir():
@@ -121,6 +153,14 @@ def _check_existing(
         return
     if is_genrec_output(path, kind):
         if overwrite or resume:
+            foreign = _foreign_entries(path, kind) if kind in _KNOWN_ENTRIES else []
+            if foreign and overwrite:
+                shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+                raise OutputPathError(
+                    f"{path} holds {_article(kind)} {kind} written by genrec but also files it "
+                    f"did not write ({shown}); replacing the folder would delete them: move "
+                    "them out first"
+                )
             return
         raise OutputPathError(
             f"{path} already holds {_article(kind)} {kind} written by genrec; pass {flag} to "
@@ -212,6 +252,10 @@ def check_output_file(
     p = Path(path).expanduser()
     if str(path).strip() == "":
         raise OutputPathError("the output path is empty")
+    if p.is_symlink():
+        raise OutputPathError(
+            f"output file {p} is a symbolic link; give the real path ({p.resolve()})"
+        )
     if p.is_dir():
         raise OutputPathError(f"output file {p} is an existing folder; give a file path")
     if p.exists() or p.is_symlink():
@@ -246,20 +290,25 @@ def atomic_dir(path: str | Path, kind: OutputKind | None = None) -> Iterator[Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+    old: Path | None = None
     try:
         yield tmp
         if kind is not None:
             _check_existing(path, kind, overwrite=True, flag="overwrite")
-        old = None
         if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            # a fresh name (never an earlier run's leftover), then the swap
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.rmdir(old)
             os.replace(path, old)
         os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
+        if old is not None and not path.exists():
+            os.replace(old, path)  # the swap failed half-way: the previous output is back
+            old = None
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -32,12 +32,13 @@ as it was.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -102,6 +103,38 @@ def find_checkpoint(checkpoint_dir: str | Path) -> Path | None:
         return root / "last"
     old = [d for d in root.glob(".last.old-*") if (d / "trainer.json").is_file()]
     return max(old, key=lambda d: d.stat().st_mtime) if old else None
+
+
+@contextlib.contextmanager
+def checkpoint_lock(checkpoint_dir: str | Path) -> Iterator[None]:
+    """Hold ``<checkpoint_dir>/.genrec.lock`` while a run writes its checkpoints there, so
+    that two runs never share (and clean up after) one checkpoint folder.
+
+    Raises:
+        OutputPathError: another live process holds the folder.
+    """
+    import fcntl
+
+    root = Path(checkpoint_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".genrec.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise OutputPathError(
+                f"checkpoint folder {root} is in use by another training run ({holder}); "
+                "wait for it or use another --checkpoint-dir"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def check_checkpoint_dir(
@@ -241,8 +274,14 @@ class Trainer:
     def fit(self, dataset: Dataset, valid: Any) -> list[dict[str, Any]]:
         """Run the loop; returns the per-epoch history (loss, validation metric, seconds)."""
         net = self.network
+        lock = contextlib.nullcontext()
         if self.checkpoint_dir is not None and self.rank == 0:
             check_checkpoint_dir(self.checkpoint_dir, resume=self.resume, overwrite=self.overwrite)
+            lock = checkpoint_lock(self.checkpoint_dir)
+        with lock:
+            return self._fit_locked(dataset, valid, net)
+
+    def _fit_locked(self, dataset: Dataset, valid: Any, net: torch.nn.Module) -> list[dict]:
         self._setup_distributed()
         try:
             optimizer = torch.optim.AdamW(
