@@ -72,6 +72,18 @@ def test_request_validation(ease):
     other = UserHistories.from_sequences([[1, 2]], n_items=10)
     with pytest.raises(DataValidationError, match="cover 10 items"):
         ease.rank(RankRequest(histories=other, rows=np.array([0]), k=3))
+    with pytest.raises(ConfigError, match="max_batch_bytes"):
+        RankRequest(histories=hist, rows=np.array([1]), k=3, max_batch_bytes=True)
+    with pytest.raises(DataValidationError, match="popular must be a bool"):
+        RankRequest(histories=hist, rows=np.array([1]), k=3, popular=np.array([1]))
+    with pytest.raises(DataValidationError, match="non-negative integer user ids"):
+        RankRequest(histories=hist, rows=np.array([1]), k=3, user_ids=np.array([-1]))
+
+
+def test_an_empty_checkpoint_path_is_refused(split):
+    model = genrec.get_model("sasrec")(epochs=1, embedding_dim=8, n_blocks=1, max_seq_len=5)
+    with pytest.raises(ConfigError, match="checkpoint_dir is empty"):
+        model.fit(split.train, checkpoint_dir="  ")
 
 
 def test_rank_masks_seen_items_and_candidates(ease, split):

@@ -60,6 +60,10 @@ def test_registry_refuses_a_taken_name_and_loads_lazy_entries():
         reg.add("a", 2)
     reg.add_lazy("json", "json:dumps")
     assert "json" in reg and reg.get("json") is importlib.import_module("json").dumps
+    reg.add_lazy("loads", "json:loads")
+    with pytest.raises(ValueError, match="taken by the built-in"):
+        reg.add("loads", importlib.import_module("json").dumps)  # shadowing a built-in
+    reg.add("loads", importlib.import_module("json").loads)  # the built-in itself is fine
 
 
 def test_old_config_keys_still_load_with_a_warning():

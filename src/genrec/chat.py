@@ -964,7 +964,7 @@ def session_from_artifact(
     if lm not in (None, "none", "smollm2"):
         raise ConfigError(f"unknown language model {lm!r}; the one supported is 'smollm2'")
     model = load_model(artifact)
-    info = getattr(model, "training_info_", None) or {}
+    info = model.training_info_ or {}
     name = dataset or info.get("dataset")
     directory = data_dir if dataset else (data_dir or info.get("data_dir"))
     ds = None

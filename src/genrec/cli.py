@@ -569,7 +569,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from genrec.io import load_model
 
     model = load_model(args.artifact)
-    info = getattr(model, "training_info_", None) or {}
+    info = model.training_info_ or {}
     ds = _load(args)
     split = split_dataset(ds, args.split)
     if info.get("split", args.split) != args.split:

@@ -42,6 +42,11 @@ class Registry(Generic[T]):
             raise ValueError(
                 f"{self.kind} name {name!r} is already registered by {self._items[name]}"
             )
+        if name in self._lazy and self._lazy[name] != lazy_entry(obj):
+            raise ValueError(
+                f"{self.kind} name {name!r} is taken by the built-in {self._lazy[name]}; "
+                "register yours under another name"
+            )
         self._items[name] = obj
         self._lazy.pop(name, None)
         return obj

@@ -236,7 +236,7 @@ def convergence(cls: Any, training: Sequence[dict[str, Any] | None]) -> dict[str
     Returns:
         ``{"converged": bool | None, "per_seed": [bool | None, ...], "reasons": [...]}``.
     """
-    if not getattr(cls, "epoch_trained", False):
+    if not cls.epoch_trained:
         n = len(training)
         return {"converged": None, "per_seed": [None] * n, "reasons": ["fitted in one go"] * n}
     per_seed, reasons = [], []
@@ -324,7 +324,7 @@ def run_benchmark(
         training: list[dict[str, Any] | None] = []
         pop_shares: list[list[float]] = []
         diags: list[dict[str, float | int]] = []  # Recommender.diagnostics() per seed
-        deterministic = bool(getattr(cls, "deterministic", False))
+        deterministic = bool(cls.deterministic)
         for seed in seeds:
             if deterministic and seed != seeds[0]:  # same output for every seed: reuse, say so
                 per_seed.append(per_seed[0])
@@ -348,7 +348,7 @@ def run_benchmark(
             fit_s.append(float(model.fit_seconds_ or 0.0))
             rec_s.append(res.seconds)
             user_arrays.append(res.per_user)
-            training.append(getattr(model, "training_info_", None))
+            training.append(model.training_info_)
             pop_shares.append(popularity_shares(res.ranked[:, :pop_k], pop_bins))
             summary = ", ".join(f"{k}={res.metrics[k]:.4f}" for k in list(res.metrics)[:4])
             say(f"{name}: seed {seed}: {summary}")

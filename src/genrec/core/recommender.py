@@ -140,7 +140,11 @@ class RankRequest:
             raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if self.batch_size <= 0:
             raise ConfigError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if not isinstance(self.max_batch_bytes, (int, np.integer)) or self.max_batch_bytes <= 0:
+        if (
+            isinstance(self.max_batch_bytes, bool)
+            or not isinstance(self.max_batch_bytes, (int, np.integer))
+            or self.max_batch_bytes <= 0
+        ):
             raise ConfigError(
                 f"max_batch_bytes must be a positive integer, got {self.max_batch_bytes!r}"
             )
@@ -168,7 +172,18 @@ class RankRequest:
         for name in ("user_ids", "popular"):
             value = getattr(self, name)
             if value is not None:
-                arr = np.asarray(value, dtype=bool if name == "popular" else np.int64)
+                raw = np.asarray(value)
+                if name == "popular" and raw.size and raw.dtype != bool:
+                    raise DataValidationError("RankRequest.popular must be a bool array")
+                if (
+                    name == "user_ids"
+                    and raw.size
+                    and (not np.issubdtype(raw.dtype, np.integer) or raw.min() < 0)
+                ):
+                    raise DataValidationError(
+                        "RankRequest.user_ids must be non-negative integer user ids"
+                    )
+                arr = raw.astype(bool if name == "popular" else np.int64)
                 if arr.shape != rows.shape:
                     raise DataValidationError(
                         f"RankRequest.{name} must align with rows ({len(rows)}), got {arr.shape}"
@@ -302,6 +317,8 @@ class Recommender(ABC):
         if dataset.n_interactions == 0:
             raise DataValidationError("cannot fit on an empty dataset")
         opts = _fit_options(options, option_fields)
+        if opts.checkpoint_dir is not None and str(opts.checkpoint_dir).strip() == "":
+            raise ConfigError("checkpoint_dir is empty: give a folder path, or None")
         if (opts.checkpoint_dir is not None or opts.resume) and not self.epoch_trained:
             raise ConfigError(
                 f"checkpoint_dir/resume only apply to models trained epoch by epoch; "
@@ -379,8 +396,10 @@ class Recommender(ABC):
         user_ids = rows if request.user_ids is None else request.user_ids
         popular = np.zeros(U, dtype=bool) if request.popular is None else request.popular
         order = self._row_order(hist, rows)
-        row_bytes = 4 * (self.n_items + 1) * (2 if all_scores is not None else 1)
-        size = max(1, min(request.batch_size, request.max_batch_bytes // row_bytes))
+        size = request.batch_size
+        if isinstance(self, ScoringRecommender):  # a batch's score matrix stays bounded
+            row_bytes = 4 * (self.n_items + 1) * (2 if all_scores is not None else 1)
+            size = max(1, min(size, request.max_batch_bytes // row_bytes))
         for start in range(0, U, size):
             pos = np.arange(start, min(start + size, U))
             if order is not None:
@@ -524,6 +543,12 @@ class Recommender(ABC):
         return Recommendations(users, ext, scores.astype(np.float32), items)
 
     # ------------------------------------------------------------------ capabilities
+    def max_list_length(self) -> int:
+        """The longest list :meth:`rank` can return (the catalogue; a beam-search generator:
+        its number of beams). Callers that want long lists (the cascade's candidate
+        sources) cap their request at it."""
+        return self.n_items
+
     def item_embeddings(self) -> np.ndarray | None:
         """Item vectors ``(n_items + 1, d)`` float32 (row 0 = padding), or ``None`` for a
         model without them. ID-embedding models (SASRec, GRU4Rec, ALS, ...) return their item

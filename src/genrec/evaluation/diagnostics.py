@@ -55,6 +55,8 @@ def _users_and_history(
         raise ConfigError(f"diagnostics expect a Split or Holdout, got {type(split).__name__}")
     if holdout.history.item_map != model.item_map:
         raise ConfigError("the model was fitted on a different item catalogue than this split")
+    if holdout.history.user_map != model.user_map:
+        raise ConfigError("the model was fitted on different users than this split")
     return holdout.history.histories(), holdout.users, holdout.targets
 
 

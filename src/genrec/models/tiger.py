@@ -664,18 +664,27 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
     def _generate(
         self, batch: HistoryBatch, k: int, allowed: torch.Tensor
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The top-``k`` of the constrained beam search (``allowed`` enforced inside it), with
-        cold items admitted by code prefix when ``cold_slots > 0`` (paper Sec. 4.3)."""
+        """The constrained beam search's best items (``allowed`` enforced inside it), with cold
+        items admitted by code prefix when ``cold_slots > 0`` (paper Sec. 4.3). Up to
+        ``k + 1`` items when the beams allow: :meth:`rank` breaks a tie at the cut-off
+        pessimistically, then keeps ``k``."""
         self._check_beams(k)
-        out_i = np.zeros((len(batch), k), dtype=np.int64)
-        out_s = np.full((len(batch), k), -np.inf, dtype=np.float32)
+        width = min(k + 1, self.config.num_beams)
+        out_i = np.zeros((len(batch), width), dtype=np.int64)
+        out_s = np.full((len(batch), width), -np.inf, dtype=np.float32)
         _, scores, items = self.decode(batch, item_mask=allowed)
-        kk = min(k, items.shape[1])
+        kk = min(width, items.shape[1])
         out_i[:, :kk], out_s[:, :kk] = items[:, :kk].numpy(), scores[:, :kk].numpy()
         out_s[out_i == 0] = -np.inf
         if int(self.config.cold_slots * k) > 0:
-            self._add_cold_items(items.numpy(), scores.numpy(), allowed.numpy(), out_i, out_s)
+            self._add_cold_items(
+                items.numpy(), scores.numpy(), allowed.numpy(), out_i, out_s, budget_k=k
+            )
         return out_i, out_s
+
+    def max_list_length(self) -> int:
+        """The beam search returns at most ``num_beams`` items."""
+        return min(self.config.num_beams, self.n_items)
 
     def _check_beams(self, k: int) -> None:
         need = min(int(k), self.n_items)
@@ -727,6 +736,7 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
         allowed: np.ndarray,
         out_i: np.ndarray,
         out_s: np.ndarray,
+        budget_k: int | None = None,
     ) -> None:
         """TIGER Sec. 4.3's epsilon, in place on the top-k ``out_i`` / ``out_s``: walking each
         user's beams best first, every generated item is followed by the allowed cold items
@@ -738,7 +748,7 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
             return
         assert self.codes_ is not None
         k, n = out_i.shape[1], self._prefix_levels()
-        budget = int(self.config.cold_slots * k)
+        budget = int(self.config.cold_slots * (k if budget_k is None else budget_k))
         for b in range(len(out_i)):
             row_i: list[int] = []
             row_s: list[float] = []

@@ -183,7 +183,12 @@ class CandidateSet:
 
 
 def source_top_n(
-    model: Any, batch: HistoryBatch, n: int, exclude_seen: bool = True
+    model: Any,
+    batch: HistoryBatch,
+    n: int,
+    exclude_seen: bool = True,
+    *,
+    keep_scores: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, torch.Tensor | None]:
     """Top-``n`` of one source for a batch, through the source's public
     :meth:`~genrec.core.recommender.Recommender.rank`: a scoring source ranks its scores, a
@@ -194,7 +199,7 @@ def source_top_n(
         (``-inf`` padding) and, for scoring models, the raw scores ``(B, n_items + 1)``
         (``None`` for generative models).
     """
-    n = min(int(n), model.n_items)
+    n = min(int(n), model.max_list_length())  # a beam search returns at most its beams
     request = RankRequest(
         histories=batch.as_histories(),
         rows=np.arange(len(batch), dtype=np.int64),
@@ -202,7 +207,7 @@ def source_top_n(
         exclude_seen=exclude_seen,
         user_ids=batch.user_ids,
         batch_size=max(len(batch), 1),
-        keep_scores=True,  # a scoring source's scores of every item are features
+        keep_scores=keep_scores,  # a scoring source's scores of every item
     )
     ranking = model.rank(request)
     full = None if ranking.all_scores is None else torch.from_numpy(ranking.all_scores)

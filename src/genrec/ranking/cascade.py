@@ -195,9 +195,7 @@ class Cascade(ScoringRecommender):
             "ranker_rows": int(len(y)),
             "window_users": int(len(w_users)),
             "features": builder.feature_names,
-            "sources": {
-                s.name: getattr(m, "training_info_", None) for s, m in zip(specs, self.sources_)
-            },
+            "sources": {s.name: m.training_info_ for s, m in zip(specs, self.sources_)},
         }
 
     @property
@@ -296,7 +294,9 @@ class Cascade(ScoringRecommender):
     ) -> tuple[CandidateSet, torch.Tensor | None]:
         lists, fallback = [], None
         for spec, m in zip(self.specs_, models):
-            items, scores, full = source_top_n(m, batch, spec.n, exclude_seen)
+            items, scores, full = source_top_n(
+                m, batch, spec.n, exclude_seen, keep_scores=fallback is None
+            )
             lists.append((items, scores))
             if fallback is None and full is not None:
                 fallback = full

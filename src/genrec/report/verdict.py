@@ -201,6 +201,8 @@ def verdict_summary(
     scored = {n: r for n, r in models.items() if metric in r.get("metrics", {})}
     if ref is None or ref not in scored:
         best = max(scored, key=lambda n: scored[n]["metrics"][metric]["mean"]) if scored else None
+        if best is not None and not_converged(scored[best]):
+            best = f"{best} (not converged)"
         tail = f" Best on test {label}: {best}." if best else ""
         return f"Under {where}, no reference model was run, so nothing was tested.{tail}"
     ref_mean = scored[ref]["metrics"][metric]["mean"]

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from genrec.core.recommender import Recommender
 from genrec.data.dataset import Dataset
 from genrec.errors import (
     DataValidationError,
@@ -391,7 +392,7 @@ def collaborative_vectors(model: Any) -> np.ndarray:
         NotFittedError: the model is not fitted.
         TypeError: the model has no item embeddings.
     """
-    if not hasattr(model, "item_embeddings"):
+    if not isinstance(model, Recommender):
         raise TypeError(f"{type(model).__name__} is not a genrec model")
     if not getattr(model, "is_fitted", False):
         raise NotFittedError(f"{type(model).__name__} is not fitted; call fit() first")

@@ -230,8 +230,9 @@ REGISTRY: Registry[DatasetSpec] = _build_registry()
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-    """Make a dataset available to :func:`load_dataset` under ``spec.name``."""
-    return REGISTRY.add(spec.name, spec)
+    """Make a dataset available to :func:`load_dataset` under ``spec.name`` (names are
+    case-insensitive, like the lookup)."""
+    return REGISTRY.add(spec.name.lower(), spec)
 
 
 def _pattern_spec(name: str) -> DatasetSpec | None:
