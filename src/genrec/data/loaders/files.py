@@ -25,7 +25,12 @@ import pandas as pd
 
 from genrec import columns as C
 from genrec.data.dataset import Dataset
-from genrec.errors import DatasetUnavailableError, DataValidationError, MissingExtraError
+from genrec.errors import (
+    DatasetUnavailableError,
+    DataValidationError,
+    GenrecTypeError,
+    MissingExtraError,
+)
 
 PathLike = str | Path
 
@@ -248,6 +253,11 @@ def _resolve_mapping(
 ) -> dict[str, str]:
     """source -> canonical mapping, validated against the file's columns."""
     available = [str(c) for c in available]
+    if columns is not None and not isinstance(columns, Mapping):
+        raise GenrecTypeError(
+            f"columns must be a mapping {{source name: canonical name}}, got "
+            f"{type(columns).__name__}, e.g. columns={{'userId': 'user_id', 'movieId': 'item_id'}}"
+        )
     if columns is not None:
         missing = [src for src in columns if src not in available]
         if missing:
@@ -498,7 +508,32 @@ def _csv_errors(path: Path, exc: Exception) -> DataValidationError:
         )
     if isinstance(exc, pd.errors.EmptyDataError):
         return DataValidationError(f"{path} is empty")
-    return DataValidationError(f"{path} could not be parsed: {exc}")
+    if isinstance(exc, UnicodeDecodeError):
+        return DataValidationError(
+            f"{path} is not {exc.encoding} text (byte {exc.start}: {exc.reason}); re-save it as "
+            "UTF-8 or pass encoding= (e.g. 'latin-1') to load_csv"
+        )
+    return DataValidationError(f"{path} could not be parsed: {' '.join(str(exc).split())}")
+
+
+def _check_text_file(path: Path) -> None:
+    """Refuse a folder or a binary file where delimited text is expected (a NUL byte in the
+    first 8 KiB; UTF-16 text counts as binary here, it needs encoding=)."""
+    if path.is_dir():
+        raise DataValidationError(f"{path} is a folder; give the path of a CSV/TSV file")
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(8192)
+        else:
+            with open(path, "rb") as fh:
+                head = fh.read(8192)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise _csv_errors(path, exc) from exc
+    except OSError as exc:
+        raise DataValidationError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if b"\x00" in head:
+        raise DataValidationError(f"{path} is a binary file, not delimited text (CSV/TSV in UTF-8)")
 
 
 _CSV_FAILURES = (
@@ -516,6 +551,7 @@ def _peek_columns(
 ) -> list[str]:
     if not path.exists():
         raise DatasetUnavailableError(f"file not found: {str(path)!r}")
+    _check_text_file(path)
     if not header:
         if names is None:
             raise DataValidationError(
@@ -566,7 +602,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         ) from exc
     try:
         return pd.read_parquet(path)
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+    except (OSError, ValueError, TypeError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise DataValidationError(f"{path} is not a readable Parquet file: {exc}") from exc
 
 
