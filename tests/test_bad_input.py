@@ -885,3 +885,53 @@ def test_case_count():
     assert n >= 100
     assert all(issubclass(x, (GenrecError, TypeError)) for _, x, _, _ in API_CASES)
     assert OutputPathError  # (imported for the reader: output-path cases raise it)
+
+
+# ---------------------------------------------------------------------- bugs are never swallowed
+def _raise(exc: BaseException) -> Callable[[Any], int]:
+    def command(args: Any) -> int:
+        raise exc
+
+    return command
+
+
+def test_cli_unexpected_error_is_reported_as_a_bug(monkeypatch, tmp_path, capsys):
+    """One line that says it is a bug and where the traceback is; --debug shows it in place."""
+    import genrec.cli as cli
+
+    monkeypatch.setenv("GENREC_CACHE", str(tmp_path))
+    monkeypatch.delenv("GENREC_DEBUG", raising=False)
+    monkeypatch.setattr(cli, "cmd_models", _raise(RuntimeError("boom in the internals")))
+    code, err = run_cli(["models"], capsys)
+    assert code == cli.EXIT_BUG
+    assert len(err.strip().splitlines()) == 1, err
+    assert "internal error (a bug in genrec" in err and "RuntimeError: boom" in err
+    logs = list((tmp_path / "logs").glob("crash-*.log"))
+    assert len(logs) == 1 and str(logs[0]) in err and "--debug" in err
+    text = logs[0].read_text()
+    assert "Traceback" in text and "boom in the internals" in text and "genrec models" in text
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["--debug", "models"])
+    monkeypatch.setenv("GENREC_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["models"])
+
+
+@pytest.mark.parametrize(
+    ("exc", "pattern"),
+    [
+        (PermissionError(13, "Permission denied", "/data/ratings.csv"),
+         r"Permission denied: /data/ratings\.csv"),
+        (IsADirectoryError(21, "Is a directory", "/data"), r"Is a directory: /data"),
+        (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), r"not utf-8 text"),
+        (MemoryError("EASE needs a dense 9x9 matrix"), r"out of memory: EASE needs"),
+    ],
+    ids=["permission", "is-a-directory", "decode", "memory"],
+)  # fmt: skip
+def test_cli_expected_os_errors_are_one_line(monkeypatch, capsys, exc, pattern):
+    import genrec.cli as cli
+
+    monkeypatch.setattr(cli, "cmd_models", _raise(exc))
+    code, err = run_cli(["models"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert _matches(rf"^genrec: error: .*{pattern}", err), err

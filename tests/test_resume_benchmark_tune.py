@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+import genrec
 from genrec.cli import main
 from genrec.testing import make_synthetic_dataset
 
@@ -142,12 +143,9 @@ def test_benchmark_resume_refits_when_the_spec_changed(csv_path, tmp_path, monke
     out = tmp_path / "run"
     assert main(["benchmark", "--dataset", "csv", "--data-dir", str(csv_path), "--models",
                  "popularity", "--out", str(out)]) == 0  # fmt: skip
-    # simulate an interrupted run: the partial result of popularity, no results.json
     from genrec.benchmark import PARTIAL_DIR, start_partial_dir
 
-    (out / "results.json").unlink()
-    folder = start_partial_dir(out, resume=True)
-    assert (folder / "run.json").is_file()
+    assert not (out / PARTIAL_DIR).exists()  # removed when the run completed
     fits: list[str] = []
     from genrec.models.popularity import Popularity
 
@@ -160,11 +158,21 @@ def test_benchmark_resume_refits_when_the_spec_changed(csv_path, tmp_path, monke
     monkeypatch.setattr(Popularity, "_fit", counting)
     args = ["benchmark", "--dataset", "csv", "--data-dir", str(csv_path), "--models",
             "popularity", "--out", str(out), "--resume"]  # fmt: skip
-    assert main([*args, "--k", "5,10"]) == 0  # first resume: nothing stored yet, fits
+    assert main([*args, "--k", "5,10"]) == 0  # nothing stored: fits
     assert fits == ["popularity"]
-    start_partial_dir(out, resume=True)  # pretend it was killed again, before the end
+    # pretend a run was killed after storing popularity's result
+    from genrec.benchmark import BenchmarkSpec, run_benchmark
+
+    ds = genrec.load_dataset("csv", data_dir=csv_path)
+    spec = BenchmarkSpec(dataset="csv", models=["popularity"], ks=[5, 10])
+    run_benchmark(spec, ds, partial_dir=start_partial_dir(out, resume=False))
+    assert (out / PARTIAL_DIR / "popularity-seed0.json").is_file()
+    assert fits == ["popularity"] * 2
+    assert main([*args, "--k", "5,10"]) == 0  # the same spec: reused
+    assert fits == ["popularity"] * 2
+    run_benchmark(spec, ds, partial_dir=start_partial_dir(out, resume=False))
     assert main([*args, "--k", "5,10", "--set", "popularity.seed=3"]) == 0
-    assert fits == ["popularity", "popularity"]  # another config: fitted again
+    assert fits == ["popularity"] * 4  # another config: fitted again
     assert not (out / PARTIAL_DIR).exists()
 
 
@@ -173,6 +181,8 @@ def test_benchmark_ignores_a_corrupt_partial_result(csv_path, tmp_path, capsys):
 
     out = tmp_path / "run"
     folder = start_partial_dir(out, resume=False)
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text('{"partial_format": 1}')
     (folder / "popularity-seed0.json").write_text('{"key": ')  # truncated by hand
     args = ["benchmark", "--dataset", "csv", "--data-dir", str(csv_path), "--models",
             "popularity", "--out", str(out), "--resume"]  # fmt: skip

@@ -272,18 +272,21 @@ def convergence(cls: Any, training: Sequence[dict[str, Any] | None]) -> dict[str
 # ---------------------------------------------------------------------- resume
 def start_partial_dir(out_dir: str | Path, *, resume: bool) -> Path:
     """The ``.partial`` folder of a run in ``out_dir``: kept with ``resume`` (its finished
-    models are reused), emptied otherwise. Marked so that the run folder counts as genrec's
-    own output (``genrec.paths``) even before ``results.json`` exists."""
+    models are reused), removed otherwise. It is created with the first stored result, with
+    a marker that makes the run folder count as genrec's own output (``genrec.paths``) before
+    ``results.json`` exists."""
     import shutil
 
     folder = Path(out_dir) / PARTIAL_DIR
     if folder.is_dir() and not resume:
         shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _mark_partial_dir(folder: Path) -> None:
     marker = folder / "run.json"
     if not marker.is_file():
         atomic_write_text(marker, json.dumps({"partial_format": PARTIAL_FORMAT}))
-    return folder
 
 
 def _partial_key(
@@ -311,6 +314,7 @@ def _partial_path(folder: Path, name: str, seed: int) -> Path:
 
 
 def _write_partial(folder: Path, name: str, seed: int, key: str, record: dict[str, Any]) -> None:
+    _mark_partial_dir(folder)
     res: EvaluationResult = record["eval"]
     payload = {
         "key": key,

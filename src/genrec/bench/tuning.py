@@ -431,8 +431,8 @@ def tune(
         raise ConfigError("tune needs a budget: n_trials and/or budget_minutes")
     if n_trials is not None and (isinstance(n_trials, bool) or int(n_trials) < 1):
         raise ConfigError(f"n_trials must be >= 1, got {n_trials!r}")
-    if budget_minutes is not None and not budget_minutes > 0:
-        raise ConfigError(f"budget_minutes must be > 0, got {budget_minutes!r}")
+    if budget_minutes is not None and not 0 < budget_minutes < math.inf:  # NaN fails too
+        raise ConfigError(f"budget_minutes must be a finite number > 0, got {budget_minutes!r}")
     metric_name, metric_k = _parse_metric(metric)
     base = dict(base_config or {})
     neural = cls.epoch_trained  # trained epoch by epoch: budgets, validation, pruning

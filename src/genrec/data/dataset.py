@@ -595,6 +595,9 @@ def _validate_interactions(df: pd.DataFrame, *, allow_empty: bool) -> pd.DataFra
         n_nan = int(df[col].isna().sum())
         if n_nan:
             raise DataValidationError(f"column {col!r} has {n_nan} missing (NaN) id(s)")
+        if pd.api.types.is_float_dtype(df[col].dtype) and not np.isfinite(df[col]).all():
+            first = _plain_id(df[col][~np.isfinite(df[col])].iloc[0])
+            raise DataValidationError(f"column {col!r} has a non-finite id {first!r}")
     out = pd.DataFrame({C.USER: df[C.USER].to_numpy(), C.ITEM: df[C.ITEM].to_numpy()})
     if C.TIMESTAMP in df.columns:
         out[C.TIMESTAMP] = _to_epoch(df[C.TIMESTAMP])
@@ -610,10 +613,14 @@ def _validate_interactions(df: pd.DataFrame, *, allow_empty: bool) -> pd.DataFra
                     f"column {col!r} must be numeric without gaps, found {first!r}"
                 )
             arr = values.to_numpy(dtype=np.float64)
-            if not np.isfinite(arr).all():
-                first = df[col][~np.isfinite(arr)].iloc[0]
+            # weights are stored as float32: larger magnitudes would become infinite
+            bound = float(np.finfo(np.float32).max) if col == C.WEIGHT else np.inf
+            bad = ~(np.abs(arr) <= bound)
+            if bad.any():
+                first = _plain_id(df[col][bad].iloc[0])
                 raise DataValidationError(
-                    f"column {col!r} must hold finite numbers, found {first!r}"
+                    f"column {col!r} must hold finite numbers"
+                    f"{' within the float32 range' if col == C.WEIGHT else ''}, found {first!r}"
                 )
             out[col] = arr
     if C.WEIGHT not in out.columns:
@@ -628,7 +635,9 @@ def _to_epoch(ts: pd.Series) -> np.ndarray:
             raise DataValidationError(f"column 'timestamp' has {n_missing} missing values")
         if getattr(ts.dt, "tz", None) is not None:  # time-zone aware: compare in UTC
             ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
-        return (ts.astype("datetime64[ns]").astype("int64") // 10**9).to_numpy()
+        # seconds in the column's own unit: a cast to nanoseconds overflows past 2262
+        # (Parquet stores microseconds); numpy's unit conversion floors like // 10**9 did
+        return ts.to_numpy().astype("datetime64[s]").astype(np.int64)
     if pd.api.types.is_bool_dtype(ts):
         raise DataValidationError("column 'timestamp' must be numeric or datetime, got booleans")
     values = pd.to_numeric(ts, errors="coerce")
@@ -639,7 +648,7 @@ def _to_epoch(ts: pd.Series) -> np.ndarray:
         )
     out = values.to_numpy()
     if out.dtype.kind == "f" and not np.isfinite(out).all():
-        first = ts[~np.isfinite(out)].iloc[0]
+        first = _plain_id(ts[~np.isfinite(out)].iloc[0])
         raise DataValidationError(f"column 'timestamp' must hold finite numbers, found {first!r}")
     return out
 

@@ -109,7 +109,12 @@ def read_text(path: PathLike, *, encoding: str | None = None) -> str:
     """
     raw = read_bytes(path)
     if encoding is not None:
-        return raw.decode(encoding)
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise DataValidationError(
+                f"{path} is not {encoding} text (byte {exc.start}: {exc.reason})"
+            ) from exc
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -203,10 +208,21 @@ def coerce_ids(values: pd.Series | np.ndarray | Sequence[Any]) -> np.ndarray:
     nothing is silently renumbered.
     """
     s = pd.Series(values)
+    if s.dtype == object and s.map(lambda v: isinstance(v, (bytes, bytearray))).any():
+        try:  # Parquet binary columns: ids must be numbers or text
+            s = s.map(lambda v: v.decode("utf-8") if isinstance(v, (bytes, bytearray)) else v)
+        except UnicodeDecodeError as exc:
+            raise DataValidationError(
+                f"an id column holds binary values that are not UTF-8 text ({exc.reason}); "
+                "ids must be numbers or text"
+            ) from None
     if pd.api.types.is_integer_dtype(s.dtype):
         return s.to_numpy(dtype=np.int64)
     if pd.api.types.is_float_dtype(s.dtype):
-        if s.notna().all() and (s == np.floor(s)).all():
+        # whole numbers become ints only where the cast is exact (|v| < 2**53): 1e300 or inf
+        # must not wrap around to some other, possibly shared, integer id
+        exact = s.notna() & np.isfinite(s) & (s == np.floor(s)) & (s.abs() < 2**53)
+        if exact.all():
             return s.to_numpy(dtype=np.int64)
         return s.to_numpy()
     strs = s.astype(str).str.strip()
