@@ -560,6 +560,10 @@ API_CASES = [
     ("load-artifact-int", TypeError, r"load\(\).*path.*int", lambda e: genrec.load(3)),
     ("load-artifact-missing", ArtifactError, r"no artifact directory",
      lambda e: genrec.load(e.root / "nothing")),
+    # tune (an infinite budget used to tune forever)
+    ("tune-budget-inf", ConfigError, r"budget_minutes must be a finite number > 0.*inf",
+     lambda e: __import__("genrec.tuning", fromlist=["x"]).tune(
+         "ease", e.ds, e.split, budget_minutes=math.inf)),
     # preprocess
     ("preprocess-dedupe", ConfigError, r"deduplicate must be",
      lambda e: __import__("genrec.data.preprocessing", fromlist=["x"]).preprocess(
