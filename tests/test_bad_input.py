@@ -241,7 +241,8 @@ CLI_CASES = [
     ("config-bad-value", _yaml("neg.yaml", "l2: -3\n"), 2, r"neg\.yaml.*l2 must be > 0"),
     ("config-directory", lambda e: [*_train()(e), "--config", e.root],
      2, r"config file.*(not found|folder|directory)"),
-    ("checkpoint-for-closed-form", _train("--checkpoint-dir", "x"), 2, r"only applies to neural"),
+    ("checkpoint-for-closed-form", _train("--checkpoint-dir", "x"),
+     2, r"only applies to models trained epoch by epoch"),
     ("ease-size-guard", _train("--set", "max_items=5"), 2, r"max_items"),
     # --- output paths
     ("out-is-a-file", lambda e: [*_train()(e)[:-2], "--out", e.good],
@@ -562,7 +563,7 @@ API_CASES = [
      lambda e: genrec.load(e.root / "nothing")),
     # tune (an infinite budget used to tune forever)
     ("tune-budget-inf", ConfigError, r"budget_minutes must be a finite number > 0.*inf",
-     lambda e: __import__("genrec.tuning", fromlist=["x"]).tune(
+     lambda e: __import__("genrec.bench.tuning", fromlist=["x"]).tune(
          "ease", e.ds, e.split, budget_minutes=math.inf)),
     # preprocess
     ("preprocess-dedupe", ConfigError, r"deduplicate must be",
@@ -782,7 +783,7 @@ CONFIG_RANGE_CASES = [
     ("sasrec", {"batch_size": 0}, r"batch_size"),
     ("sasrec", {"max_seq_len": -1}, r"max_seq_len"),
     ("itemknn", {"n_neighbors": 0}, r"n_neighbors|neighbo"),
-    ("als", {"factors": 0}, r"factors"),
+    ("als", {"embedding_dim": 0}, r"embedding_dim"),
     ("multvae", {"dropout": -0.2}, r"dropout"),
     ("tiger", {"num_beams": 0}, r"num_beams"),
     ("gru4rec", {"epochs": -1}, r"epochs"),

@@ -143,7 +143,7 @@ def test_benchmark_resume_refits_when_the_spec_changed(csv_path, tmp_path, monke
     out = tmp_path / "run"
     assert main(["benchmark", "--dataset", "csv", "--data-dir", str(csv_path), "--models",
                  "popularity", "--out", str(out)]) == 0  # fmt: skip
-    from genrec.benchmark import PARTIAL_DIR, start_partial_dir
+    from genrec.bench.benchmark import PARTIAL_DIR, start_partial_dir
 
     assert not (out / PARTIAL_DIR).exists()  # removed when the run completed
     fits: list[str] = []
@@ -161,7 +161,7 @@ def test_benchmark_resume_refits_when_the_spec_changed(csv_path, tmp_path, monke
     assert main([*args, "--k", "5,10"]) == 0  # nothing stored: fits
     assert fits == ["popularity"]
     # pretend a run was killed after storing popularity's result
-    from genrec.benchmark import BenchmarkSpec, run_benchmark
+    from genrec.bench.benchmark import BenchmarkSpec, run_benchmark
 
     ds = genrec.load_dataset("csv", data_dir=csv_path)
     spec = BenchmarkSpec(dataset="csv", models=["popularity"], ks=[5, 10])
@@ -177,7 +177,7 @@ def test_benchmark_resume_refits_when_the_spec_changed(csv_path, tmp_path, monke
 
 
 def test_benchmark_ignores_a_corrupt_partial_result(csv_path, tmp_path, capsys):
-    from genrec.benchmark import start_partial_dir
+    from genrec.bench.benchmark import start_partial_dir
 
     out = tmp_path / "run"
     folder = start_partial_dir(out, resume=False)
