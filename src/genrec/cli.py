@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import os
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from genrec.errors import ConfigError, GenrecError
+from genrec.errors import ConfigError, GenrecError, GenrecWarning
+
+#: environment variable that makes every error show its traceback (like ``--debug``)
+DEBUG_ENV = "GENREC_DEBUG"
+#: exit status of a bug in genrec (an unexpected exception), as in BSD's EX_SOFTWARE
+EXIT_BUG = 70
 
 
 def _csv_list(text: str) -> list[str]:
@@ -44,6 +53,43 @@ def _positive_int(text: str) -> int:
     return _int_at_least(text, 1)
 
 
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a TCP port must be in 1..65535, got {value}")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     return _int_at_least(text, 0)
 
@@ -56,6 +102,13 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     )
     p.add_argument(
         "--split", default="loo", choices=["loo", "temporal", "ratio"], help="evaluation split"
+    )
+    p.add_argument(
+        "--reconsumption",
+        default="miss",
+        choices=["miss", "drop", "first"],
+        help="a target the user had before: counts as a miss (default), is not evaluated "
+        "(drop), or repeats are removed before splitting (first); see docs/errors.md",
     )
 
 
@@ -96,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
         "benchmark. Full-ranking evaluation, leak-free splits.",
     )
     parser.add_argument("--version", action="version", version=f"genrec {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show the full traceback of any error instead of one line (or set {DEBUG_ENV}=1)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser(
@@ -171,7 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--history", type=_csv_list, default=None, metavar="ITEM,...", help="blend in these items"
     )
-    p.add_argument("--alpha", type=float, default=0.5, help="weight of the history, in [0, 1]")
+    p.add_argument(
+        "--alpha", type=_unit_interval, default=0.5, help="weight of the history, in [0, 1]"
+    )
     p.add_argument(
         "--encoder",
         default="auto",
@@ -227,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
         "not write is never replaced)",
     )
     p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run in the output folder: models and seeds it finished "
+        "(same config, data and split) are reused, not fitted again",
+    )
+    p.add_argument(
         "--config",
         action="append",
         default=[],
@@ -257,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--configs-dir", default=None, help="folder of presets (default ./configs)")
     p.add_argument(
         "--tune-budget-minutes",
-        type=float,
+        type=_positive_float,
         default=None,
         metavar="M",
         help="tune every model for M minutes on the validation split first (extra `tune`)",
@@ -284,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     _add_data_args(p)
     p.add_argument("--budget-trials", type=_positive_int, default=None, metavar="N")
-    p.add_argument("--budget-minutes", type=float, default=None, metavar="M")
+    p.add_argument("--budget-minutes", type=_positive_float, default=None, metavar="M")
     p.add_argument("--metric", default="ndcg@10", help="validation metric to maximise")
     p.add_argument(
         "--storage",
@@ -336,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve artifacts over HTTP with a web demo (extra `serve`)")
     p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help="artifact directories")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: localhost)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_port, default=8000, help="TCP port, 1..65535")
     p.add_argument("--dataset", default=None, help="dataset whose item table adds genres/years")
     p.add_argument("--data-dir", default=None, help="local folder (or file) with the dataset")
     p.add_argument("--threads", type=_positive_int, default=1, help="torch threads per call")
@@ -351,6 +417,23 @@ def _load(args: argparse.Namespace):
     return load_dataset(
         args.dataset, data_dir=args.data_dir, download=getattr(args, "download", False)
     )
+
+
+def _configs() -> dict[str, Any]:
+    """Config class of every registered model (to say which model a config file fits)."""
+    from genrec.registry import get_model, list_models
+
+    return {name: get_model(name).config_class for name in list_models()}
+
+
+def _config_file(config_class: Any, path: str) -> dict[str, Any]:
+    """The mapping of the ``--config`` file ``path``, checked for ``config_class``; every
+    error names the file (and the model it looks written for)."""
+    from genrec.config import check_config_file, load_yaml
+
+    data = load_yaml(path)
+    check_config_file(config_class, data, path, _configs())
+    return data
 
 
 def _console():
@@ -479,7 +562,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     ``torchrun`` every process trains (DDP) and only rank 0 prints and saves the artifact."""
     import contextlib
 
-    from genrec.config import load_yaml, parse_overrides
+    from genrec.config import parse_overrides
     from genrec.core.recommender import FitOptions
     from genrec.data.splitting import split_dataset
     from genrec.paths import prepare_output_dir
@@ -496,7 +579,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     if args.resume and not checkpoint_dir:
         checkpoint_dir = str(Path(args.out)) + ".ckpt"
-    data = load_yaml(args.config) if args.config else {}
+    data = _config_file(cls.config_class, args.config) if args.config else {}
     data = cls.config_class.merged(data, parse_overrides(args.set))  # --set wins
     config = cls.config_class.from_dict(data)
     main_process = process_rank() == 0
@@ -514,7 +597,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.full:
         train, valid, split_name = ds, None, "none (all interactions)"
     else:
-        split = split_dataset(ds, args.split)
+        split = split_dataset(ds, args.split, reconsumption=args.reconsumption)
         train, valid, split_name = split.train, split.valid, args.split
     model = cls(config)
     what = f"fitting {args.model} on {ds.name} ({train.n_interactions:,} interactions)"
@@ -531,6 +614,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "dataset": args.dataset,
         "data_dir": args.data_dir,
         "split": split_name,
+        "reconsumption": None if args.full else args.reconsumption,
         "train_fingerprint": train.fingerprint(),
         "fit_seconds": model.fit_seconds_,
     }
@@ -571,7 +655,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = load_model(args.artifact)
     info = model.training_info_ or {}
     ds = _load(args)
-    split = split_dataset(ds, args.split)
+    split = split_dataset(ds, args.split, reconsumption=args.reconsumption)
     if info.get("split", args.split) != args.split:
         raise ConfigError(
             f"artifact was trained with split {info.get('split')!r}, not {args.split!r}: "
@@ -607,7 +691,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     model = load_model(args.artifact)
     recs = model.recommend([args.user], k=args.k, exclude_seen=not args.include_seen)
     titles = model.item_titles_
-    print(f"top-{args.k} for user {args.user} ({model.name}):")
+    print(f"top-{recs.item_ids.shape[1]} for user {args.user} ({model.name}):")
     for rank, (internal, ext, score) in enumerate(
         zip(recs.internal_item_ids[0], recs.item_ids[0], recs.scores[0]), start=1
     ):
@@ -656,7 +740,9 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         DEFAULT_MODELS,
         BenchmarkSpec,
         default_run_name,
+        resolve_config,
         run_benchmark,
+        start_partial_dir,
         write_outputs,
     )
     from genrec.data.splitting import split_dataset
@@ -664,10 +750,17 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from genrec.registry import list_models
     from genrec.report import print_table
 
+    if args.suite and (args.reconsumption != "miss" or args.resume):
+        raise ConfigError("--reconsumption and --resume do not apply to --suite runs yet")
     if args.suite:  # genrec.bench.suites: many models, both protocols, one verdict report
         return cmd_suite(args, argv)
     if args.quick or args.protocols:
         raise ConfigError("--quick and --protocols only apply with --suite")
+    if args.resume and args.overwrite:
+        raise ConfigError(
+            "--resume continues the run in the output folder; --overwrite "
+            "starts it over: give one of them"
+        )
     models = args.models or [m for m in DEFAULT_MODELS if _available(m)]
     known = set(list_models())
     for m in models:
@@ -689,6 +782,7 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
             raise ConfigError(f"--set names model {model!r}, which is not in --models")
     spec = BenchmarkSpec(
         dataset=args.dataset,
+        reconsumption=args.reconsumption,
         models=models,
         seeds=args.seeds,
         first_seed=args.first_seed,
@@ -703,25 +797,37 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         command="genrec " + " ".join(shlex.quote(a) for a in argv),
         tune_budget_minutes=args.tune_budget_minutes,
     )
+    for model in models:  # a bad config or preset fails now, before the data loads
+        resolve_config(model, args.dataset, spec)
     out = (
         Path(args.out)
         if args.out
         else Path("reports") / (args.name or default_run_name(args.dataset))
     )
-    prepare_output_dir(out, "run", overwrite=args.overwrite, flag="--overwrite")  # before the run
+    prepare_output_dir(  # before the run
+        out,
+        "run",
+        overwrite=args.overwrite,
+        resume=args.resume,
+        flag="--overwrite (or --resume to continue an interrupted run)",
+    )
+    partial = start_partial_dir(out, resume=args.resume)
     console = _console()
     with console.status(f"loading {args.dataset}") as status:
         ds = _load(args)
         status.update(f"splitting ({args.split})")
-        split = split_dataset(ds, args.split)
+        split = split_dataset(ds, args.split, reconsumption=args.reconsumption)
         console.print(f"{ds!r}; split {args.split}: {len(split.test):,} test users")
-        results, evals = run_benchmark(spec, ds, split=split, on_progress=_say(console, status))
+        results, evals = run_benchmark(
+            spec, ds, split=split, on_progress=_say(console, status), partial_dir=partial
+        )
     write_outputs(
         results,
         out,
         evaluations=evals if args.save_recommendations else None,
         split=split,
         overwrite=args.overwrite,
+        resume=args.resume,
     )
     print_table(results)
     console.print(f"wrote {out / 'results.json'}, {out / 'report.md'} and {out / 'report.html'}")
@@ -795,8 +901,9 @@ def _say(console: Any, status: Any) -> Callable[[str], None]:
 def cmd_tune(args: argparse.Namespace) -> int:
     """Tune on the validation split (never the test); save the best config as a preset."""
     from genrec.bench.tuning import check_preset_path, load_space, storage_url, tune
-    from genrec.config import find_configs_dir, load_yaml, parse_overrides
+    from genrec.config import check_config_file, find_configs_dir, load_yaml, parse_overrides
     from genrec.data.splitting import split_dataset
+    from genrec.registry import get_model
 
     if args.budget_trials is None and args.budget_minutes is None:
         raise ConfigError("genrec tune needs --budget-trials N and/or --budget-minutes M")
@@ -807,6 +914,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         preset = cdir / args.dataset / f"{args.model}.yaml" if cdir else None
         base = load_yaml(preset) if preset is not None and preset.is_file() else {}
     inline = base.pop("search_space", None)  # a --config file may carry its own space
+    if args.config:
+        check_config_file(get_model(args.model).config_class, base, args.config, _configs())
     base.update(parse_overrides(args.set))
     space = load_space(args.space) if args.space else inline
     root = Path("runs") / "tune" / args.dataset
@@ -816,7 +925,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     check_preset_path(preset_path, overwrite=args.overwrite, flag="--overwrite")
     storage_url(storage)
     ds = _load(args)
-    split = split_dataset(ds, args.split)
+    split = split_dataset(ds, args.split, reconsumption=args.reconsumption)
     result = tune(
         args.model,
         ds,
@@ -890,35 +999,143 @@ def _available(model: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``genrec`` command."""
+    """Entry point of the ``genrec`` command.
+
+    Expected failures (genrec's own errors, a path that cannot be read or written, a file
+    that is not text, a size guard) end with one ``genrec: error:`` line on stderr and exit
+    status 2. Anything else is a bug in genrec: one line says so and where the traceback was
+    written (exit status 70). ``--debug`` or ``GENREC_DEBUG=1`` shows every traceback in
+    place instead.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = bool(args.debug) or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
     if args.command is None:
         parser.print_help()
         return 0
+    with _one_line_warnings():
+        try:
+            return _dispatch(args, argv)
+        except KeyboardInterrupt:
+            print("genrec: interrupted", file=sys.stderr)
+            return 130
+        except GenrecError as exc:
+            if debug:
+                raise
+            print(f"genrec: error: {_one_line(exc)}", file=sys.stderr)
+            return 2
+        except (OSError, UnicodeError, MemoryError, RecursionError) as exc:
+            if debug:
+                raise
+            print(f"genrec: error: {_expected_message(exc)}", file=sys.stderr)
+            return 2
+        except Exception as exc:  # a bug: say so, keep the traceback, never swallow it
+            if debug:
+                raise
+            log = _write_crash_log(exc, argv)
+            where = f"the traceback is in {log}" if log else "the traceback could not be saved"
+            print(
+                f"genrec: internal error (a bug in genrec, please report it): "
+                f"{type(exc).__name__}: {_one_line(exc)}; {where}; run with --debug or "
+                f"{DEBUG_ENV}=1 to see it here",
+                file=sys.stderr,
+            )
+            return EXIT_BUG
+
+
+def _dispatch(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    if args.command == "benchmark":
+        return cmd_benchmark(args, argv)
+    handler = {
+        "datasets": cmd_datasets,
+        "models": cmd_models,
+        "train": cmd_train,
+        "evaluate": cmd_evaluate,
+        "recommend": cmd_recommend,
+        "search": cmd_search,
+        "chat": cmd_chat,
+        "report": cmd_report,
+        "tune": cmd_tune,
+        "serve": cmd_serve,
+    }[args.command]
+    return handler(args)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _expected_message(exc: BaseException) -> str:
+    """One line for an expected failure that is not a GenrecError."""
+    if isinstance(exc, OSError):
+        what = exc.strerror or _one_line(exc)
+        if exc.filename is not None:
+            target = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else exc.filename
+            return f"{what}: {target}"
+        return what
+    if isinstance(exc, UnicodeDecodeError):
+        return (
+            f"a file is not {exc.encoding} text (byte {exc.start}: {exc.reason}); save it as UTF-8"
+        )
+    if isinstance(exc, MemoryError):
+        detail = _one_line(exc)
+        return f"out of memory: {detail}" if detail != "MemoryError" else "out of memory"
+    if isinstance(exc, RecursionError):
+        return "the input is nested too deeply to be read"
+    return _one_line(exc)
+
+
+def crash_log_dir() -> Path:
+    """Where tracebacks of unexpected errors go: ``$GENREC_CACHE/logs`` when that variable
+    is set, else ``<system temp dir>/genrec-logs``."""
+    import tempfile
+
+    from genrec.data.loaders.download import CACHE_ENV
+
+    root = os.environ.get(CACHE_ENV)
+    return Path(root) / "logs" if root else Path(tempfile.gettempdir()) / "genrec-logs"
+
+
+def _write_crash_log(exc: BaseException, argv: Sequence[str]) -> Path | None:
+    """Write the traceback of ``exc`` (with the command and versions) to a new log file."""
+    import platform
+    import time
+    import traceback
+
+    from genrec._version import __version__
+
     try:
-        if args.command == "benchmark":
-            return cmd_benchmark(args, argv)
-        handler = {
-            "datasets": cmd_datasets,
-            "models": cmd_models,
-            "train": cmd_train,
-            "evaluate": cmd_evaluate,
-            "recommend": cmd_recommend,
-            "search": cmd_search,
-            "chat": cmd_chat,
-            "report": cmd_report,
-            "tune": cmd_tune,
-            "serve": cmd_serve,
-        }[args.command]
-        return handler(args)
-    except GenrecError as exc:
-        print(f"genrec: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("genrec: interrupted", file=sys.stderr)
-        return 130
+        folder = crash_log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        text = (
+            f"genrec {__version__}, Python {platform.python_version()}, {platform.platform()}\n"
+            f"command: genrec {' '.join(shlex.quote(a) for a in argv)}\n\n"
+            + "".join(traceback.format_exception(exc))
+        )
+        path.write_text(text, encoding="utf-8")
+        return path
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Show genrec's warnings as one ``genrec: warning:`` line each (others as usual)."""
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if issubclass(category, GenrecWarning):
+            print(f"genrec: warning: {_one_line(message)}", file=file or sys.stderr)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
 
 
 if __name__ == "__main__":  # pragma: no cover

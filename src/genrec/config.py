@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import yaml
 
 from genrec.errors import ConfigError, DeprecatedKeyWarning, caller_stacklevel, suggest
@@ -44,6 +46,8 @@ class ModelConfig:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             object.__setattr__(self, f.name, _coerce(type(self), f, value))
+        if not 0 <= self.seed <= INT_MAX:  # torch.manual_seed takes no negative seed
+            raise ConfigError(f"{type(self).__name__}.seed must be >= 0, got {self.seed!r}")
         self.validate()
 
     def validate(self) -> None:
@@ -57,7 +61,14 @@ class ModelConfig:
     @classmethod
     def from_dict(cls: type[C], data: Mapping[str, Any] | None) -> C:
         """Build from a mapping; unknown keys raise :class:`ConfigError`."""
+        if data is not None and not isinstance(data, Mapping):
+            raise ConfigError(
+                f"a {cls.__name__} is built from a mapping of key: value, got {type(data).__name__}"
+            )
         data = dict(data or {})
+        bad_keys = [k for k in data if not isinstance(k, str)]
+        if bad_keys:
+            raise ConfigError(f"config keys must be strings, got {bad_keys[0]!r}")
         for old, new in getattr(cls, "RENAMED", {}).items():
             if old in data:
                 if new in data:
@@ -90,7 +101,12 @@ class ModelConfig:
 
     @classmethod
     def from_yaml(cls: type[C], path: str | Path) -> C:
-        return cls.from_dict(load_yaml(path))
+        """Build from a YAML file; every error names the file."""
+        data = load_yaml(path)
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -141,19 +157,80 @@ def find_configs_dir(explicit: str | None = None) -> Path | None:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; raise :class:`ConfigError` on a missing file or non-mapping."""
+    """Read a YAML mapping of string keys.
+
+    Raises:
+        ConfigError: naming the file, when it is missing, a folder, unreadable, not UTF-8
+            text, not valid YAML, or not a mapping.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; give a YAML file")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+            "save it as UTF-8 YAML"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    if "\x00" in text:
+        raise ConfigError(f"config file {path} is binary, not YAML text")
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        detail = " ".join(str(exc).split())
+        raise ConfigError(f"config file {path} is not valid YAML: {detail}") from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} is nested too deeply to be a config") from None
+    if data is None:
+        return {}
     if not isinstance(data, dict):
         raise ConfigError(
             f"config file {path} must hold a mapping of key: value, got {type(data).__name__}"
         )
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise ConfigError(f"config file {path}: keys must be names, got {bad[0]!r}")
     return data
+
+
+def check_config_file(
+    cls: type[ModelConfig],
+    data: Mapping[str, Any],
+    path: str | Path,
+    others: Mapping[str, type[ModelConfig]] | None = None,
+) -> None:
+    """Validate what a config file holds for ``cls``; an error names the file.
+
+    Args:
+        cls: the config class the file is meant for.
+        data: the file's mapping (see :func:`load_yaml`).
+        path: the file, for the message.
+        others: registered config classes by model name; when the file's keys fit one of
+            them and not ``cls``, the message says which model it looks written for.
+
+    Raises:
+        ConfigError: ``config file PATH: <problem>``.
+    """
+    try:
+        cls.from_dict(data)
+    except ConfigError as exc:
+        hint = ""
+        names = set(cls.field_names())
+        if others and any(k not in names for k in data):
+            fits = sorted(
+                name
+                for name, other in others.items()
+                if other is not cls and all(k in other.field_names() for k in data)
+            )
+            if fits:
+                shown = ", ".join(fits[:3]) + (", ..." if len(fits) > 3 else "")
+                hint = f" (the file looks written for another model: {shown})"
+        raise ConfigError(f"config file {path}: {exc}{hint}") from None
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
@@ -170,9 +247,9 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (and "nan", "inf") as a string
             with contextlib.suppress(ValueError):
-                value = float(value) if any(c in value for c in ".eE") else int(value)
+                value = float(value) if any(c in value for c in ".eEnN") else int(value)
         out[key] = value
     return out
 
@@ -218,26 +295,51 @@ def _coerce_to(tp: Any, value: Any, where: str) -> Any:
             return value
         raise ConfigError(f"{where} must be true or false, got {value!r}")
     if tp is int:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or float(value) != int(value)
-        ):
-            raise ConfigError(f"{where} must be an integer, got {value!r}")
-        return int(value)
+        return _coerce_int(value, where)
     if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                raise ConfigError(f"{where} must be a number, got {value!r}") from None
-        if not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
-        return float(value)
+        return _coerce_float(value, where)
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a string, got {value!r}")
         return value
     return value
+
+
+#: the range of an integer config value (what numpy and torch accept as an int64)
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+
+
+def _coerce_int(value: Any, where: str) -> int:
+    """An ``int`` field: a whole number (``3`` or ``3.0``), finite and within int64."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"{where} must be an integer, got {value!r}")
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite integer, got {value!r}")
+        if not float(value).is_integer():
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+    out = int(value)
+    if not INT_MIN <= out <= INT_MAX:
+        raise ConfigError(f"{where} must be an integer within the 64-bit range, got {value!r}")
+    return out
+
+
+def _coerce_float(value: Any, where: str) -> float:
+    """A ``float`` field: a finite number (YAML strings such as ``"1e-3"`` are parsed)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    if isinstance(value, str):
+        try:
+            out = float(value)
+        except ValueError:
+            raise ConfigError(f"{where} must be a number, got {value!r}") from None
+    elif isinstance(value, (int, float, np.integer, np.floating)):
+        try:
+            out = float(value)
+        except OverflowError:  # an int beyond the float range
+            raise ConfigError(f"{where} must be a finite number, got {value!r}") from None
+    else:
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    if not math.isfinite(out):
+        raise ConfigError(f"{where} must be a finite number, got {value!r}")
+    return out

@@ -59,8 +59,9 @@ def is_genrec_output(path: str | Path, kind: OutputKind) -> bool:
     """True when ``path`` is a folder that genrec wrote as an output of ``kind``.
 
     * ``artifact``: ``config.json`` with ``format_version`` and ``model`` (``Recommender.save``);
-    * ``run``: ``results.json`` with ``schema_version`` (``genrec benchmark`` / ``report``) or
-      ``suite.json`` with ``suite`` (a suite run);
+    * ``run``: ``results.json`` with ``schema_version`` (``genrec benchmark`` / ``report``),
+      ``suite.json`` with ``suite`` (a suite run), or ``.partial/run.json`` (a benchmark
+      that has not finished, see ``genrec benchmark --resume``);
     * ``checkpoint``: ``trainer.json`` with ``format`` and ``epoch`` (the trainer's ``last/``);
     * ``codebook``: ``codebook.json`` with ``format_version`` and ``codebook_sizes``;
     * ``ann``: ``ann.json`` with ``kind`` and ``format_version`` (:class:`genrec.ann.ItemIndex`).
@@ -71,8 +72,10 @@ def is_genrec_output(path: str | Path, kind: OutputKind) -> bool:
     if kind == "artifact":
         return _has_keys(p / "config.json", "format_version", "model")
     if kind == "run":
-        return _has_keys(p / "results.json", "schema_version") or _has_keys(
-            p / "suite.json", "suite"
+        return (
+            _has_keys(p / "results.json", "schema_version")
+            or _has_keys(p / "suite.json", "suite")
+            or _has_keys(p / ".partial" / "run.json", "partial_format")  # interrupted run
         )
     if kind == "checkpoint":
         return _has_keys(p / "trainer.json", "format", "epoch")

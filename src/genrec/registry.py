@@ -16,7 +16,7 @@ import importlib
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-from genrec.errors import UnknownNameError, suggest
+from genrec.errors import GenrecTypeError, UnknownNameError, suggest
 
 T = TypeVar("T")
 C = TypeVar("C", bound=type)
@@ -84,7 +84,9 @@ class Registry(Generic[T]):
                 name and lists the others).
         """
         if not isinstance(name, str):
-            raise UnknownNameError(f"{self.kind} name must be a string, got {name!r}")
+            raise GenrecTypeError(
+                f"{self.kind} name must be a str, got {type(name).__name__} ({name!r})"
+            )
         key = self.resolve(name)
         if key in self._items:
             return self._items[key]

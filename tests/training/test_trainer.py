@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -149,6 +150,9 @@ def test_nan_keeps_last_good_checkpoint_loadable(split, tmp_path):
     assert find_checkpoint(ckpt) == ckpt / "last"
     meta = json.loads((ckpt / "last" / "trainer.json").read_text())
     assert meta["epoch"] == 2 and len(meta["history"]) == 2
+    mask = os.umask(0)
+    os.umask(mask)  # the weights follow the umask, not safetensors' 0600
+    assert (ckpt / "last" / "state.safetensors").stat().st_mode & 0o777 == 0o666 & ~mask
     # loadable, and exactly the weights of 2 good epochs
     two = Toy(**{**cfg, "epochs": 2}).fit(split.train, split.valid)
     resumed = Toy(**{**cfg, "epochs": 2})

@@ -18,7 +18,10 @@ Every key must be a field of the model's config (unknown keys raise with a sugge
 every bound or choice must be a valid value of it.
 
 With a storage (an Optuna URL or a ``.db`` path, SQLite) a study is resumable: running
-again with the same study name continues it (more trials, the best of all kept). The best
+again with the same study name continues it (more trials, the best of all kept). Every trial
+records the process running it; a trial left ``RUNNING`` by a process that no longer exists
+on this machine (a crash, ``kill -9``) is marked failed when the study is continued, and its
+parameters are tried again first. The best
 config is an override-only dict; :meth:`TuneResult.save_preset` writes it as a preset YAML
 that ``genrec benchmark --config MODEL=PATH`` and ``genrec train --config`` read.
 """
@@ -29,6 +32,8 @@ import copy
 import datetime as _dt
 import json
 import math
+import os
+import socket
 import sys
 import time
 from collections.abc import Mapping
@@ -361,7 +366,17 @@ def storage_url(storage: str | Path | None) -> str | None:
 
 
 def _make_sampler(optuna: Any, seed: int):
-    return optuna.samplers.TPESampler(seed=seed)
+    class OwnedTPESampler(optuna.samplers.TPESampler):
+        """TPE that records the process running each trial as soon as the trial exists (see
+        :func:`_retry_interrupted_trials`)."""
+
+        def before_trial(self, study: Any, trial: Any) -> None:
+            storage = getattr(study, "_storage", None)
+            if storage is not None:
+                storage.set_trial_user_attr(trial._trial_id, "owner", _owner())
+            super().before_trial(study, trial)
+
+    return OwnedTPESampler(seed=seed)
 
 
 def _make_pruner(optuna: Any):
@@ -416,8 +431,8 @@ def tune(
         raise ConfigError("tune needs a budget: n_trials and/or budget_minutes")
     if n_trials is not None and (isinstance(n_trials, bool) or int(n_trials) < 1):
         raise ConfigError(f"n_trials must be >= 1, got {n_trials!r}")
-    if budget_minutes is not None and not budget_minutes > 0:
-        raise ConfigError(f"budget_minutes must be > 0, got {budget_minutes!r}")
+    if budget_minutes is not None and not 0 < budget_minutes < math.inf:  # NaN fails too
+        raise ConfigError(f"budget_minutes must be a finite number > 0, got {budget_minutes!r}")
     metric_name, metric_k = _parse_metric(metric)
     base = dict(base_config or {})
     neural = cls.epoch_trained  # trained epoch by epoch: budgets, validation, pruning
@@ -452,6 +467,7 @@ def tune(
             load_if_exists=True,
         )
         n_before = len(study.trials)
+        _retry_interrupted_trials(optuna, study)  # after a kill: redo what it interrupted
         # a resumed study gets a fresh sampler stream, or TPE's random start would replay
         # the first session's trials
         study.sampler = _make_sampler(optuna, seed + n_before)
@@ -565,6 +581,47 @@ def tune(
         budget_minutes=budget_minutes,
         best_params=best_params,
     )
+
+
+def _owner() -> dict[str, Any]:
+    """The process running a trial, to tell a crashed trial from one still running."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _retry_interrupted_trials(optuna: Any, study: Any) -> list[int]:
+    """Mark the trials a dead process left ``RUNNING`` (on this host) as failed, and enqueue
+    their parameters again so that the interrupted work is redone first.
+
+    Trials run by another host, or by a live process here, are left alone (several workers
+    may share one storage). Returns the numbers of the trials marked failed.
+    """
+    from optuna.trial import TrialState
+
+    here = socket.gethostname()
+    done = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = trial.user_attrs.get("owner") or {}
+        pid = owner.get("pid")
+        if owner.get("host") != here or not isinstance(pid, int) or _process_alive(pid):
+            continue
+        # optuna has no public "fail this trial" call for another process's trial: its own
+        # RetryFailedTrialCallback goes through the study's storage the same way
+        study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
+        study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        attrs = {k: v for k, v in trial.user_attrs.items() if k == "starting_config"}
+        study.enqueue_trial(trial.params, user_attrs={**attrs, "retry_of": trial.number})
+        done.append(trial.number)
+    return done
 
 
 def tune_benchmark_configs(

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,13 +43,28 @@ import torch
 from genrec.config import ModelConfig
 from genrec.core.topk import csr_to_bool, topk_with_ties
 from genrec.data.dataset import Dataset, HistoryBatch, IdMap, UserHistories
-from genrec.errors import ConfigError, DataValidationError, NotFittedError, UnknownIdError
+from genrec.errors import (
+    ConfigError,
+    DataValidationError,
+    GenrecTypeError,
+    KClampedWarning,
+    NotFittedError,
+    ResourceLimitError,
+    UnknownIdError,
+    caller_stacklevel,
+)
 from genrec.io import load_model, save_model
 
 if TYPE_CHECKING:
     from genrec.data.splitting import Holdout, Split
 
 OnUnknown = Literal["raise", "popular"]
+
+#: most ``users x k`` entries one ``recommend()`` call returns (ids, scores: ~0.7 GB)
+MAX_RESULT_ENTRIES = 2**25
+#: most items in all the ad-hoc histories of one ``recommend_for_history()`` call
+MAX_HISTORY_ITEMS = 1_000_000
+_ID_LISTS = (list, tuple, range, np.ndarray, pd.Series, pd.Index)
 
 
 @dataclass
@@ -208,6 +224,45 @@ class Ranking:
     all_scores: np.ndarray | None = None
 
 
+def _check_ids(
+    values: Any,
+    what: str,
+    *,
+    scalar_ok: bool = False,
+    sets_ok: bool = False,
+    nested: bool = False,
+) -> None:
+    """Raise :class:`GenrecTypeError` unless ``values`` is a list of ids (or, ``nested``, a
+    list of id lists); ``scalar_ok`` also accepts one id, ``sets_ok`` a set."""
+    kinds = _ID_LISTS + ((set, frozenset) if sets_ok else ())
+    if scalar_ok and isinstance(values, (str, int, np.integer)) and not isinstance(values, bool):
+        return
+    if not isinstance(values, kinds):
+        expected = "a list of item-id lists" if nested else "a list of ids"
+        raise GenrecTypeError(f"{what} must be {expected}, got {type(values).__name__}")
+    if nested:
+        for h in values:
+            if not isinstance(h, _ID_LISTS):
+                raise GenrecTypeError(
+                    f"{what} must be a list of item-id lists; an entry is a "
+                    f"{type(h).__name__} ({h!r:.40}), e.g. write [[1, 2, 3]] for one history"
+                )
+
+
+def _check_flag(value: Any, what: str) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise GenrecTypeError(f"{what} must be True or False, got {value!r}")
+
+
+def _check_result_size(n_rows: int, k: int, what: str) -> None:
+    """Refuse a call whose ``(n_rows, k)`` result would exceed :data:`MAX_RESULT_ENTRIES`."""
+    if n_rows * k > MAX_RESULT_ENTRIES:
+        raise ResourceLimitError(
+            f"the result for {n_rows:,} {what} x k={k} is too large ({n_rows * k:,} entries, "
+            f"more than {MAX_RESULT_ENTRIES:,}); ask for fewer {what} per call"
+        )
+
+
 def check_k(k: Any) -> int:
     """``k`` as an int, or a :class:`ConfigError` unless it is a positive integer."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k <= 0:
@@ -307,12 +362,17 @@ class Recommender(ABC):
                 fields may also be given as keywords, e.g. ``fit(ds, checkpoint_dir="ck")``.
 
         Raises:
-            DataValidationError: ``dataset`` is not a :class:`Dataset` or is empty.
+            GenrecTypeError: ``dataset`` is not a :class:`Dataset`.
+            DataValidationError: ``dataset`` is empty.
             ConfigError: checkpoint options for a model fitted in one go.
         """
         if not isinstance(dataset, Dataset):
-            raise DataValidationError(
-                f"fit() expects a genrec.Dataset, got {type(dataset).__name__}"
+            hint = {
+                "DataFrame": "; wrap it first: genrec.Dataset(df)",
+                "Split": "; fit on its training part: fit(split.train, valid=split.valid)",
+            }.get(type(dataset).__name__, "")
+            raise GenrecTypeError(
+                f"fit() expects a genrec.Dataset, got {type(dataset).__name__}{hint}"
             )
         if dataset.n_interactions == 0:
             raise DataValidationError("cannot fit on an empty dataset")
@@ -470,12 +530,22 @@ class Recommender(ABC):
             batch_size: users scored at once (bounds memory).
         """
         self._check_fitted()
-        check_k(k)
+        k = self._check_k(k)
         if on_unknown not in ("raise", "popular"):
             raise ConfigError(f"on_unknown must be 'raise' or 'popular', got {on_unknown!r}")
+        _check_ids(users, "recommend() users", scalar_ok=True)
+        _check_flag(exclude_seen, "exclude_seen")
+        if history is not None and not isinstance(history, Dataset):
+            raise GenrecTypeError(
+                f"recommend() history must be a genrec.Dataset (e.g. split.test.history), "
+                f"got {type(history).__name__}"
+            )
         users = np.atleast_1d(np.asarray(users, dtype=object))
+        if users.ndim != 1:
+            raise DataValidationError(f"recommend() users must be a flat list, got {users.shape}")
         if users.size == 0:
             raise DataValidationError("recommend() got an empty list of users")
+        _check_result_size(len(users), k, "users")
         internal = self.user_map.to_internal(users, missing="zero")  # type: ignore[union-attr]
         if on_unknown == "raise" and (internal == 0).any():
             bad = [u for u, i in zip(users, internal) if i == 0][:5]
@@ -504,9 +574,16 @@ class Recommender(ABC):
     ) -> Recommendations:
         """Top-``k`` for ad-hoc histories: each a chronological list of external item ids."""
         self._check_fitted()
-        check_k(k)
-        if isinstance(histories, (str, bytes)) or not isinstance(histories, Sequence):
-            raise DataValidationError("histories must be a list of item-id lists")
+        k = self._check_k(k)
+        _check_flag(exclude_seen, "exclude_seen")
+        _check_ids(histories, "recommend_for_history() histories", nested=True)
+        _check_result_size(len(histories), k, "histories")
+        total = sum(len(h) for h in histories)
+        if total > MAX_HISTORY_ITEMS:
+            raise ResourceLimitError(
+                f"recommend_for_history(): the histories are too long ({total:,} items in all, "
+                f"more than {MAX_HISTORY_ITEMS:,}); pass fewer or shorter histories per call"
+            )
         seqs = [
             self.item_map.to_internal(list(h), what="item") if len(h) else [] for h in histories
         ]  # type: ignore[union-attr]
@@ -521,6 +598,22 @@ class Recommender(ABC):
         ranking = self.rank(request)
         return self._package(np.full(len(seqs), None, dtype=object), ranking.items, ranking.scores)
 
+    def _check_k(self, k: Any) -> int:
+        """``k`` as an int, lowered to the catalogue size with a
+        :class:`~genrec.errors.KClampedWarning` when larger (a list cannot hold more items
+        than there are, and ``k`` sizes the result arrays)."""
+        k = check_k(k)
+        n_items = self.n_items
+        if k > n_items:
+            warnings.warn(
+                f"k={k} is larger than the catalogue ({n_items:,} items); "
+                f"returning lists of at most {n_items:,} items",
+                KClampedWarning,
+                stacklevel=caller_stacklevel(),
+            )
+            return n_items
+        return k
+
     def _histories_for(self, history: Dataset | None) -> UserHistories:
         if history is None:
             return self.train_histories_  # type: ignore[return-value]
@@ -533,6 +626,9 @@ class Recommender(ABC):
     def _candidate_mask(self, candidates: Sequence[Any] | np.ndarray | None) -> np.ndarray | None:
         if candidates is None:
             return None
+        _check_ids(candidates, "candidates", sets_ok=True)
+        if isinstance(candidates, (set, frozenset)):
+            candidates = list(candidates)
         ids = self.item_map.to_internal(np.asarray(candidates, dtype=object), what="item")  # type: ignore[union-attr]
         mask = np.zeros(self.n_items + 1, dtype=bool)
         mask[ids] = True

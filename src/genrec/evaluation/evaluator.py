@@ -17,9 +17,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from genrec.console import progress as console_progress
-from genrec.core.recommender import RankRequest, Recommender
+from genrec.core.recommender import MAX_RESULT_ENTRIES, RankRequest, Recommender
 from genrec.data.splitting import Holdout, Split
-from genrec.errors import ConfigError, NotFittedError, UnknownNameError, suggest
+from genrec.errors import (
+    ConfigError,
+    GenrecTypeError,
+    NotFittedError,
+    ResourceLimitError,
+    UnknownNameError,
+    suggest,
+)
 from genrec.evaluation import metrics as M
 
 DEFAULT_KS: tuple[int, ...] = (5, 10, 20)
@@ -65,7 +72,10 @@ def _holdout_of(split: Split | Holdout, stage: str) -> Holdout:
     if isinstance(split, Holdout):
         return split
     if not isinstance(split, Split):
-        raise ConfigError(f"evaluate() expects a Split or Holdout, got {type(split).__name__}")
+        raise GenrecTypeError(
+            f"evaluate() expects a Split or Holdout, got {type(split).__name__}; make one with "
+            "genrec.split_dataset(dataset, 'loo')"
+        )
     if stage not in ("test", "valid"):
         raise ConfigError(f"stage must be 'test' or 'valid', got {stage!r}")
     holdout = split.test if stage == "test" else split.valid
@@ -155,10 +165,21 @@ def evaluate(
         item_vectors: dense ``(n_items + 1, d)`` vectors for embedding diversity.
         progress: show a progress bar.
     """
+    if not isinstance(model, Recommender):
+        raise GenrecTypeError(
+            f"evaluate() expects a fitted genrec Recommender, got {type(model).__name__}"
+        )
     if not model.is_fitted:
         raise NotFittedError(f"{type(model).__name__} is not fitted: call fit(dataset) first")
     _check_names(metrics, ks)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     holdout = _holdout_of(split, stage)
+    if len(holdout) * int(max(ks)) > MAX_RESULT_ENTRIES:  # the ranked lists are (U, max k)
+        raise ResourceLimitError(
+            f"k={int(max(ks))} for {len(holdout):,} users is too large to rank (the catalogue "
+            f"has {model.n_items:,} items); use smaller cut-offs"
+        )
     if holdout.history.item_map != model.item_map:
         raise ConfigError("the model was fitted on a different item catalogue than this split")
     if holdout.history.user_map != model.user_map:

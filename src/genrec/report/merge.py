@@ -140,8 +140,8 @@ def load_results(paths: Sequence[str | Path]) -> tuple[list[dict[str, Any]], lis
         if not p.is_file():
             raise ConfigError(f"results file {str(p)!r} not found")
         try:
-            data = json.loads(p.read_text())
-        except json.JSONDecodeError as exc:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{p} is not valid JSON: {exc}") from None
         if not isinstance(data, dict) or "models" not in data or "dataset" not in data:
             raise ConfigError(f"{p} is not a genrec results.json (no 'models'/'dataset')")

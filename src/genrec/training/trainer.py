@@ -54,6 +54,7 @@ from genrec.paths import (
     OutputPathError,
     atomic_dir,
     ensure_writable_dir,
+    follow_umask,
     refuse_foreign,
     to_jsonable,
 )
@@ -540,6 +541,7 @@ class Trainer:
         root = self.checkpoint_dir
         with atomic_dir(root / "last", kind="checkpoint") as tmp:
             save_file(tensors, str(tmp / "state.safetensors"))
+            follow_umask(tmp / "state.safetensors")  # safetensors creates it 0600
             _write_synced(tmp / "trainer.json", json.dumps(to_jsonable(meta)))
             _fsync(tmp / "state.safetensors")
         # leftovers of a run killed mid-swap (ours are gone once atomic_dir returns)

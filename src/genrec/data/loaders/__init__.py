@@ -30,7 +30,7 @@ from genrec.data.loaders.amazon import load_amazon_category, load_amazon_reviews
 from genrec.data.loaders.files import load_csv, load_parquet
 from genrec.data.loaders.movielens import load_movielens, load_movielens_small
 from genrec.data.preprocessing import preprocess
-from genrec.errors import ConfigError, UnknownNameError, suggest
+from genrec.errors import ConfigError, GenrecTypeError, UnknownNameError, suggest
 from genrec.registry import Registry
 
 __all__ = [
@@ -337,6 +337,10 @@ def load_dataset(
         ConfigError: an option the dataset does not accept.
         DataValidationError: malformed or corrupt files.
     """
+    if not isinstance(name, (str, os.PathLike)):
+        raise GenrecTypeError(
+            f"load_dataset() dataset name must be a str (or a path), got {type(name).__name__}"
+        )
     pre = {k: kwargs.pop(k) for k in PREPROCESS_KEYS if k in kwargs}
     if isinstance(name, os.PathLike) or (isinstance(name, str) and _looks_like_file(name)):
         path = Path(name)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from genrec.data.loaders.files import find_file
 from genrec.errors import DatasetUnavailableError, DataValidationError
+from genrec.paths import follow_umask
 
 CACHE_ENV = "GENREC_CACHE"
 DATA_ENV = "GENREC_DATA_DIR"
@@ -175,6 +176,7 @@ def download_file(
         if total_n is not None and done != total_n:
             raise offline_error(remote, dataset, f"truncated: got {done} of {total_n} bytes")
         _verify(remote, sha.hexdigest(), md.hexdigest(), md5, dest)
+        follow_umask(tmp)  # mkstemp makes 0600; a shared cache should follow the umask
         os.replace(tmp, dest)
     finally:
         if tmp.exists():

@@ -25,7 +25,12 @@ import pandas as pd
 
 from genrec import columns as C
 from genrec.data.dataset import Dataset
-from genrec.errors import DatasetUnavailableError, DataValidationError, MissingExtraError
+from genrec.errors import (
+    DatasetUnavailableError,
+    DataValidationError,
+    GenrecTypeError,
+    MissingExtraError,
+)
 
 PathLike = str | Path
 
@@ -104,7 +109,12 @@ def read_text(path: PathLike, *, encoding: str | None = None) -> str:
     """
     raw = read_bytes(path)
     if encoding is not None:
-        return raw.decode(encoding)
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise DataValidationError(
+                f"{path} is not {encoding} text (byte {exc.start}: {exc.reason})"
+            ) from exc
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -198,10 +208,21 @@ def coerce_ids(values: pd.Series | np.ndarray | Sequence[Any]) -> np.ndarray:
     nothing is silently renumbered.
     """
     s = pd.Series(values)
+    if s.dtype == object and s.map(lambda v: isinstance(v, (bytes, bytearray))).any():
+        try:  # Parquet binary columns: ids must be numbers or text
+            s = s.map(lambda v: v.decode("utf-8") if isinstance(v, (bytes, bytearray)) else v)
+        except UnicodeDecodeError as exc:
+            raise DataValidationError(
+                f"an id column holds binary values that are not UTF-8 text ({exc.reason}); "
+                "ids must be numbers or text"
+            ) from None
     if pd.api.types.is_integer_dtype(s.dtype):
         return s.to_numpy(dtype=np.int64)
     if pd.api.types.is_float_dtype(s.dtype):
-        if s.notna().all() and (s == np.floor(s)).all():
+        # whole numbers become ints only where the cast is exact (|v| < 2**53): 1e300 or inf
+        # must not wrap around to some other, possibly shared, integer id
+        exact = s.notna() & np.isfinite(s) & (s == np.floor(s)) & (s.abs() < 2**53)
+        if exact.all():
             return s.to_numpy(dtype=np.int64)
         return s.to_numpy()
     strs = s.astype(str).str.strip()
@@ -248,6 +269,11 @@ def _resolve_mapping(
 ) -> dict[str, str]:
     """source -> canonical mapping, validated against the file's columns."""
     available = [str(c) for c in available]
+    if columns is not None and not isinstance(columns, Mapping):
+        raise GenrecTypeError(
+            f"columns must be a mapping {{source name: canonical name}}, got "
+            f"{type(columns).__name__}, e.g. columns={{'userId': 'user_id', 'movieId': 'item_id'}}"
+        )
     if columns is not None:
         missing = [src for src in columns if src not in available]
         if missing:
@@ -508,7 +534,32 @@ def _csv_errors(path: Path, exc: Exception) -> DataValidationError:
         )
     if isinstance(exc, pd.errors.EmptyDataError):
         return DataValidationError(f"{path} is empty")
-    return DataValidationError(f"{path} could not be parsed: {exc}")
+    if isinstance(exc, UnicodeDecodeError):
+        return DataValidationError(
+            f"{path} is not {exc.encoding} text (byte {exc.start}: {exc.reason}); re-save it as "
+            "UTF-8 or pass encoding= (e.g. 'latin-1') to load_csv"
+        )
+    return DataValidationError(f"{path} could not be parsed: {' '.join(str(exc).split())}")
+
+
+def _check_text_file(path: Path) -> None:
+    """Refuse a folder or a binary file where delimited text is expected (a NUL byte in the
+    first 8 KiB; UTF-16 text counts as binary here, it needs encoding=)."""
+    if path.is_dir():
+        raise DataValidationError(f"{path} is a folder; give the path of a CSV/TSV file")
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(8192)
+        else:
+            with open(path, "rb") as fh:
+                head = fh.read(8192)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise _csv_errors(path, exc) from exc
+    except OSError as exc:
+        raise DataValidationError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if b"\x00" in head:
+        raise DataValidationError(f"{path} is a binary file, not delimited text (CSV/TSV in UTF-8)")
 
 
 _CSV_FAILURES = (
@@ -526,6 +577,7 @@ def _peek_columns(
 ) -> list[str]:
     if not path.exists():
         raise DatasetUnavailableError(f"file not found: {str(path)!r}")
+    _check_text_file(path)
     if not header:
         if names is None:
             raise DataValidationError(
@@ -576,7 +628,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         ) from exc
     try:
         return pd.read_parquet(path)
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+    except (OSError, ValueError, TypeError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise DataValidationError(f"{path} is not a readable Parquet file: {exc}") from exc
 
 
