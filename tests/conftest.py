@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -16,6 +17,43 @@ torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+#: genrec's cache in the real home: tests never write there
+HOME_CACHE = Path.home() / ".cache" / "genrec"
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """``{relative path: (size, mtime_ns)}`` of every file under ``root``."""
+    if not root.is_dir():
+        return {}
+    out = {}
+    for path in root.rglob("*"):
+        if path.is_file():
+            st = path.stat()
+            out[str(path.relative_to(root))] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_genrec_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point genrec's cache (downloads, text embeddings) at a temporary folder for the whole
+    session (subprocesses inherit it), and check at the end that nothing was written to the
+    real ``~/.cache/genrec``."""
+    before = _snapshot(HOME_CACHE)
+    saved = {k: os.environ.get(k) for k in ("GENREC_CACHE_DIR", "GENREC_CACHE")}
+    root = tmp_path_factory.mktemp("genrec-cache")
+    os.environ["GENREC_CACHE_DIR"] = str(root)
+    os.environ.pop("GENREC_CACHE", None)
+    try:
+        yield root
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    after = _snapshot(HOME_CACHE)
+    written = sorted(k for k, v in after.items() if before.get(k) != v)
+    assert not written, f"tests wrote to the real cache {HOME_CACHE}: {written[:5]}"
 
 
 @pytest.fixture

@@ -52,7 +52,9 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--dataset", required=required, help="dataset name (see `genrec datasets list`)")
     p.add_argument("--data-dir", default=None, help="local folder (or file) with the dataset")
     p.add_argument(
-        "--download", action="store_true", help="download missing files (cached in ~/.cache/genrec)"
+        "--download",
+        action="store_true",
+        help="download missing files (cached in ~/.cache/genrec or $GENREC_CACHE_DIR)",
     )
     p.add_argument(
         "--split", default="loo", choices=["loo", "temporal", "ratio"], help="evaluation split"

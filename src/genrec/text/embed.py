@@ -11,9 +11,10 @@ and L2-normalises: the same vectors as ``SentenceTransformer(path)`` (modules Tr
 mean Pooling -> Normalize, ``max_seq_length`` 256), without importing sentence-transformers.
 
 Vectors are cached on disk as ``<root>/text/<model>/<sha256>.npy``; the root is ``cache_dir``,
-else ``$GENREC_CACHE``, else ``~/.cache/genrec``. The hash covers the texts and the encoding
-settings that change the vectors (max length, normalisation), so a changed catalogue or
-template never reads a stale file.
+else genrec's cache root (``$GENREC_CACHE_DIR``, its older name ``$GENREC_CACHE``, else
+``~/.cache/genrec``; :func:`genrec.data.loaders.download.cache_dir`). The hash covers the
+texts and the encoding settings that change the vectors (max length, normalisation), so a
+changed catalogue or template never reads a stale file.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from genrec.errors import (
 from genrec.text.items import item_texts
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-CACHE_ENV = "GENREC_CACHE"
 
 
 def free_cores() -> int:
@@ -85,12 +85,13 @@ def torch_threads(n: int | None) -> Iterator[int]:
 
 
 def text_cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """``cache_dir`` if given, else ``$GENREC_CACHE/text``, else ``~/.cache/genrec/text``."""
+    """``cache_dir`` if given, else ``<genrec cache root>/text``: ``$GENREC_CACHE_DIR/text``
+    (or ``$GENREC_CACHE/text``), else ``~/.cache/genrec/text``."""
+    from genrec.data.loaders.download import cache_dir as cache_root
+
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
-    env = os.environ.get(CACHE_ENV)
-    root = Path(env).expanduser() if env else Path.home() / ".cache" / "genrec"
-    return root / "text"
+    return cache_root() / "text"
 
 
 class TextEmbedder:
@@ -258,7 +259,7 @@ def embed_texts(
     Args:
         texts: strings to embed.
         embedder: the model (default: :class:`TextEmbedder` over all-MiniLM-L6-v2).
-        cache_dir: cache root (default ``$GENREC_CACHE/text`` or ``~/.cache/genrec/text``).
+        cache_dir: cache root (default :func:`text_cache_root`).
         use_cache: read and write the cache.
         progress: show a progress bar while embedding.
 

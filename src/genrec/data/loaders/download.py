@@ -1,9 +1,10 @@
 """Optional downloads into a local cache, with checksums and atomic zip extraction.
 
 Nothing is downloaded unless a loader is called with ``download=True``. Files go to
-``~/.cache/genrec/<dataset>/`` (override the root with the ``GENREC_CACHE`` environment
-variable). A file is verified against a known checksum when there is one; GroupLens publishes
-an ``.md5`` next to every zip, which is fetched and checked. When no checksum is known, the
+``~/.cache/genrec/<dataset>/`` (override the root with the ``GENREC_CACHE_DIR`` environment
+variable; ``GENREC_CACHE`` is its older name, see :func:`cache_dir`). A file is verified
+against a known checksum when there is one; GroupLens publishes an ``.md5`` next to every
+zip, which is fetched and checked. When no checksum is known, the
 SHA-256 of the first download is written to a ``<file>.sha256`` sidecar and later downloads and
 extractions are verified against it.
 """
@@ -25,7 +26,10 @@ from pathlib import Path
 from genrec.data.loaders.files import find_file
 from genrec.errors import DatasetUnavailableError, DataValidationError
 
-CACHE_ENV = "GENREC_CACHE"
+#: environment variable naming genrec's cache root (downloads, text embeddings)
+CACHE_ENV = "GENREC_CACHE_DIR"
+#: the older name of :data:`CACHE_ENV`, still read when ``GENREC_CACHE_DIR`` is not set
+CACHE_ENV_ALIAS = "GENREC_CACHE"
 DATA_ENV = "GENREC_DATA_DIR"
 DEFAULT_TIMEOUT = 60.0
 _CHUNK = 1 << 20
@@ -57,8 +61,10 @@ class RemoteFile:
 
 
 def cache_dir() -> Path:
-    """Root of the download cache: ``$GENREC_CACHE`` or ``~/.cache/genrec``."""
-    env = os.environ.get(CACHE_ENV)
+    """Root of genrec's cache (downloads under ``<root>/<dataset>``, text embeddings under
+    ``<root>/text``): ``$GENREC_CACHE_DIR``, else ``$GENREC_CACHE`` (the older name), else
+    ``~/.cache/genrec``."""
+    env = os.environ.get(CACHE_ENV) or os.environ.get(CACHE_ENV_ALIAS)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "genrec"
 
 
