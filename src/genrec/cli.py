@@ -88,6 +88,19 @@ def _add_synth_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+_CONFIGS_DIR_HELP = "folder of presets <dataset>/<model>.yaml (default ./configs)"
+_NO_PRESET_HELP = (
+    "ignore the shipped preset configs/<dataset>/<model>.yaml and start from the model's defaults"
+)
+
+
+def _add_preset_args(p: argparse.ArgumentParser) -> None:
+    """``--configs-dir`` and ``--no-preset``: the preset rule of every command that builds a
+    model (:func:`genrec.config.model_config_data`)."""
+    p.add_argument("--configs-dir", default=None, help=_CONFIGS_DIR_HELP)
+    p.add_argument("--no-preset", action="store_true", help=_NO_PRESET_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser (exposed for documentation and tests)."""
     from genrec._version import __version__
@@ -112,10 +125,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="show the config fields of one model")
 
     p = sub.add_parser("train", help="fit a model and save it as an artifact")
-    p.add_argument("model")
+    p.add_argument("model", help="registered model name (see `genrec models`)")
     _add_data_args(p)
-    p.add_argument("--config", default=None, help="YAML file with config overrides")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="YAML file with config overrides, replacing the shipped preset",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value (wins over the preset and --config)",
+    )
+    _add_preset_args(p)
     p.add_argument(
         "--out",
         required=True,
@@ -256,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write <out>/recommendations/<model>.csv for every test user",
     )
-    p.add_argument("--configs-dir", default=None, help="folder of presets (default ./configs)")
+    p.add_argument("--configs-dir", default=None, help=_CONFIGS_DIR_HELP)
+    p.add_argument("--no-preset", action="store_true", help=_NO_PRESET_HELP)
     p.add_argument(
         "--tune-budget-minutes",
         type=float,
@@ -305,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
         "shipped preset)",
     )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed override")
-    p.add_argument("--configs-dir", default=None, help="folder of presets (default ./configs)")
+    _add_preset_args(p)
     p.add_argument(
         "--save-preset",
         default=None,
@@ -481,7 +506,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     ``torchrun`` every process trains (DDP) and only rank 0 prints and saves the artifact."""
     import contextlib
 
-    from genrec.config import load_yaml, parse_overrides
+    from genrec.config import model_config_data, parse_overrides
     from genrec.core.recommender import FitOptions
     from genrec.data.splitting import split_dataset
     from genrec.paths import prepare_output_dir
@@ -498,9 +523,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     if args.resume and not checkpoint_dir:
         checkpoint_dir = str(Path(args.out)) + ".ckpt"
-    data = load_yaml(args.config) if args.config else {}
-    data.update(parse_overrides(args.set))
-    config = cls.config_class.from_dict(data)
+    chosen = model_config_data(
+        args.model,
+        args.dataset,
+        config_path=args.config,
+        overrides=parse_overrides(args.set),
+        configs_dir=args.configs_dir,
+        use_preset=not args.no_preset,
+    )
+    config = cls.config_class.from_dict(chosen.data)
     main_process = process_rank() == 0
     if main_process:  # before the data loads and the model fits, not after
         prepare_output_dir(args.out, "artifact", overwrite=args.overwrite, flag="--overwrite")
@@ -511,8 +542,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite,
                 flags=("--resume", "--overwrite"),
             )
-    ds = _load(args)
     console = _console()
+    if main_process:
+        console.print(chosen.describe(args.model), soft_wrap=True, markup=False, highlight=False)
+    ds = _load(args)
     if args.full:
         train, valid, split_name = ds, None, "none (all interactions)"
     else:
@@ -535,6 +568,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "split": split_name,
         "train_fingerprint": train.fingerprint(),
         "fit_seconds": model.fit_seconds_,
+        "config_source": chosen.source,
     }
     model.save(args.out, overwrite=args.overwrite)
     if cls.epoch_trained:
@@ -661,6 +695,7 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         run_benchmark,
         write_outputs,
     )
+    from genrec.config import model_config_data
     from genrec.data.splitting import split_dataset
     from genrec.paths import prepare_output_dir
     from genrec.registry import list_models
@@ -704,6 +739,7 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         configs_dir=args.configs_dir,
         command="genrec " + " ".join(shlex.quote(a) for a in argv),
         tune_budget_minutes=args.tune_budget_minutes,
+        use_presets=not args.no_preset,
     )
     out = (
         Path(args.out)
@@ -712,6 +748,15 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     )
     prepare_output_dir(out, "run", overwrite=args.overwrite, flag="--overwrite")  # before the run
     console = _console()
+    for m in models:  # the preset rule, one line per model (the same call run_benchmark makes)
+        chosen = model_config_data(
+            m,
+            args.dataset,
+            config_path=config_paths.get(m),
+            configs_dir=args.configs_dir,
+            use_preset=spec.use_presets,
+        )
+        console.print(chosen.describe(m), soft_wrap=True, markup=False, highlight=False)
     with console.status(f"loading {args.dataset}") as status:
         ds = _load(args)
         status.update(f"splitting ({args.split})")
@@ -771,6 +816,7 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
             configs_dir=args.configs_dir,
             command=command,
             on_progress=_say(console, status),
+            use_presets=not getattr(args, "no_preset", False),
         )
     write_suite_outputs(results, out, overwrite=args.overwrite)
     console.print(results["summary"])
@@ -797,19 +843,27 @@ def _say(console: Any, status: Any) -> Callable[[str], None]:
 def cmd_tune(args: argparse.Namespace) -> int:
     """Tune on the validation split (never the test); save the best config as a preset."""
     from genrec.bench.tuning import check_preset_path, load_space, storage_url, tune
-    from genrec.config import find_configs_dir, load_yaml, parse_overrides
+    from genrec.config import model_config_data, parse_overrides
     from genrec.data.splitting import split_dataset
 
     if args.budget_trials is None and args.budget_minutes is None:
         raise ConfigError("genrec tune needs --budget-trials N and/or --budget-minutes M")
-    if args.config:
-        base = load_yaml(args.config)
-    else:
-        cdir = find_configs_dir(args.configs_dir)
-        preset = cdir / args.dataset / f"{args.model}.yaml" if cdir else None
-        base = load_yaml(preset) if preset is not None and preset.is_file() else {}
+    chosen = model_config_data(
+        args.model,
+        args.dataset,
+        config_path=args.config,
+        configs_dir=args.configs_dir,
+        use_preset=not args.no_preset,
+    )
+    base = dict(chosen.data)
     inline = base.pop("search_space", None)  # a --config file may carry its own space
     base.update(parse_overrides(args.set))
+    _console().print(
+        chosen.describe(args.model) + " (the starting point of the search)",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
     space = load_space(args.space) if args.space else inline
     root = Path("runs") / "tune" / args.dataset
     storage = args.storage or str(root / f"{args.model}.db")

@@ -25,7 +25,7 @@ import numpy as np
 
 from genrec._version import __version__
 from genrec.bench.tuning import tune_benchmark_configs
-from genrec.config import find_configs_dir, load_yaml
+from genrec.config import model_config_data
 from genrec.data.dataset import Dataset
 from genrec.data.splitting import Split, split_dataset
 from genrec.errors import ConfigError, caller_stacklevel
@@ -59,27 +59,27 @@ class BenchmarkSpec:
     configs_dir: str | None = None
     command: str | None = None
     tune_budget_minutes: float | None = None  # tune each model first (validation data only)
+    use_presets: bool = True  # the shipped presets configs/<dataset>/<model>.yaml (--no-preset)
 
 
 def resolve_config(
     model: str, dataset: str, spec: BenchmarkSpec
 ) -> tuple[dict[str, Any], str | None]:
-    """Config dict for ``model``: preset ``configs/<dataset>/<model>.yaml`` if shipped, the
-    ``--config MODEL=PATH`` file if given, then ``overrides``. Returns (config, source)."""
-    source = None
-    data: dict[str, Any] = {}
-    if model in spec.config_paths:
-        source = spec.config_paths[model]
-        data = load_yaml(source)
-    else:
-        cdir = find_configs_dir(spec.configs_dir)
-        if cdir is not None and (cdir / dataset / f"{model}.yaml").is_file():
-            source = str(cdir / dataset / f"{model}.yaml")
-            data = load_yaml(source)
-    data.update(spec.overrides.get(model, {}))
+    """Config dict for ``model`` by the rule of :func:`genrec.config.model_config_data`: the
+    ``--config MODEL=PATH`` file if given, else the shipped preset
+    ``configs/<dataset>/<model>.yaml`` (unless ``spec.use_presets`` is off), then
+    ``overrides``. Returns (config, source)."""
+    chosen = model_config_data(
+        model,
+        dataset,
+        config_path=spec.config_paths.get(model),
+        overrides=spec.overrides.get(model, {}),
+        configs_dir=spec.configs_dir,
+        use_preset=spec.use_presets,
+    )
     cls = get_model(model)
-    resolved = cls.config_class.from_dict(data).to_dict()  # validates keys and values
-    return resolved, source
+    resolved = cls.config_class.from_dict(chosen.data).to_dict()  # validates keys and values
+    return resolved, chosen.source
 
 
 def _package_versions() -> dict[str, str | None]:
