@@ -504,13 +504,13 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """Fit and save. Neural models accept ``--checkpoint-dir``/``--resume``; under
     ``torchrun`` every process trains (DDP) and only rank 0 prints and saves the artifact."""
-    import contextlib
-
     from genrec.config import model_config_data, parse_overrides
     from genrec.core.recommender import FitOptions
     from genrec.data.splitting import split_dataset
+    from genrec.io import artifact_size, format_bytes
     from genrec.paths import prepare_output_dir
     from genrec.registry import get_model
+    from genrec.training.progress import long_step
     from genrec.training.trainer import check_checkpoint_dir, process_rank
 
     cls = get_model(args.model)
@@ -553,11 +553,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         train, valid, split_name = split.train, split.valid, args.split
     model = cls(config)
     what = f"fitting {args.model} on {ds.name} ({train.n_interactions:,} interactions)"
-    status = console.status(what) if main_process else contextlib.nullcontext()
     options = FitOptions(
         checkpoint_dir=checkpoint_dir, resume=args.resume, overwrite=args.overwrite
     )
-    with status:
+    # timestamped start, progress and end lines, in logs as on a terminal (rank 0 only)
+    with long_step(what, enabled=main_process):
         model.fit(train, valid=valid, options=options)
     if not main_process:
         return 0  # the weights are identical on every rank: rank 0 saves them
@@ -573,8 +573,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     model.save(args.out, overwrite=args.overwrite)
     if cls.epoch_trained:
         console.print(_training_summary(model.training_info_), soft_wrap=True, markup=False)
+    size = format_bytes(artifact_size(args.out))
     console.print(
-        f"fitted {args.model} in {model.fit_seconds_:.1f}s, saved to {args.out}",
+        f"fitted {args.model} in {model.fit_seconds_:.1f} s, saved to {args.out} ({size})",
         soft_wrap=True,
         markup=False,
     )

@@ -34,6 +34,7 @@ from genrec.evaluation.evaluator import DEFAULT_KS, EvaluationResult, evaluate
 from genrec.paths import atomic_write_text, prepare_output_dir, to_jsonable
 from genrec.registry import get_model
 from genrec.report import write_reports
+from genrec.training.progress import LongStep
 
 SCHEMA_VERSION = 1
 DEFAULT_MODELS = ("popularity", "itemknn", "ease", "als")
@@ -337,7 +338,9 @@ def run_benchmark(
                 continue
             say(f"{name}: fitting (seed {seed})")
             model = cls(cls.config_class.from_dict({**cfg, "seed": seed}))
-            model.fit(split.train, valid=split.valid)
+            # a long fit says it is still running (and how long it took) through ``say``
+            with LongStep(f"{name}: fitting (seed {seed})", say=say, quiet_start=True):
+                model.fit(split.train, valid=split.valid)
             if on_fit is not None:
                 on_fit(name, seed, model)
             say(f"{name}: evaluating (seed {seed})")

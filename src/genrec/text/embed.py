@@ -206,7 +206,8 @@ class TextEmbedder:
 
         Args:
             texts: strings to embed.
-            progress: show a rich progress bar.
+            progress: report progress (start, batches done with an ETA, end) on the
+                console, timestamped in logs (:mod:`genrec.training.progress`).
 
         Returns:
             ``(len(texts), d)`` float32.
@@ -219,22 +220,18 @@ class TextEmbedder:
         order = np.argsort([len(t) for t in texts], kind="stable")
         starts = range(0, len(texts), self.batch_size)
         chunks: list[np.ndarray] = []
+        from genrec.training.progress import track
+
+        what = f"embedding {len(texts):,} texts with {self.model_name}"
         with torch_threads(self.num_threads):
-            for start in _progress(starts, progress, f"embedding {len(texts)} texts"):
+            batches = track(starts, what, total=len(starts), unit="batches", enabled=progress)
+            for start in batches:
                 idx = order[start : start + self.batch_size]
                 chunks.append(self._encode_batch([texts[i] for i in idx]))
         vectors = np.concatenate(chunks, axis=0)  # (n, d), sorted order
         out = np.empty_like(vectors)
         out[order] = vectors
         return out
-
-
-def _progress(iterable: Sequence[int], enabled: bool, description: str) -> Any:
-    if not enabled:
-        return iterable
-    from rich.progress import track
-
-    return track(iterable, description=description, transient=True)
 
 
 def texts_hash(texts: Sequence[str], signature: dict[str, Any] | None = None) -> str:
@@ -261,7 +258,7 @@ def embed_texts(
         embedder: the model (default: :class:`TextEmbedder` over all-MiniLM-L6-v2).
         cache_dir: cache root (default :func:`text_cache_root`).
         use_cache: read and write the cache.
-        progress: show a progress bar while embedding.
+        progress: report progress while embedding (see :meth:`TextEmbedder.encode`).
 
     Returns:
         ``(len(texts), d)`` float32.
