@@ -70,3 +70,46 @@ def test_train_says_how_big_the_artifact_is(csv_path, tmp_path, capsys):
     assert f"saved to {art} ({format_bytes(size)})" in err
     assert format_bytes(912) == "912 B" and format_bytes(14_200) == "14.2 kB"
     assert format_bytes(317_400_000) == "317.4 MB" and format_bytes(1_234_000_000) == "1.2 GB"
+
+
+# ---------------------------------------------------------------------- messages
+def test_recommend_unknown_user_names_the_cli_flag(ease_artifact, capsys):
+    assert main(["recommend", str(ease_artifact), "--user", "no-such-user"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown user 'no-such-user'" in err and "--on-unknown popular" in err
+    assert "on_unknown=" not in err  # Python advice does not belong in a CLI error
+    code = main(["recommend", str(ease_artifact), "--user", "no-such-user", "--on-unknown",
+                 "popular", "--k", "3"])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "unknown: the most popular items" in out
+    assert len(re.findall(r"^\s+\d\. ", out, re.M)) == 3
+    # a known user is unaffected by the flag
+    code = main(["recommend", str(ease_artifact), "--user", "501", "--on-unknown", "popular"])
+    assert code == 0 and "unknown" not in capsys.readouterr().out
+
+
+def test_search_unknown_user_names_the_cli_flags(ease_artifact, capsys):
+    code = main(["search", str(ease_artifact), "anything", "--user", "ghost", "--encoder",
+                 "tfidf"])  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "ghost" in err and "--history" in err and "on_unknown" not in err
+
+
+def test_missing_p5_data_message_is_plain_sentences(tmp_path, monkeypatch):
+    from genrec.data.loaders import load_dataset
+    from genrec.errors import DatasetUnavailableError
+
+    monkeypatch.delenv("GENREC_DATA_DIR", raising=False)
+    for kwargs in ({}, {"data_dir": tmp_path}, {"download": True}):
+        with pytest.raises(DatasetUnavailableError) as err:
+            load_dataset("amazon-beauty", **kwargs)
+        msg = str(err.value)
+        assert "; " not in msg and not re.search(r"[^.]\.\.(?!\.)", msg), msg
+        assert "no automatic download for this dataset." in msg
+        assert "--data-dir" in msg and msg.endswith(".")
+        # every sentence starts with a capital letter (after the "<dataset>: " prefix)
+        body = msg.split(": ", 1)[1]
+        for sentence in re.split(r"(?:(?<=[a-z]{3}\.)|(?<=\)\.)) ", body)[1:]:
+            assert sentence[:1].isupper(), (sentence, msg)

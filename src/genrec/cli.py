@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from genrec.errors import ConfigError, GenrecError
+from genrec.errors import ConfigError, GenrecError, UnknownIdError
 
 
 def _csv_list(text: str) -> list[str]:
@@ -184,8 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("recommend", help="top-k items for a user from a saved artifact")
     p.add_argument("artifact")
     p.add_argument("--user", required=True, help="external user id")
-    p.add_argument("--k", type=_positive_int, default=10)
+    p.add_argument("--k", type=_positive_int, default=10, help="number of items to list")
     p.add_argument("--include-seen", action="store_true", help="do not filter history items")
+    p.add_argument(
+        "--on-unknown",
+        choices=["error", "popular"],
+        default="error",
+        help="a user the model was not trained on: stop with an error (default) or list the "
+        "most popular items",
+    )
 
     p = sub.add_parser(
         "search", help="free-text item search over a saved artifact (textknn: its own vectors)"
@@ -642,8 +649,19 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from genrec.io import load_model
 
     model = load_model(args.artifact)
-    recs = model.recommend([args.user], k=args.k, exclude_seen=not args.include_seen)
+    known = bool(model.user_map.to_internal([args.user], missing="zero")[0])
+    if not known and args.on_unknown == "error":
+        raise UnknownIdError(
+            f"unknown user {args.user!r}: the artifact was trained on "
+            f"{len(model.user_map):,} users and this is not one of them. Pass "
+            "--on-unknown popular to list the most popular items instead."
+        )
+    recs = model.recommend(
+        [args.user], k=args.k, exclude_seen=not args.include_seen, on_unknown="popular"
+    )
     titles = model.item_titles_
+    if not known:
+        print(f"user {args.user} is unknown: the most popular items (--on-unknown popular)")
     print(f"top-{args.k} for user {args.user} ({model.name}):")
     for rank, (internal, ext, score) in enumerate(
         zip(recs.internal_item_ids[0], recs.item_ids[0], recs.scores[0]), start=1
@@ -660,8 +678,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     from genrec.text.search import ItemTextIndex, user_history
 
     model = load_model(args.artifact)
+    try:
+        history = user_history(model, args.user) if args.user is not None else []
+    except UnknownIdError as exc:  # name this command's flags, not the Python API's
+        raise UnknownIdError(
+            f"{exc}. --user blends in the history of a user the artifact was trained on; "
+            "leave it out (or pass --history ITEM,...) for this user."
+        ) from exc
     index = ItemTextIndex.from_model(model, encoder=args.encoder)
-    history = user_history(model, args.user) if args.user is not None else []
     history += args.history or []
     hits = index.search(args.query, k=args.k, history=history or None, alpha=args.alpha)
     blend = f", {len(history)} history items, alpha {args.alpha}" if history else ""

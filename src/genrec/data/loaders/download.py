@@ -324,13 +324,14 @@ def resolve_source(
             downloaded; the message names the missing file and the ``data_dir`` option.
     """
     wanted = " or ".join(repr(n) for n in key_files)
+    # plain sentences: where to point genrec, then how to get the files
     how = (
-        f"pass download=True to fetch it from {remotes[0].url}"
+        f"Or pass download=True (command line: --download) to fetch it from {remotes[0].url}."
         if remotes
-        else "there is no automatic download for this dataset"
+        else "There is no automatic download for this dataset."
     )
     if manual_hint:
-        how += f"; {manual_hint}"
+        how += f" {_sentence(manual_hint)}"
     if data_dir is not None:
         root = Path(data_dir).expanduser()
         subs = tuple(dict.fromkeys((*folders, dataset)))
@@ -344,10 +345,9 @@ def resolve_source(
                 return found
             raise DataValidationError(f"{dataset}: downloaded files do not contain {wanted}")
         raise DatasetUnavailableError(
-            f"{dataset}: required file {wanted} not found in data_dir={str(root)!r}"
-            + f" (nor in its subfolder(s) {', '.join(subs)})"
-            + ". Point data_dir (command line: --data-dir) at the folder that holds it, or "
-            f"{how}."
+            f"{dataset}: the required file {wanted} is not in data_dir={str(root)!r} nor in "
+            f"its subfolder(s) {', '.join(subs)}. Point data_dir (command line: --data-dir) "
+            f"at the folder that holds it. {how}"
         )
     for root in (data_root_dir(dataset), dataset_cache_dir(dataset)):
         found = locate(root, key_files, (), depth=2) if root is not None else None
@@ -356,9 +356,10 @@ def resolve_source(
     if download:
         if not remotes:
             raise DatasetUnavailableError(
-                f"{dataset}: {wanted} is not available locally and there is no automatic "
+                f"{dataset}: {wanted} is not available locally, and there is no automatic "
                 f"download for this dataset. Pass data_dir=... (command line: --data-dir PATH) "
-                f"pointing at a folder with the files.{(' ' + manual_hint) if manual_hint else ''}"
+                f"pointing at a folder with the files."
+                + (f" {_sentence(manual_hint)}" if manual_hint else "")
             )
         fetched = fetch(dataset, remotes, extract=extract)
         found = locate(fetched, key_files, (), depth=2)
@@ -366,12 +367,21 @@ def resolve_source(
             raise DataValidationError(f"{dataset}: downloaded files do not contain {wanted}")
         return found
     raise DatasetUnavailableError(
-        f"{dataset}: required file {wanted} not found locally (looked in the cache "
-        f"{str(dataset_cache_dir(dataset))!r}"
+        f"{dataset}: the required file {wanted} was not found locally (genrec looked in the "
+        f"cache {str(dataset_cache_dir(dataset))!r}"
         + (f" and ${DATA_ENV}/{dataset}" if os.environ.get(DATA_ENV) else "")
-        + f"). Pass data_dir=... (command line: --data-dir PATH) pointing at the folder that "
-        f"holds it, or {how}."
+        + "). Pass data_dir=... (command line: --data-dir PATH) pointing at the folder that "
+        f"holds it. {how}"
     )
+
+
+def _sentence(text: str) -> str:
+    """``text`` as a sentence: a capital first letter and a full stop at the end."""
+    text = text.strip().rstrip(";,")
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?", ")")) else text + "."
 
 
 def locate(
