@@ -3,6 +3,7 @@ name the flag of the command line, tables that fit 80 columns."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -113,3 +114,80 @@ def test_missing_p5_data_message_is_plain_sentences(tmp_path, monkeypatch):
         body = msg.split(": ", 1)[1]
         for sentence in re.split(r"(?:(?<=[a-z]{3}\.)|(?<=\)\.)) ", body)[1:]:
             assert sentence[:1].isupper(), (sentence, msg)
+
+
+# ---------------------------------------------------------------------- 80 columns, seeds
+def test_benchmark_table_fits_80_columns_and_says_who_ran_once(csv_path, tmp_path, capsys,
+                                                               monkeypatch):  # fmt: skip
+    pytest.importorskip("implicit")
+    monkeypatch.setenv("COLUMNS", "80")
+    out = tmp_path / "run"
+    code = main(["benchmark", "--dataset", "csv", "--data-dir", str(csv_path), "--models",
+                 "popularity,ease,als", "--seeds", "2", "--set", "als.factors=8", "--out",
+                 str(out)])  # fmt: skip
+    assert code == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert max(len(line) for line in lines) <= 80, max(lines, key=len)
+    header = next(line for line in lines if "model" in line)
+    assert header.split() == ["model", "R@10", "NDCG@10", "MRR@10", "Cov@10", "fit", "s", "rec",
+                              "s"]  # fmt: skip
+    assert "…" not in captured.out  # nothing cut
+    text = " ".join(lines)
+    assert "R recall, NDCG normalised DCG, MRR mean reciprocal rank" in text
+    assert "Cov catalogue coverage" in text and "±: std over seeds" in text
+    assert "Ran once of 2 seeds (deterministic: every seed gives the same lists):" in text
+    assert "popularity, ease." in text
+    assert re.search(r"±0\.\d{4}", captured.out)  # als ran per seed: its std is shown
+    # the first lines of the log are not broken in the middle of a phrase either
+    err = captured.err.splitlines()
+    assert err[:3] == [f"{m}: default config (no shipped preset for this dataset)"
+                       for m in ("popularity", "ease", "als")]  # fmt: skip
+    assert re.fullmatch(rf"{STAMP}inter: 60 users, 30 items, \d+ interactions; split loo: 60 "
+                        "test users", err[3])  # fmt: skip
+    assert [line for line in err[3:] if not re.match(STAMP, line)] == [
+        f"wrote {out}{os.sep}: results.json, report.md, report.html"
+    ]
+    # the reports say it too
+    md = (out / "report.md").read_text()
+    assert "popularity and ease ran once: they are deterministic" in md
+    page = (out / "report.html").read_text()
+    assert "Mean over 2 seeds for als ± std over seeds" in page
+    assert 'id="seeds-note"' in page and "popularity and ease ran once" in page
+
+
+def test_print_table_width_80_with_long_names():
+    import io
+
+    from rich.console import Console
+
+    from genrec.report import print_table
+
+    def model(mean: float, std: float, deterministic: bool) -> dict:
+        metric = {"mean": mean, "std": std, "per_seed": [mean, mean + std]}
+        keys = ("recall@10", "ndcg@10", "mrr@10", "coverage@10", "avg_popularity@10")
+        return {
+            "metrics": {k: dict(metric) for k in keys},
+            "fit_seconds": {"mean": 1234.5},
+            "recommend_seconds": {"mean": 12.25},
+            "deterministic": deterministic,
+            "significance": {"recall@10": {"significant": True, "delta": 0.1}},
+        }
+
+    results = {
+        "dataset": {"name": "amazon-2018:Clothing_Shoes_and_Jewelry"},
+        "protocol": {"ranking": "sampled-100", "ks": [10]},
+        "reference_model": "cascade-sasrec",
+        "manifest": {"seeds": [0, 1, 2]},
+        "models": {
+            "cascade-sasrec": model(0.1234, 0.0012, False),
+            "popularity": model(0.0123, 0.0, True),
+            "tdiffrec": model(0.0999, 0.0101, False),
+        },
+    }
+    buf = io.StringIO()
+    print_table(results, console=Console(file=buf, width=80))
+    text = buf.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text and "cascade-sasrec" in text and "0.1234 ↑" in text
+    assert "Ran once of 3 seeds" in text and "popularity." in text

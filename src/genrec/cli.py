@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
@@ -725,6 +726,7 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from genrec.paths import prepare_output_dir
     from genrec.registry import list_models
     from genrec.report import print_table
+    from genrec.training.trainer import log_line
 
     if args.suite:  # genrec.bench.suites: many models, both protocols, one verdict report
         return cmd_suite(args, argv)
@@ -786,7 +788,11 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         ds = _load(args)
         status.update(f"splitting ({args.split})")
         split = split_dataset(ds, args.split)
-        console.print(f"{ds!r}; split {args.split}: {len(split.test):,} test users")
+        log_line(  # short, and never broken by the console's width
+            f"{ds.name}: {ds.n_users:,} users, {ds.n_items:,} items, "
+            f"{ds.n_interactions:,} interactions; split {args.split}: "
+            f"{len(split.test):,} test users"
+        )
         results, evals = run_benchmark(spec, ds, split=split, on_progress=_say(console, status))
     write_outputs(
         results,
@@ -796,7 +802,10 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         overwrite=args.overwrite,
     )
     print_table(results)
-    console.print(f"wrote {out / 'results.json'}, {out / 'report.md'} and {out / 'report.html'}")
+    # one line the console never breaks (a path may be longer than the terminal)
+    console.print(
+        f"wrote {out}{os.sep}: results.json, report.md, report.html", soft_wrap=True, markup=False
+    )
     return 0
 
 
@@ -851,8 +860,10 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
         for model, reason in fails.items():
             console.print(f"[red]failed[/red] {model} ({protocol}): {reason}")
     console.print(
-        f"wall time {results['wall_seconds']:.0f} s; wrote {out / 'report.md'}, "
-        f"{out / 'suite.json'} and one folder per protocol"
+        f"wall time {results['wall_seconds']:.0f} s; wrote {out}{os.sep}: report.md, "
+        "suite.json and one folder per protocol",
+        soft_wrap=True,
+        markup=False,
     )
     return 0
 
