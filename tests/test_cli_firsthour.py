@@ -3,12 +3,14 @@ name the flag of the command line, tables that fit 80 columns."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 
 import pytest
 
+import genrec
 from genrec.cli import main
 from genrec.testing import make_synthetic_dataset
 
@@ -191,3 +193,91 @@ def test_print_table_width_80_with_long_names():
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "…" not in text and "cascade-sasrec" in text and "0.1234 ↑" in text
     assert "Ran once of 3 seeds" in text and "popularity." in text
+
+
+# ---------------------------------------------------------------------- help, evaluate, models
+def _walk(parser, path):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _walk(sub, [*path, name])
+        elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            yield " ".join(path), action
+
+
+def test_every_argument_of_every_command_has_help():
+    from genrec.cli import build_parser
+
+    seen = list(_walk(build_parser(), ["genrec"]))
+    commands = {cmd for cmd, _ in seen}
+    assert {"genrec train", "genrec benchmark", "genrec tune", "genrec serve"} <= commands
+    missing = [
+        f"{cmd} {'/'.join(a.option_strings) or a.dest}"
+        for cmd, a in seen
+        if not (a.help or "").strip() or a.help == "==SUPPRESS=="
+    ]
+    assert not missing, missing
+    options = {(cmd, o) for cmd, a in seen for o in a.option_strings}
+    needed = [
+        ("genrec recommend", "--k"),
+        ("genrec serve", "--port"),
+        ("genrec tune", "--budget-trials"),
+        ("genrec tune", "--budget-minutes"),
+        ("genrec train", "--no-preset"),
+        ("genrec recommend", "--on-unknown"),
+    ]
+    assert set(needed) <= options
+
+
+def test_evaluate_reads_the_dataset_from_the_artifact(ease_artifact, capsys):
+    assert main(["evaluate", str(ease_artifact), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "dataset from the artifact: csv from " in captured.err
+    metrics = json.loads(captured.out)["metrics"]
+    info = genrec.load(ease_artifact).training_info_
+    code = main(["evaluate", str(ease_artifact), "--json", "--dataset", info["dataset"],
+                 "--data-dir", info["data_dir"]])  # fmt: skip
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["metrics"] == metrics
+
+
+def test_models_shows_one_plain_sentence_each(capsys):
+    from genrec.registry import get_model, list_models, model_summary
+
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":", 1)[0] for line in lines] == list_models()
+    for name, line in zip(list_models(), lines):
+        sentence = line.split(": ", 1)[1]
+        assert sentence == model_summary(get_model(name))
+        assert sentence[0].isupper() and sentence.endswith("."), line
+        assert "``" not in sentence and ":class:" not in sentence and "`" not in sentence, line
+        assert "docstring" not in sentence and "module doc" not in sentence, line
+        assert sentence.count("(") == sentence.count(")"), line
+        # one sentence: no full stop followed by a new sentence ("et al." is not one)
+        assert not re.search(r"(?<!\bal)\.\s+[A-Z]", sentence), line
+        assert len(line) <= 110, line
+
+
+def test_model_summary_cleans_a_docstring():
+    from genrec.registry import model_summary
+
+    class Doc:
+        """Implicit ALS (training through ``implicit``; see module docs). More here.
+
+        Details."""
+
+    class Role:
+        """A :class:`~genrec.models.sasrec.SASRec` variant (Kang et al. 2018); see the module
+        docstring for training."""
+
+    class Own:
+        """Ignored."""
+
+        summary = "Its own sentence."
+
+    assert model_summary(Doc) == "Implicit ALS (training through implicit)."
+    assert model_summary(Role) == "A SASRec variant (Kang et al. 2018)."
+    assert model_summary(Own) == "Its own sentence."

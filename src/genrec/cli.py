@@ -117,9 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "datasets", help="list datasets, show one's statistics, or write a synthetic one"
     )
-    p.add_argument("action", choices=["list", "info", "synth"])
+    p.add_argument(
+        "action",
+        choices=["list", "info", "synth"],
+        help="list: every dataset; info: one's statistics; synth: write a synthetic one",
+    )
     p.add_argument("name", nargs="?", help="dataset name for `info`")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", default=None, help="local folder (or file) with the dataset")
     _add_synth_args(p)
 
     p = sub.add_parser("models", help="list registered models and their config fields")
@@ -170,8 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("evaluate", help="evaluate a saved artifact on a dataset's test split")
-    p.add_argument("artifact")
-    _add_data_args(p)
+    p.add_argument("artifact", help="artifact folder written by `genrec train`")
+    _add_data_args(p, required=False)
+    p.set_defaults(split=None)  # None: the artifact's split
+    for action in p._actions:
+        if action.dest == "dataset":
+            action.help = "dataset name (default: the one the artifact was trained on)"
+        elif action.dest == "data_dir":
+            action.help = "local folder (or file) with the dataset (default: the artifact's)"
+        elif action.dest == "split":
+            action.help = "evaluation split (default: the one the artifact was trained with)"
     p.add_argument("--k", type=_ks, default=[5, 10, 20], help="cut-offs, e.g. 5,10,20")
     p.add_argument(
         "--sampled",
@@ -183,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
 
     p = sub.add_parser("recommend", help="top-k items for a user from a saved artifact")
-    p.add_argument("artifact")
+    p.add_argument("artifact", help="artifact folder written by `genrec train`")
     p.add_argument("--user", required=True, help="external user id")
     p.add_argument("--k", type=_positive_int, default=10, help="number of items to list")
     p.add_argument("--include-seen", action="store_true", help="do not filter history items")
@@ -198,9 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "search", help="free-text item search over a saved artifact (textknn: its own vectors)"
     )
-    p.add_argument("artifact")
+    p.add_argument("artifact", help="artifact folder written by `genrec train`")
     p.add_argument("query", help='what to look for, e.g. "light moisturizer for dry skin"')
-    p.add_argument("-k", "--k", type=_positive_int, default=10)
+    p.add_argument("-k", "--k", type=_positive_int, default=10, help="number of items to list")
     p.add_argument("--user", default=None, help="blend in this user's training history")
     p.add_argument(
         "--history", type=_csv_list, default=None, metavar="ITEM,...", help="blend in these items"
@@ -216,12 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "chat", help="terminal dialogue: state likes/dislikes in plain words, get top-k"
     )
-    p.add_argument("artifact")
+    p.add_argument("artifact", help="artifact folder written by `genrec train`")
     p.add_argument(
         "--dataset", default=None, help="item table for genres/years (default: the artifact's)"
     )
     p.add_argument("--data-dir", default=None, help="local folder (or file) with the dataset")
-    p.add_argument("-k", "--k", type=_positive_int, default=10)
+    p.add_argument(
+        "-k", "--k", type=_positive_int, default=10, help="number of items in each answer"
+    )
     p.add_argument(
         "--text",
         default="auto",
@@ -316,10 +330,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "tune", help="tune a model's hyper-parameters on the validation split (extra `tune`)"
     )
-    p.add_argument("model")
+    p.add_argument("model", help="registered model name (see `genrec models`)")
     _add_data_args(p)
-    p.add_argument("--budget-trials", type=_positive_int, default=None, metavar="N")
-    p.add_argument("--budget-minutes", type=float, default=None, metavar="M")
+    p.add_argument(
+        "--budget-trials",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="run N trials (with --budget-minutes: whichever ends first)",
+    )
+    p.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=None,
+        metavar="M",
+        help="start no trial after M minutes; neural trials are capped to the time left",
+    )
     p.add_argument("--metric", default="ndcg@10", help="validation metric to maximise")
     p.add_argument(
         "--storage",
@@ -371,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve artifacts over HTTP with a web demo (extra `serve`)")
     p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help="artifact directories")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: localhost)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
     p.add_argument("--dataset", default=None, help="dataset whose item table adds genres/years")
     p.add_argument("--data-dir", default=None, help="local folder (or file) with the dataset")
     p.add_argument("--threads", type=_positive_int, default=1, help="torch threads per call")
@@ -497,12 +523,12 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from genrec.registry import get_model, list_models
+    from genrec.registry import get_model, list_models, model_summary
 
     names = [args.name] if args.name else list_models()
     for name in names:
         cls = get_model(name)
-        print(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}")
+        print(f"{name}: {model_summary(cls)}")
         if args.name:
             for f in dataclasses.fields(cls.config_class):
                 print(f"  {f.name} = {f.default!r}  # {f.metadata.get('help', '')}")
@@ -615,6 +641,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     model = load_model(args.artifact)
     info = getattr(model, "training_info_", None) or {}
+    if args.dataset is None:  # the data the artifact was trained on
+        args.dataset = info.get("dataset")
+        if not args.dataset:
+            raise ConfigError(
+                f"the artifact {args.artifact} does not record its dataset; pass --dataset NAME "
+                "(and --data-dir DIR if it needs files)"
+            )
+        if args.data_dir is None:
+            args.data_dir = info.get("data_dir")
+        where = f" from {args.data_dir}" if args.data_dir else ""
+        _console().print(
+            f"dataset from the artifact: {args.dataset}{where}", soft_wrap=True, markup=False
+        )
+    if args.split is None:
+        trained = info.get("split")
+        args.split = trained if trained in ("loo", "temporal", "ratio") else "loo"
     ds = _load(args)
     split = split_dataset(ds, args.split)
     if info.get("split", args.split) != args.split:

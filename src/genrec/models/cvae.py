@@ -248,6 +248,10 @@ class CVAE(NeuralRecommender):
         **overrides: config fields.
     """
 
+    summary = (
+        "Collaborative variational auto-encoder that also reads the items' content (Li & She 2017)."
+    )
+
     config_class = CVAEConfig
     config: CVAEConfig
 
