@@ -17,32 +17,22 @@ torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-#: genrec's cache in the real home: tests never write there
-HOME_CACHE = Path.home() / ".cache" / "genrec"
-
-
-def _snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    """``{relative path: (size, mtime_ns)}`` of every file under ``root``."""
-    if not root.is_dir():
-        return {}
-    out = {}
-    for path in root.rglob("*"):
-        if path.is_file():
-            st = path.stat()
-            out[str(path.relative_to(root))] = (st.st_size, st.st_mtime_ns)
-    return out
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _temporary_genrec_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Point genrec's cache (downloads, text embeddings) at a temporary folder for the whole
-    session (subprocesses inherit it), and check at the end that nothing was written to the
-    real ``~/.cache/genrec``."""
-    before = _snapshot(HOME_CACHE)
-    saved = {k: os.environ.get(k) for k in ("GENREC_CACHE_DIR", "GENREC_CACHE")}
+    """Tests never write to the user's home: genrec's cache (downloads, text embeddings)
+    goes to a temporary folder (``GENREC_CACHE_DIR``, inherited by subprocesses) and ``HOME``
+    points at an empty temporary folder for the session. At the end, that home must hold no
+    ``.cache/genrec``: any genrec code that ignored ``GENREC_CACHE_DIR`` and fell back to
+    ``~/.cache/genrec`` fails the run (the real home is never touched either way)."""
+    keys = ("GENREC_CACHE_DIR", "GENREC_CACHE", "HOME")
+    saved = {k: os.environ.get(k) for k in keys}
     root = tmp_path_factory.mktemp("genrec-cache")
+    home = tmp_path_factory.mktemp("home")
     os.environ["GENREC_CACHE_DIR"] = str(root)
     os.environ.pop("GENREC_CACHE", None)
+    os.environ["HOME"] = str(home)
     try:
         yield root
     finally:
@@ -51,9 +41,8 @@ def _temporary_genrec_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    after = _snapshot(HOME_CACHE)
-    written = sorted(k for k, v in after.items() if before.get(k) != v)
-    assert not written, f"tests wrote to the real cache {HOME_CACHE}: {written[:5]}"
+    strays = sorted(str(p.relative_to(home)) for p in (home / ".cache" / "genrec").rglob("*"))
+    assert not strays, f"tests wrote genrec files under the home folder: {strays[:5]}"
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
@@ -28,11 +29,13 @@ print(text_cache_root())
 """
 
 
-def test_tests_use_a_temporary_cache():
-    home = Path.home() / ".cache" / "genrec"
+def test_tests_use_a_temporary_cache_and_home():
+    real_home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    assert Path.home() != real_home  # tests/conftest.py: HOME is a temporary folder
     assert os.environ.get("GENREC_CACHE_DIR")
     for path in (cache_dir(), dataset_cache_dir("movielens-1m"), text_cache_root()):
-        assert home not in (path, *path.parents), path
+        assert real_home not in (path, *path.parents), path
+        assert Path(os.environ["GENREC_CACHE_DIR"]) in (path, *path.parents), path
 
 
 def _run(tmp_path: Path, **env_vars: str) -> tuple[str, list[Path]]:

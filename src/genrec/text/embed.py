@@ -161,17 +161,29 @@ class TextEmbedder:
         if self._model is not None:
             return
         path = self._resolve_path()
-        if self.backend == "sentence-transformers":
-            st = require_extra("sentence_transformers", "text")
-            self._model = st.SentenceTransformer(str(path), device=self.device)
-            self._model.max_seq_length = self.max_length
-            return
-        transformers = require_extra("transformers", "text")
-        self._tokenizer = transformers.AutoTokenizer.from_pretrained(
-            str(path), local_files_only=True
-        )
-        self._model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True)
+        with quiet_transformers():  # no "Loading weights 100%" bar in a dialogue or a log
+            if self.backend == "sentence-transformers":
+                st = require_extra("sentence_transformers", "text")
+                self._model = st.SentenceTransformer(str(path), device=self.device)
+                self._model.max_seq_length = self.max_length
+                self._tokenizer = self._model.tokenizer
+                return
+            transformers = require_extra("transformers", "text")
+            self._tokenizer = transformers.AutoTokenizer.from_pretrained(
+                str(path), local_files_only=True
+            )
+            self._model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True)
         self._model.to(self.device).eval()
+
+    def known_words(self, text: str) -> list[str]:
+        """The words of ``text`` (:func:`~genrec.text.encoders.tokenize`) that the model's
+        tokenizer has as whole entries: English words it was trained on, unlike a string such
+        as "asdfgh", which it can only cut into pieces."""
+        from genrec.text.encoders import tokenize
+
+        self._load()
+        vocab = self._tokenizer.get_vocab()
+        return [w for w in tokenize(text) if w in vocab]
 
     def _encode_batch(self, batch: list[str]) -> np.ndarray:
         import torch
@@ -232,6 +244,27 @@ class TextEmbedder:
         out = np.empty_like(vectors)
         out[order] = vectors
         return out
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' progress bars and info/warning logs for a block (loading a
+    model prints a "Loading weights" bar), then restore them as they were."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - the text extra is missing: nothing to silence
+        yield
+        return
+    bars = hf_logging.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def texts_hash(texts: Sequence[str], signature: dict[str, Any] | None = None) -> str:
