@@ -352,7 +352,7 @@ def test_minilm_loads_quietly_before_the_first_prompt(model, tmp_path, monkeypat
     from genrec.text.embed import TextEmbedder
 
     embedder = TextEmbedder(num_threads=1)
-    assert embedder.known_words("asdfgh cozy thriller") == ["cozy", "thriller"]
+    assert embedder.known(["asdfgh", "cozy", "Thriller"]) == ["cozy", "Thriller"]
     out, err = capfd.readouterr()
     assert "Loading" not in out + err  # transformers' "Loading weights" bar is silenced
 

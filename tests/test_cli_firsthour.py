@@ -125,7 +125,7 @@ def test_benchmark_table_fits_80_columns_and_says_who_ran_once(csv_path, tmp_pat
     monkeypatch.setenv("COLUMNS", "80")
     out = tmp_path / "run"
     code = main(["benchmark", "--dataset", "csv", "--data-dir", str(csv_path), "--models",
-                 "popularity,ease,als", "--seeds", "2", "--set", "als.factors=8", "--out",
+                 "popularity,ease,als", "--seeds", "2", "--set", "als.embedding_dim=8", "--out",
                  str(out)])  # fmt: skip
     assert code == 0
     captured = capsys.readouterr()

@@ -620,7 +620,10 @@ class ChatSession:
             full = np.zeros((len(self.texts), vecs.shape[1]), dtype=np.float32)
             full[1:] = vecs
             return _TextSpace(
-                full, lambda t: embedder.encode(t), "all-MiniLM-L6-v2", embedder.known_words
+                full,
+                lambda t: embedder.encode(t),
+                "all-MiniLM-L6-v2",
+                lambda text: embedder.known(tokenize(text)),
             )
         except (ImportError, MissingExtraError):
             return None

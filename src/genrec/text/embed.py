@@ -31,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 
 from genrec.data.dataset import Dataset
+from genrec.data.loaders.download import cache_dir as cache_root
 from genrec.errors import (
     DataValidationError,
     MissingTextWarning,
@@ -39,6 +40,7 @@ from genrec.errors import (
     require_extra,
 )
 from genrec.text.items import item_texts
+from genrec.training.progress import track
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -87,8 +89,6 @@ def torch_threads(n: int | None) -> Iterator[int]:
 def text_cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """``cache_dir`` if given, else ``<genrec cache root>/text``: ``$GENREC_CACHE_DIR/text``
     (or ``$GENREC_CACHE/text``), else ``~/.cache/genrec/text``."""
-    from genrec.data.loaders.download import cache_dir as cache_root
-
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
     return cache_root() / "text"
@@ -175,15 +175,13 @@ class TextEmbedder:
             self._model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True)
         self._model.to(self.device).eval()
 
-    def known_words(self, text: str) -> list[str]:
-        """The words of ``text`` (:func:`~genrec.text.encoders.tokenize`) that the model's
-        tokenizer has as whole entries: English words it was trained on, unlike a string such
-        as "asdfgh", which it can only cut into pieces."""
-        from genrec.text.encoders import tokenize
-
+    def known(self, words: Sequence[str]) -> list[str]:
+        """The ``words`` (lower-cased) that the model's tokenizer has as whole entries: English
+        words it was trained on, unlike a string such as "asdfgh", which it can only cut into
+        pieces."""
         self._load()
         vocab = self._tokenizer.get_vocab()
-        return [w for w in tokenize(text) if w in vocab]
+        return [w for w in words if w.lower() in vocab]
 
     def _encode_batch(self, batch: list[str]) -> np.ndarray:
         import torch
@@ -232,8 +230,6 @@ class TextEmbedder:
         order = np.argsort([len(t) for t in texts], kind="stable")
         starts = range(0, len(texts), self.batch_size)
         chunks: list[np.ndarray] = []
-        from genrec.training.progress import track
-
         what = f"embedding {len(texts):,} texts with {self.model_name}"
         with torch_threads(self.num_threads):
             batches = track(starts, what, total=len(starts), unit="batches", enabled=progress)

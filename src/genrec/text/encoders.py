@@ -343,7 +343,7 @@ class MiniLMEncoder(TextEncoder):
 
     def known_words(self, text: str) -> list[str]:
         """Words of ``text`` that MiniLM's tokenizer has whole (English words)."""
-        return self.embedder.known_words(text)
+        return self.embedder.known(tokenize(text))
 
     def encode_items(self, texts: Sequence[str]) -> np.ndarray:
 
