@@ -539,12 +539,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Fit and save. Neural models accept ``--checkpoint-dir``/``--resume``; under
     ``torchrun`` every process trains (DDP) and only rank 0 prints and saves the artifact."""
     from genrec.config import model_config_data, parse_overrides
+    from genrec.console import long_step
     from genrec.core.recommender import FitOptions
     from genrec.data.splitting import split_dataset
     from genrec.io import artifact_size, format_bytes
     from genrec.paths import prepare_output_dir
     from genrec.registry import get_model
-    from genrec.training.progress import long_step
     from genrec.training.trainer import check_checkpoint_dir, process_rank
 
     cls = get_model(args.model)
@@ -764,11 +764,11 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         write_outputs,
     )
     from genrec.config import model_config_data
+    from genrec.console import log_line
     from genrec.data.splitting import split_dataset
     from genrec.paths import prepare_output_dir
     from genrec.registry import list_models
     from genrec.report import print_table
-    from genrec.training.trainer import log_line
 
     if args.suite:  # genrec.bench.suites: many models, both protocols, one verdict report
         return cmd_suite(args, argv)

@@ -26,6 +26,7 @@ import numpy as np
 from genrec._version import __version__
 from genrec.bench.tuning import tune_benchmark_configs
 from genrec.config import model_config_data
+from genrec.console import LongStep
 from genrec.data.dataset import Dataset
 from genrec.data.splitting import Split, split_dataset
 from genrec.errors import ConfigError, caller_stacklevel
@@ -34,7 +35,6 @@ from genrec.evaluation.evaluator import DEFAULT_KS, EvaluationResult, evaluate
 from genrec.paths import atomic_write_text, prepare_output_dir, to_jsonable
 from genrec.registry import get_model
 from genrec.report import write_reports
-from genrec.training.progress import LongStep
 
 SCHEMA_VERSION = 1
 DEFAULT_MODELS = ("popularity", "itemknn", "ease", "als")

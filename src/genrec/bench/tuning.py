@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from genrec.config import load_yaml
+from genrec.console import LongStep, format_seconds, log_line
 from genrec.data.dataset import Dataset
 from genrec.data.splitting import Split, split_dataset
 from genrec.errors import ConfigError, GenrecError, require_extra, suggest
@@ -49,8 +50,7 @@ from genrec.paths import (
     to_jsonable,
 )
 from genrec.registry import get_model
-from genrec.training.progress import LongStep, format_seconds
-from genrec.training.trainer import TrainingError, log_line
+from genrec.training.trainer import TrainingError
 
 SPACE_TYPES = ("float", "int", "categorical")
 _SPEC_KEYS = {

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from genrec.console import progress as report_progress
 from genrec.data.dataset import Dataset
 from genrec.data.loaders.download import cache_dir as cache_root
 from genrec.errors import (
@@ -40,7 +41,6 @@ from genrec.errors import (
     require_extra,
 )
 from genrec.text.items import item_texts
-from genrec.training.progress import track
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -217,7 +217,7 @@ class TextEmbedder:
         Args:
             texts: strings to embed.
             progress: report progress (start, batches done with an ETA, end) on the
-                console, timestamped in logs (:mod:`genrec.training.progress`).
+                console, timestamped in logs (:func:`genrec.console.progress`).
 
         Returns:
             ``(len(texts), d)`` float32.
@@ -231,11 +231,14 @@ class TextEmbedder:
         starts = range(0, len(texts), self.batch_size)
         chunks: list[np.ndarray] = []
         what = f"embedding {len(texts):,} texts with {self.model_name}"
-        with torch_threads(self.num_threads):
-            batches = track(starts, what, total=len(starts), unit="batches", enabled=progress)
-            for start in batches:
+        with (
+            torch_threads(self.num_threads),
+            report_progress(len(starts), what, enabled=progress, unit="batches") as advance,
+        ):
+            for start in starts:
                 idx = order[start : start + self.batch_size]
                 chunks.append(self._encode_batch([texts[i] for i in idx]))
+                advance(1)
         vectors = np.concatenate(chunks, axis=0)  # (n, d), sorted order
         out = np.empty_like(vectors)
         out[order] = vectors
