@@ -201,6 +201,7 @@ PRIVATE_OK = {
     # RetryFailedTrialCallback goes through the study's storage the same way)
     ("bench.tuning", "study._storage"),
     ("bench.tuning", "trial._trial_id"),
+    ("cli", "p._actions"),  # argparse has no public way to reword an added argument's help
 }
 
 

@@ -904,7 +904,7 @@ def test_cli_unexpected_error_is_reported_as_a_bug(monkeypatch, tmp_path, capsys
     """One line that says it is a bug and where the traceback is; --debug shows it in place."""
     import genrec.cli as cli
 
-    monkeypatch.setenv("GENREC_CACHE", str(tmp_path))
+    monkeypatch.setenv("GENREC_CACHE_DIR", str(tmp_path))
     monkeypatch.delenv("GENREC_DEBUG", raising=False)
     monkeypatch.setattr(cli, "cmd_models", _raise(RuntimeError("boom in the internals")))
     code, err = run_cli(["models"], capsys)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from genrec.errors import ConfigError, GenrecError, GenrecWarning
+from genrec.errors import ConfigError, GenrecError, GenrecWarning, UnknownIdError
 
 #: environment variable that makes every error show its traceback (like ``--debug``)
 DEBUG_ENV = "GENREC_DEBUG"
@@ -98,7 +98,9 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--dataset", required=required, help="dataset name (see `genrec datasets list`)")
     p.add_argument("--data-dir", default=None, help="local folder (or file) with the dataset")
     p.add_argument(
-        "--download", action="store_true", help="download missing files (cached in ~/.cache/genrec)"
+        "--download",
+        action="store_true",
+        help="download missing files (cached in ~/.cache/genrec or $GENREC_CACHE_DIR)",
     )
     p.add_argument(
         "--split", default="loo", choices=["loo", "temporal", "ratio"], help="evaluation split"
@@ -139,6 +141,19 @@ def _add_synth_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+_CONFIGS_DIR_HELP = "folder of presets <dataset>/<model>.yaml (default ./configs)"
+_NO_PRESET_HELP = (
+    "ignore the shipped preset configs/<dataset>/<model>.yaml and start from the model's defaults"
+)
+
+
+def _add_preset_args(p: argparse.ArgumentParser) -> None:
+    """``--configs-dir`` and ``--no-preset``: the preset rule of every command that builds a
+    model (:func:`genrec.config.model_config_data`)."""
+    p.add_argument("--configs-dir", default=None, help=_CONFIGS_DIR_HELP)
+    p.add_argument("--no-preset", action="store_true", help=_NO_PRESET_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser (exposed for documentation and tests)."""
     from genrec._version import __version__
@@ -159,19 +174,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "datasets", help="list datasets, show one's statistics, or write a synthetic one"
     )
-    p.add_argument("action", choices=["list", "info", "synth"])
+    p.add_argument(
+        "action",
+        choices=["list", "info", "synth"],
+        help="list: every dataset; info: one's statistics; synth: write a synthetic one",
+    )
     p.add_argument("name", nargs="?", help="dataset name for `info`")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", default=None, help="local folder (or file) with the dataset")
     _add_synth_args(p)
 
     p = sub.add_parser("models", help="list registered models and their config fields")
     p.add_argument("name", nargs="?", help="show the config fields of one model")
 
     p = sub.add_parser("train", help="fit a model and save it as an artifact")
-    p.add_argument("model")
+    p.add_argument("model", help="registered model name (see `genrec models`)")
     _add_data_args(p)
-    p.add_argument("--config", default=None, help="YAML file with config overrides")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="YAML file with config overrides, replacing the shipped preset",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value (wins over the preset and --config)",
+    )
+    _add_preset_args(p)
     p.add_argument(
         "--out",
         required=True,
@@ -201,8 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("evaluate", help="evaluate a saved artifact on a dataset's test split")
-    p.add_argument("artifact")
-    _add_data_args(p)
+    p.add_argument("artifact", help="artifact folder written by `genrec train`")
+    _add_data_args(p, required=False)
+    p.set_defaults(split=None)  # None: the artifact's split
+    for action in p._actions:  # argparse has no public way to reword an added argument
+        if action.dest == "dataset":
+            action.help = "dataset name (default: the one the artifact was trained on)"
+        elif action.dest == "data_dir":
+            action.help = "local folder (or file) with the dataset (default: the artifact's)"
+        elif action.dest == "split":
+            action.help = "evaluation split (default: the one the artifact was trained with)"
     p.add_argument("--k", type=_ks, default=[5, 10, 20], help="cut-offs, e.g. 5,10,20")
     p.add_argument(
         "--sampled",
@@ -214,17 +252,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
 
     p = sub.add_parser("recommend", help="top-k items for a user from a saved artifact")
-    p.add_argument("artifact")
+    p.add_argument("artifact", help="artifact folder written by `genrec train`")
     p.add_argument("--user", required=True, help="external user id")
-    p.add_argument("--k", type=_positive_int, default=10)
+    p.add_argument("--k", type=_positive_int, default=10, help="number of items to list")
     p.add_argument("--include-seen", action="store_true", help="do not filter history items")
+    p.add_argument(
+        "--on-unknown",
+        choices=["error", "popular"],
+        default="error",
+        help="a user the model was not trained on: stop with an error (default) or list the "
+        "most popular items",
+    )
 
     p = sub.add_parser(
         "search", help="free-text item search over a saved artifact (textknn: its own vectors)"
     )
-    p.add_argument("artifact")
+    p.add_argument("artifact", help="artifact folder written by `genrec train`")
     p.add_argument("query", help='what to look for, e.g. "light moisturizer for dry skin"')
-    p.add_argument("-k", "--k", type=_positive_int, default=10)
+    p.add_argument("-k", "--k", type=_positive_int, default=10, help="number of items to list")
     p.add_argument("--user", default=None, help="blend in this user's training history")
     p.add_argument(
         "--history", type=_csv_list, default=None, metavar="ITEM,...", help="blend in these items"
@@ -242,12 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "chat", help="terminal dialogue: state likes/dislikes in plain words, get top-k"
     )
-    p.add_argument("artifact")
+    p.add_argument("artifact", help="artifact folder written by `genrec train`")
     p.add_argument(
         "--dataset", default=None, help="item table for genres/years (default: the artifact's)"
     )
     p.add_argument("--data-dir", default=None, help="local folder (or file) with the dataset")
-    p.add_argument("-k", "--k", type=_positive_int, default=10)
+    p.add_argument(
+        "-k", "--k", type=_positive_int, default=10, help="number of items in each answer"
+    )
     p.add_argument(
         "--text",
         default="auto",
@@ -320,7 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write <out>/recommendations/<model>.csv for every test user",
     )
-    p.add_argument("--configs-dir", default=None, help="folder of presets (default ./configs)")
+    p.add_argument("--configs-dir", default=None, help=_CONFIGS_DIR_HELP)
+    p.add_argument("--no-preset", action="store_true", help=_NO_PRESET_HELP)
     p.add_argument(
         "--tune-budget-minutes",
         type=_positive_float,
@@ -347,10 +395,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "tune", help="tune a model's hyper-parameters on the validation split (extra `tune`)"
     )
-    p.add_argument("model")
+    p.add_argument("model", help="registered model name (see `genrec models`)")
     _add_data_args(p)
-    p.add_argument("--budget-trials", type=_positive_int, default=None, metavar="N")
-    p.add_argument("--budget-minutes", type=_positive_float, default=None, metavar="M")
+    p.add_argument(
+        "--budget-trials",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="run N trials (with --budget-minutes: whichever ends first)",
+    )
+    p.add_argument(
+        "--budget-minutes",
+        type=_positive_float,
+        default=None,
+        metavar="M",
+        help="start no trial after M minutes; neural trials are capped to the time left",
+    )
     p.add_argument("--metric", default="ndcg@10", help="validation metric to maximise")
     p.add_argument(
         "--storage",
@@ -369,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
         "shipped preset)",
     )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed override")
-    p.add_argument("--configs-dir", default=None, help="folder of presets (default ./configs)")
+    _add_preset_args(p)
     p.add_argument(
         "--save-preset",
         default=None,
@@ -402,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve artifacts over HTTP with a web demo (extra `serve`)")
     p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help="artifact directories")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: localhost)")
-    p.add_argument("--port", type=_port, default=8000, help="TCP port, 1..65535")
+    p.add_argument("--port", type=_port, default=8000, help="TCP port, 1..65535 (default: 8000)")
     p.add_argument("--dataset", default=None, help="dataset whose item table adds genres/years")
     p.add_argument("--data-dir", default=None, help="local folder (or file) with the dataset")
     p.add_argument("--threads", type=_positive_int, default=1, help="torch threads per call")
@@ -424,16 +484,6 @@ def _configs() -> dict[str, Any]:
     from genrec.registry import get_model, list_models
 
     return {name: get_model(name).config_class for name in list_models()}
-
-
-def _config_file(config_class: Any, path: str) -> dict[str, Any]:
-    """The mapping of the ``--config`` file ``path``, checked for ``config_class``; every
-    error names the file (and the model it looks written for)."""
-    from genrec.config import check_config_file, load_yaml
-
-    data = load_yaml(path)
-    check_config_file(config_class, data, path, _configs())
-    return data
 
 
 def _console():
@@ -545,12 +595,12 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from genrec.registry import get_model, list_models
+    from genrec.registry import get_model, list_models, model_summary
 
     names = [args.name] if args.name else list_models()
     for name in names:
         cls = get_model(name)
-        print(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}")
+        print(f"{name}: {model_summary(cls)}")
         if args.name:
             for f in dataclasses.fields(cls.config_class):
                 print(f"  {f.name} = {f.default!r}  # {f.metadata.get('help', '')}")
@@ -560,11 +610,11 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """Fit and save. Neural models accept ``--checkpoint-dir``/``--resume``; under
     ``torchrun`` every process trains (DDP) and only rank 0 prints and saves the artifact."""
-    import contextlib
-
-    from genrec.config import parse_overrides
+    from genrec.config import model_config_data, parse_overrides
+    from genrec.console import long_step
     from genrec.core.recommender import FitOptions
     from genrec.data.splitting import split_dataset
+    from genrec.io import artifact_size, format_bytes
     from genrec.paths import prepare_output_dir
     from genrec.registry import get_model
     from genrec.training.trainer import check_checkpoint_dir, process_rank
@@ -579,9 +629,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     if args.resume and not checkpoint_dir:
         checkpoint_dir = str(Path(args.out)) + ".ckpt"
-    data = _config_file(cls.config_class, args.config) if args.config else {}
-    data = cls.config_class.merged(data, parse_overrides(args.set))  # --set wins
-    config = cls.config_class.from_dict(data)
+    chosen = model_config_data(
+        args.model,
+        args.dataset,
+        config_path=args.config,
+        overrides=parse_overrides(args.set),
+        configs_dir=args.configs_dir,
+        use_preset=not args.no_preset,
+        config_class=cls.config_class,
+        others=_configs() if args.config else None,
+    )
+    config = cls.config_class.from_dict(chosen.data)
     main_process = process_rank() == 0
     if main_process:  # before the data loads and the model fits, not after
         prepare_output_dir(args.out, "artifact", overwrite=args.overwrite, flag="--overwrite")
@@ -592,8 +650,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite,
                 flags=("--resume", "--overwrite"),
             )
-    ds = _load(args)
     console = _console()
+    if main_process:
+        console.print(chosen.describe(args.model), soft_wrap=True, markup=False, highlight=False)
+    ds = _load(args)
     if args.full:
         train, valid, split_name = ds, None, "none (all interactions)"
     else:
@@ -601,11 +661,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         train, valid, split_name = split.train, split.valid, args.split
     model = cls(config)
     what = f"fitting {args.model} on {ds.name} ({train.n_interactions:,} interactions)"
-    status = console.status(what) if main_process else contextlib.nullcontext()
     options = FitOptions(
         checkpoint_dir=checkpoint_dir, resume=args.resume, overwrite=args.overwrite
     )
-    with status:
+    # timestamped start, progress and end lines, in logs as on a terminal (rank 0 only)
+    with long_step(what, enabled=main_process):
         model.fit(train, valid=valid, options=options)
     if not main_process:
         return 0  # the weights are identical on every rank: rank 0 saves them
@@ -617,12 +677,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         "reconsumption": None if args.full else args.reconsumption,
         "train_fingerprint": train.fingerprint(),
         "fit_seconds": model.fit_seconds_,
+        "config_source": chosen.source,
     }
     model.save(args.out, overwrite=args.overwrite)
     if cls.epoch_trained:
         console.print(_training_summary(model.training_info_), soft_wrap=True, markup=False)
+    size = format_bytes(artifact_size(args.out))
     console.print(
-        f"fitted {args.model} in {model.fit_seconds_:.1f}s, saved to {args.out}",
+        f"fitted {args.model} in {model.fit_seconds_:.1f} s, saved to {args.out} ({size})",
         soft_wrap=True,
         markup=False,
     )
@@ -654,6 +716,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     model = load_model(args.artifact)
     info = model.training_info_ or {}
+    if args.dataset is None:  # the data the artifact was trained on
+        args.dataset = info.get("dataset")
+        if not args.dataset:
+            raise ConfigError(
+                f"the artifact {args.artifact} does not record its dataset; pass --dataset NAME "
+                "(and --data-dir DIR if it needs files)"
+            )
+        if args.data_dir is None:
+            args.data_dir = info.get("data_dir")
+        where = f" from {args.data_dir}" if args.data_dir else ""
+        _console().print(
+            f"dataset from the artifact: {args.dataset}{where}", soft_wrap=True, markup=False
+        )
+    if args.split is None:
+        trained = info.get("split")
+        args.split = trained if trained in ("loo", "temporal", "ratio") else "loo"
     ds = _load(args)
     split = split_dataset(ds, args.split, reconsumption=args.reconsumption)
     if info.get("split", args.split) != args.split:
@@ -689,8 +767,19 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from genrec.io import load_model
 
     model = load_model(args.artifact)
-    recs = model.recommend([args.user], k=args.k, exclude_seen=not args.include_seen)
+    known = bool(model.user_map.to_internal([args.user], missing="zero")[0])
+    if not known and args.on_unknown == "error":
+        raise UnknownIdError(
+            f"unknown user {args.user!r}: the artifact was trained on "
+            f"{len(model.user_map):,} users and this is not one of them. Pass "
+            "--on-unknown popular to list the most popular items instead."
+        )
+    recs = model.recommend(
+        [args.user], k=args.k, exclude_seen=not args.include_seen, on_unknown="popular"
+    )
     titles = model.item_titles_
+    if not known:
+        print(f"user {args.user} is unknown: the most popular items (--on-unknown popular)")
     print(f"top-{recs.item_ids.shape[1]} for user {args.user} ({model.name}):")
     for rank, (internal, ext, score) in enumerate(
         zip(recs.internal_item_ids[0], recs.item_ids[0], recs.scores[0]), start=1
@@ -707,8 +796,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     from genrec.text.search import ItemTextIndex, user_history
 
     model = load_model(args.artifact)
+    try:
+        history = user_history(model, args.user) if args.user is not None else []
+    except UnknownIdError as exc:  # name this command's flags, not the Python API's
+        raise UnknownIdError(
+            f"{exc}. --user blends in the history of a user the artifact was trained on; "
+            "leave it out (or pass --history ITEM,...) for this user."
+        ) from exc
     index = ItemTextIndex.from_model(model, encoder=args.encoder)
-    history = user_history(model, args.user) if args.user is not None else []
     history += args.history or []
     hits = index.search(args.query, k=args.k, history=history or None, alpha=args.alpha)
     blend = f", {len(history)} history items, alpha {args.alpha}" if history else ""
@@ -745,6 +840,8 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         start_partial_dir,
         write_outputs,
     )
+    from genrec.config import model_config_data
+    from genrec.console import log_line
     from genrec.data.splitting import split_dataset
     from genrec.paths import prepare_output_dir
     from genrec.registry import list_models
@@ -796,6 +893,7 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         configs_dir=args.configs_dir,
         command="genrec " + " ".join(shlex.quote(a) for a in argv),
         tune_budget_minutes=args.tune_budget_minutes,
+        use_presets=not args.no_preset,
     )
     for model in models:  # a bad config or preset fails now, before the data loads
         resolve_config(model, args.dataset, spec)
@@ -813,11 +911,24 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     )
     partial = start_partial_dir(out, resume=args.resume)
     console = _console()
+    for m in models:  # the preset rule, one line per model (the same call run_benchmark makes)
+        chosen = model_config_data(
+            m,
+            args.dataset,
+            config_path=config_paths.get(m),
+            configs_dir=args.configs_dir,
+            use_preset=spec.use_presets,
+        )
+        console.print(chosen.describe(m), soft_wrap=True, markup=False, highlight=False)
     with console.status(f"loading {args.dataset}") as status:
         ds = _load(args)
         status.update(f"splitting ({args.split})")
         split = split_dataset(ds, args.split, reconsumption=args.reconsumption)
-        console.print(f"{ds!r}; split {args.split}: {len(split.test):,} test users")
+        log_line(  # short, and never broken by the console's width
+            f"{ds.name}: {ds.n_users:,} users, {ds.n_items:,} items, "
+            f"{ds.n_interactions:,} interactions; split {args.split}: "
+            f"{len(split.test):,} test users"
+        )
         results, evals = run_benchmark(
             spec, ds, split=split, on_progress=_say(console, status), partial_dir=partial
         )
@@ -830,7 +941,10 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         resume=args.resume,
     )
     print_table(results)
-    console.print(f"wrote {out / 'results.json'}, {out / 'report.md'} and {out / 'report.html'}")
+    # one line the console never breaks (a path may be longer than the terminal)
+    console.print(
+        f"wrote {out}{os.sep}: results.json, report.md, report.html", soft_wrap=True, markup=False
+    )
     return 0
 
 
@@ -875,6 +989,7 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
             configs_dir=args.configs_dir,
             command=command,
             on_progress=_say(console, status),
+            use_presets=not getattr(args, "no_preset", False),
         )
     write_suite_outputs(results, out, overwrite=args.overwrite)
     console.print(results["summary"])
@@ -884,8 +999,10 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
         for model, reason in fails.items():
             console.print(f"[red]failed[/red] {model} ({protocol}): {reason}")
     console.print(
-        f"wall time {results['wall_seconds']:.0f} s; wrote {out / 'report.md'}, "
-        f"{out / 'suite.json'} and one folder per protocol"
+        f"wall time {results['wall_seconds']:.0f} s; wrote {out}{os.sep}: report.md, "
+        "suite.json and one folder per protocol",
+        soft_wrap=True,
+        markup=False,
     )
     return 0
 
@@ -901,22 +1018,30 @@ def _say(console: Any, status: Any) -> Callable[[str], None]:
 def cmd_tune(args: argparse.Namespace) -> int:
     """Tune on the validation split (never the test); save the best config as a preset."""
     from genrec.bench.tuning import check_preset_path, load_space, storage_url, tune
-    from genrec.config import check_config_file, find_configs_dir, load_yaml, parse_overrides
+    from genrec.config import check_config_file, model_config_data, parse_overrides
     from genrec.data.splitting import split_dataset
     from genrec.registry import get_model
 
     if args.budget_trials is None and args.budget_minutes is None:
         raise ConfigError("genrec tune needs --budget-trials N and/or --budget-minutes M")
-    if args.config:
-        base = load_yaml(args.config)
-    else:
-        cdir = find_configs_dir(args.configs_dir)
-        preset = cdir / args.dataset / f"{args.model}.yaml" if cdir else None
-        base = load_yaml(preset) if preset is not None and preset.is_file() else {}
+    chosen = model_config_data(
+        args.model,
+        args.dataset,
+        config_path=args.config,
+        configs_dir=args.configs_dir,
+        use_preset=not args.no_preset,
+    )
+    base = dict(chosen.data)
     inline = base.pop("search_space", None)  # a --config file may carry its own space
     if args.config:
         check_config_file(get_model(args.model).config_class, base, args.config, _configs())
     base.update(parse_overrides(args.set))
+    _console().print(
+        chosen.describe(args.model) + " (the starting point of the search)",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
     space = load_space(args.space) if args.space else inline
     root = Path("runs") / "tune" / args.dataset
     storage = args.storage or str(root / f"{args.model}.db")
@@ -1087,13 +1212,14 @@ def _expected_message(exc: BaseException) -> str:
 
 
 def crash_log_dir() -> Path:
-    """Where tracebacks of unexpected errors go: ``$GENREC_CACHE/logs`` when that variable
-    is set, else ``<system temp dir>/genrec-logs``."""
+    """Where tracebacks of unexpected errors go: ``$GENREC_CACHE_DIR/logs`` when that
+    variable (or its older name ``GENREC_CACHE``) is set, else ``<system temp
+    dir>/genrec-logs``."""
     import tempfile
 
-    from genrec.data.loaders.download import CACHE_ENV
+    from genrec.data.loaders.download import CACHE_ENV, CACHE_ENV_ALIAS
 
-    root = os.environ.get(CACHE_ENV)
+    root = os.environ.get(CACHE_ENV) or os.environ.get(CACHE_ENV_ALIAS)
     return Path(root) / "logs" if root else Path(tempfile.gettempdir()) / "genrec-logs"
 
 

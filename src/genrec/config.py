@@ -233,6 +233,90 @@ def check_config_file(
         raise ConfigError(f"config file {path}: {exc}{hint}") from None
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelConfigSource:
+    """Where a model's config came from (:func:`model_config_data`).
+
+    Attributes:
+        data: the overrides to build the config from (file or preset, then ``--set``).
+        source: the YAML file read (a ``--config`` file or the shipped preset), or ``None``.
+        preset: ``source`` is the shipped preset ``<configs>/<dataset>/<model>.yaml``.
+        use_preset: whether presets were allowed (``False`` with ``--no-preset``).
+    """
+
+    data: dict[str, Any]
+    source: str | None
+    preset: bool
+    use_preset: bool = True
+
+    def describe(self, model: str) -> str:
+        """One line for the terminal: which file (if any) gave the config of ``model``."""
+        if self.source is None:
+            why = "no shipped preset for this dataset" if self.use_preset else "--no-preset"
+            return f"{model}: default config ({why})"
+        where = _short_path(self.source)
+        if self.preset:
+            return f"{model}: shipped preset {where} (--no-preset for the defaults)"
+        return f"{model}: config file {where}"
+
+
+def _short_path(path: str) -> str:
+    """``path`` relative to the working directory when it lies below it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def preset_path(model: str, dataset: str, configs_dir: str | None = None) -> Path | None:
+    """The shipped preset ``<configs>/<dataset>/<model>.yaml`` (:func:`find_configs_dir`), or
+    ``None`` when there is none."""
+    cdir = find_configs_dir(configs_dir)
+    path = cdir / dataset / f"{model}.yaml" if cdir is not None else None
+    return path if path is not None and path.is_file() else None
+
+
+def model_config_data(
+    model: str,
+    dataset: str,
+    *,
+    config_path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    configs_dir: str | None = None,
+    use_preset: bool = True,
+    config_class: type[ModelConfig] | None = None,
+    others: Mapping[str, type[ModelConfig]] | None = None,
+) -> ModelConfigSource:
+    """The one rule every command that builds a model follows (``train``, ``benchmark``,
+    ``tune``): start from ``config_path`` (``--config``) when given, else from the shipped
+    preset ``<configs>/<dataset>/<model>.yaml`` when there is one and ``use_preset`` is true
+    (``--no-preset`` turns it off), else from the model's defaults; then apply ``overrides``
+    (``--set``, merged so that an old key name given there replaces the current one). With
+    ``config_class``, the file is checked first and an error names the file
+    (:func:`check_config_file`, with ``others`` to say which model a file looks written for);
+    the returned ``data`` is validated later, by the model's
+    config class.
+    """
+    source: str | None = None
+    preset = False
+    data: dict[str, Any] = {}
+    if config_path is not None:
+        source = str(config_path)
+        data = load_yaml(config_path)
+    elif use_preset:
+        path = preset_path(model, dataset, configs_dir)
+        if path is not None:
+            source, preset = str(path), True
+            data = load_yaml(path)
+    if config_class is None:
+        data.update(overrides or {})
+    else:
+        if source is not None:
+            check_config_file(config_class, data, source, others)
+        data = config_class.merged(data, dict(overrides or {}))
+    return ModelConfigSource(data=data, source=source, preset=preset, use_preset=use_preset)
+
+
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     """Parse CLI ``key=value`` strings; values are read as YAML scalars (``1e-3``, ``true``)."""
     out: dict[str, Any] = {}

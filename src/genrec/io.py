@@ -298,3 +298,19 @@ def load(path: str | Path) -> Any:
     """Public alias: ``genrec.load(path)``, a fitted
     :class:`~genrec.core.recommender.Recommender`."""
     return load_model(path)
+
+
+def artifact_size(path: str | Path) -> int:
+    """Bytes on disk of an artifact directory (every file in it, nested artifacts included)."""
+    root = Path(path)
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def format_bytes(n: int) -> str:
+    """``912 B``, ``14.2 kB``, ``317.4 MB``, ``1.2 GB`` (powers of 1000, like ``ls -h --si``)."""
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -13,6 +13,7 @@ This module imports no model: the built-in models are declared (lazily) by
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -149,3 +150,34 @@ def list_models() -> list[str]:
 def lazy_entry(obj: Any) -> str:
     """``"module:qualname"`` of a class or function (for :meth:`Registry.add_lazy`)."""
     return f"{obj.__module__}:{obj.__qualname__}"
+
+
+_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")  # :class:`~genrec.X` -> genrec.X
+_MODULE_DOCS = r"(?:see\s+)?(?:the\s+)?module(?:'s)?\s+(?:docstring|docs?)"
+_SEE = (  # a parenthesis of its own, or a clause that may end one
+    re.compile(rf"\s*\(\s*{_MODULE_DOCS}[^)]*\)", re.I),
+    re.compile(rf"\s*[;,]\s*{_MODULE_DOCS}[^.;)]*", re.I),
+)
+
+
+def model_summary(cls: Any) -> str:
+    """One plain sentence describing a model class, for ``genrec models``: its ``summary``
+    attribute, else the first sentence of its docstring without reST markup (roles,
+    double backquotes) or pointers to other documentation ("see the module docstring")."""
+    own = getattr(cls, "summary", "") or ""
+    if own.strip():
+        return own.strip()
+    doc = (cls.__doc__ or "").strip()
+    paragraph = " ".join(doc.split("\n\n", 1)[0].split())
+    text = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1], paragraph).replace("``", "")
+    for pattern in _SEE:
+        text = pattern.sub("", text)
+    # the first sentence: up to a full stop followed by a space and a capital letter,
+    # not the one of "et al." or "e.g."
+    match = re.search(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)\.(?=\s+[A-Z(])", text)
+    if match:
+        text = text[: match.start()]
+    text = text.strip().rstrip(".;:,")
+    if not text:
+        return f"{getattr(cls, '__name__', 'model')} (no description)."
+    return text[0].upper() + text[1:] + "."

@@ -35,7 +35,7 @@ SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     """Never touch the real cache or a user's GENREC_DATA_DIR."""
-    monkeypatch.setenv("GENREC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("GENREC_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("GENREC_DATA_DIR", raising=False)
 
 

@@ -107,8 +107,13 @@ def test_embed_cache_hit(ds, tmp_path, monkeypatch):
     assert model.calls == 2  # different texts, different key
     embed_items(ds, model, cache_dir=tmp_path, use_cache=False, progress=False)
     assert model.calls == 3
-    monkeypatch.setenv("GENREC_CACHE", str(tmp_path / "env"))
+    monkeypatch.setenv("GENREC_CACHE_DIR", str(tmp_path / "env"))
     assert text_cache_root() == tmp_path / "env" / "text"
+    # the older name still works, and the new one wins when both are set
+    monkeypatch.setenv("GENREC_CACHE", str(tmp_path / "old"))
+    assert text_cache_root() == tmp_path / "env" / "text"
+    monkeypatch.delenv("GENREC_CACHE_DIR")
+    assert text_cache_root() == tmp_path / "old" / "text"
 
 
 def test_load_item_vectors_shapes(ds, tmp_path):

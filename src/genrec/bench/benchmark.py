@@ -32,7 +32,8 @@ import numpy as np
 
 from genrec._version import __version__
 from genrec.bench.tuning import tune_benchmark_configs
-from genrec.config import check_config_file, find_configs_dir, load_yaml
+from genrec.config import model_config_data
+from genrec.console import LongStep
 from genrec.data.dataset import Dataset
 from genrec.data.splitting import Split, split_dataset
 from genrec.errors import ConfigError, GenrecWarning, caller_stacklevel
@@ -69,29 +70,28 @@ class BenchmarkSpec:
     command: str | None = None
     tune_budget_minutes: float | None = None  # tune each model first (validation data only)
     reconsumption: str = "miss"  # targets seen before: miss, drop or first (split_dataset)
+    use_presets: bool = True  # the shipped presets configs/<dataset>/<model>.yaml (--no-preset)
 
 
 def resolve_config(
     model: str, dataset: str, spec: BenchmarkSpec
 ) -> tuple[dict[str, Any], str | None]:
-    """Config dict for ``model``: preset ``configs/<dataset>/<model>.yaml`` if shipped, the
-    ``--config MODEL=PATH`` file if given, then ``overrides``. Returns (config, source)."""
-    source = None
-    data: dict[str, Any] = {}
+    """Config dict for ``model`` by the rule of :func:`genrec.config.model_config_data`: the
+    ``--config MODEL=PATH`` file if given, else the shipped preset
+    ``configs/<dataset>/<model>.yaml`` (unless ``spec.use_presets`` is off), then
+    ``overrides``. Returns (config, source)."""
     cls = get_model(model)
-    if model in spec.config_paths:
-        source = spec.config_paths[model]
-        data = load_yaml(source)
-    else:
-        cdir = find_configs_dir(spec.configs_dir)
-        if cdir is not None and (cdir / dataset / f"{model}.yaml").is_file():
-            source = str(cdir / dataset / f"{model}.yaml")
-            data = load_yaml(source)
-    if source is not None:  # an error in the file names the file
-        check_config_file(cls.config_class, data, source)
-    data = cls.config_class.merged(data, spec.overrides.get(model, {}))  # --set wins
-    resolved = cls.config_class.from_dict(data).to_dict()  # validates keys and values
-    return resolved, source
+    chosen = model_config_data(
+        model,
+        dataset,
+        config_path=spec.config_paths.get(model),
+        overrides=spec.overrides.get(model, {}),
+        configs_dir=spec.configs_dir,
+        use_preset=spec.use_presets,
+        config_class=cls.config_class,
+    )
+    resolved = cls.config_class.from_dict(chosen.data).to_dict()  # validates keys and values
+    return resolved, chosen.source
 
 
 def _package_versions() -> dict[str, str | None]:
@@ -462,7 +462,9 @@ def run_benchmark(
             else:
                 say(f"{name}: fitting (seed {seed})")
                 model = cls(cls.config_class.from_dict({**cfg, "seed": seed}))
-                model.fit(split.train, valid=split.valid)
+                # a long fit says it is still running (and how long it took) through ``say``
+                with LongStep(f"{name}: fitting (seed {seed})", say=say, quiet_start=True):
+                    model.fit(split.train, valid=split.valid)
                 if on_fit is not None:
                     on_fit(name, seed, model)
                 say(f"{name}: evaluating (seed {seed})")

@@ -427,6 +427,7 @@ def run_suite(
     configs_dir: str | None = None,
     command: str | None = None,
     on_progress: Callable[[str], None] | None = None,
+    use_presets: bool = True,
 ) -> dict[str, Any]:
     """Run ``suite`` on ``dataset`` under each protocol; returns the suite results.
 
@@ -504,6 +505,7 @@ def run_suite(
                 configs_dir=configs_dir,
                 command=command,
                 tune_budget_minutes=tune_min if tune_on else None,
+                use_presets=use_presets,
             )
             say(f"{protocol}: {name}")
             t0 = time.perf_counter()

@@ -34,7 +34,6 @@ import json
 import math
 import os
 import socket
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from genrec.config import load_yaml
+from genrec.console import LongStep, format_seconds, log_line
 from genrec.data.dataset import Dataset
 from genrec.data.splitting import Split, split_dataset
 from genrec.errors import ConfigError, GenrecError, require_extra, suggest
@@ -417,7 +417,8 @@ def tune(
             in memory. With a storage an existing study of the same name is continued.
         study_name: default ``"<model>-<dataset>-<split>-<metric>"``.
         seed: seed of the TPE sampler.
-        progress: print one line per finished trial.
+        progress: timestamped lines on the progress console: each trial's start (with an ETA
+            of this call), progress while it runs and its result.
 
     Raises:
         ConfigError: no budget, no or invalid search space, bad metric, or a stored study
@@ -486,7 +487,34 @@ def tune(
                 study.enqueue_trial(start, user_attrs={"starting_config": True})
         deadline = started + budget_minutes * 60.0 if budget_minutes is not None else None
 
+        durations: list[float] = []  # seconds of each finished trial of this call
+
+        def study_eta() -> str:
+            """Time left of this call: the mean trial time times the trials left, capped by
+            the time budget."""
+            left = []
+            done = len(durations)
+            if n_trials is not None and done:
+                left.append(sum(durations) / done * (n_trials - done))
+            if deadline is not None:
+                left.append(max(deadline - time.perf_counter(), 0.0))
+            return f", ETA {format_seconds(min(left))}" if left else ""
+
         def objective(trial: Any) -> float:
+            if not progress:
+                return run_trial(trial)
+            number = trial.number - n_before + 1
+            of = f" of {n_trials}" if n_trials is not None else ""
+            what = f"tune {model}: trial {trial.number}"
+            log_line(f"{what} ({number}{of} in this run{study_eta()}): started")
+            step = LongStep(what, quiet_start=True)
+            try:
+                with step:
+                    return run_trial(trial)
+            finally:
+                durations.append(step.seconds or 0.0)
+
+        def run_trial(trial: Any) -> float:
             params = {name: _suggest(trial, name, spec) for name, spec in space.items()}
             overrides = cfg_cls.merged(base_user, params)
             trial.set_user_attr("config", to_jsonable(overrides))
@@ -533,11 +561,7 @@ def tune(
             best = ""
             if any(t.state.name == "COMPLETE" for t in study_.trials):
                 best = f" (best {study_.best_value:.4f})"
-            print(
-                f"[tune {model}] trial {trial.number}: {state}{value}{best} {trial.params}",
-                file=sys.stderr,
-                flush=True,
-            )
+            log_line(f"tune {model}: trial {trial.number}: {state}{value}{best} {trial.params}")
 
         study.optimize(
             objective,

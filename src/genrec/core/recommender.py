@@ -299,6 +299,8 @@ class Recommender(ABC):
 
     name: ClassVar[str] = "recommender"
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    #: one plain sentence for ``genrec models`` (default: the docstring's first sentence)
+    summary: ClassVar[str] = ""
     #: True when the fitted model does not depend on the seed (the benchmark fits it once)
     deterministic: ClassVar[bool] = False
     #: rank an empty ad-hoc history by training popularity instead of the model's scores

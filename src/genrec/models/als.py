@@ -104,6 +104,10 @@ def bm25_weights(
 class ALS(ScoringRecommender):
     """Implicit ALS matrix factorisation (training through ``implicit``; see module docs)."""
 
+    summary = (
+        "Implicit-feedback matrix factorisation by alternating least squares (implicit package)."
+    )
+
     config_class = ALSConfig
     config: ALSConfig
     requires = {"implicit": "als"}

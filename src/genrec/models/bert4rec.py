@@ -165,6 +165,8 @@ class BERT4RecNetwork(nn.Module):
 class BERT4Rec(NeuralRecommender):
     """BERT4Rec (Sun et al. 2019); see the module docstring for training and inference."""
 
+    summary = "Bidirectional transformer trained by masked-item prediction (Sun et al. 2019)."
+
     config_class = BERT4RecConfig
     config: BERT4RecConfig
 

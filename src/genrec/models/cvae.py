@@ -248,6 +248,10 @@ class CVAE(NeuralRecommender):
         **overrides: config fields.
     """
 
+    summary = (
+        "Collaborative variational auto-encoder that also reads the items' content (Li & She 2017)."
+    )
+
     config_class = CVAEConfig
     config: CVAEConfig
 
@@ -266,7 +270,8 @@ class CVAE(NeuralRecommender):
             if raw is None:
                 raise DataValidationError(
                     "cvae needs item content: the dataset has no genres in its item table; "
-                    "pass item_vectors=... or content='path/to/vectors.npy'"
+                    "set content to a .npy file of item vectors (command line: --set "
+                    "content=PATH) or pass item_vectors=..."
                 )
         else:
             path = Path(cfg.content)

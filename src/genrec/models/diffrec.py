@@ -386,6 +386,8 @@ class DiffRecNetwork(nn.Module):
 class DiffRec(NeuralRecommender):
     """DiffRec (Wang et al. 2023); see the module docstring."""
 
+    summary = "Diffusion model that denoises the user's interaction vector (Wang et al. 2023)."
+
     config_class = DiffRecConfig
     config: DiffRecConfig
 

@@ -171,6 +171,10 @@ class GRU4Rec(NeuralRecommender):
     Scores for a user come from the GRU state after the last ``max_seq_len`` history items.
     """
 
+    summary = (
+        "Recurrent (GRU) next-item model with cross-entropy or BPR-max loss (Hidasi et al. 2016)."
+    )
+
     config_class = GRU4RecConfig
     config: GRU4RecConfig
 

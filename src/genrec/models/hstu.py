@@ -262,6 +262,10 @@ class HSTUNetwork(nn.Module):
 class HSTU(NeuralRecommender):
     """HSTU (Zhai et al., ICML 2024) for next-item retrieval; see the module docstring."""
 
+    summary = (
+        "Hierarchical sequential transduction units with pointwise attention (Zhai et al. 2024)."
+    )
+
     config_class = HSTUConfig
     config: HSTUConfig
 

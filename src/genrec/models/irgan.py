@@ -167,6 +167,10 @@ class IRGANNetwork(nn.Module):
 class IRGAN(NeuralRecommender):
     """IRGAN (Wang et al. 2017) for item recommendation; see the module docstring."""
 
+    summary = (
+        "Adversarial training of a generator of items against a discriminator (Wang et al. 2017)."
+    )
+
     config_class = IRGANConfig
     config: IRGANConfig
 

@@ -114,6 +114,10 @@ class ItemKNN(ScoringRecommender):
     similarities to the history items that list it among their neighbours.
     """
 
+    summary = (
+        "Item-item nearest neighbours: shrunk cosine similarity to the items in the user's history."
+    )
+
     deterministic = True
     config_class = ItemKNNConfig
     config: ItemKNNConfig

@@ -173,6 +173,8 @@ class LDiffRecNetwork(nn.Module):
 class LDiffRec(DiffRec):
     """L-DiffRec (Wang et al. 2023, Sec. 3.5); see the module docstring."""
 
+    summary = "DiffRec in a compressed latent space of item clusters (Wang et al. 2023)."
+
     config_class = LDiffRecConfig
     config: LDiffRecConfig  # type: ignore[assignment]
 

@@ -141,6 +141,10 @@ class MultVAENetwork(nn.Module):
 class MultVAE(NeuralRecommender):
     """Mult-VAE (Liang et al. 2018); see the module docstring."""
 
+    summary = (
+        "Variational auto-encoder of the user's items, multinomial likelihood (Liang et al. 2018)."
+    )
+
     config_class = MultVAEConfig
     config: MultVAEConfig
     variational = True

@@ -134,6 +134,8 @@ class NextItNetNetwork(nn.Module):
 class NextItNet(NeuralRecommender):
     """NextItNet (Yuan et al., WSDM 2019); see the module docstring."""
 
+    summary = "Dilated causal convolutions over the user's item sequence (Yuan et al. 2019)."
+
     config_class = NextItNetConfig
     config: NextItNetConfig
 

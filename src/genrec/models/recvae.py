@@ -182,6 +182,8 @@ class RecVAENetwork(nn.Module):
 class RecVAE(NeuralRecommender):
     """RecVAE (Shenbin et al. 2020); see the module docstring."""
 
+    summary = "Mult-VAE with a composite prior and alternating training (Shenbin et al. 2020)."
+
     config_class = RecVAEConfig
     config: RecVAEConfig
 

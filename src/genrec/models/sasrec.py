@@ -194,6 +194,10 @@ class SASRec(NeuralRecommender):
     score the hidden state of the last position against all item embeddings.
     """
 
+    summary = (
+        "Causal self-attention transformer over the user's item sequence (Kang & McAuley 2018)."
+    )
+
     config_class = SASRecConfig
     config: SASRecConfig
 

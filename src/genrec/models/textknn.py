@@ -87,6 +87,10 @@ class TextKNN(ScoringRecommender):
         has_text_: ``(n_items + 1,)`` bool, items with metadata.
     """
 
+    summary = (
+        "Nearest neighbours by item text (TF-IDF or MiniLM); recommends items nobody has used yet."
+    )
+
     deterministic = True
     config_class = TextKNNConfig
     config: TextKNNConfig

@@ -477,6 +477,8 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
     paper's sequence construction).
     """
 
+    summary = "Generative retrieval that decodes the next item's semantic ID (Rajput et al. 2023)."
+
     config_class = TIGERConfig
     config: TIGERConfig
 

@@ -118,6 +118,8 @@ def _window_mask(dataset: Dataset) -> np.ndarray:
 class Cascade(ScoringRecommender):
     """Candidate generators + gradient-boosted ranker (see module docs)."""
 
+    summary = "Candidates from several models re-ranked by a CatBoost or LightGBM ranker."
+
     config_class = CascadeConfig
     config: CascadeConfig
 
@@ -491,6 +493,8 @@ class GenerativeCascadeConfig(CascadeConfig):
 class GenerativeCascade(Cascade):
     """The generative cascade: a sequential model (SASRec) and ALS generate candidates, the
     ranker reranks their union. Same code as ``cascade``; only the default sources differ."""
+
+    summary = "The cascade with SASRec and ALS as the candidate generators."
 
     config_class = GenerativeCascadeConfig
     config: GenerativeCascadeConfig

@@ -168,6 +168,71 @@ def seeds_text(results: dict[str, Any]) -> str:
     return "per run, not pooled (" + "; ".join(parts) + ")"
 
 
+def ran_once(results: dict[str, Any]) -> list[str]:
+    """Models that ran once although several seeds were asked for: deterministic models
+    (:attr:`Recommender.deterministic`) give the same lists for every seed, so the benchmark
+    fits them once and reuses the result."""
+    if len(results["manifest"]["seeds"]) <= 1 and not results.get("merged_from"):
+        return []
+    return [
+        name
+        for name, res in results["models"].items()
+        if res.get("deterministic") and len(next(iter(res["metrics"].values()))["per_seed"]) > 1
+    ]
+
+
+def _names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def seeds_note(results: dict[str, Any]) -> str | None:
+    """A sentence saying which models ran once and why, or ``None`` when all ran per seed."""
+    once = ran_once(results)
+    if not once:
+        return None
+    n = len(results["manifest"]["seeds"])
+    verb = "is" if len(once) == 1 else "are"
+    seeds = f"the {n} seeds" if not results.get("merged_from") else "every seed"
+    return (
+        f"{_names(once)} ran once: {'it' if len(once) == 1 else 'they'} {verb} deterministic "
+        f"(the same lists for every seed), so one fit stands for {seeds} and shows no std."
+    )
+
+
+#: short column names of the terminal table (legend: :func:`metric_legend`)
+METRIC_ABBREVIATIONS = {
+    "recall": ("R", "recall"),
+    "hitrate": ("HR", "hit rate"),
+    "precision": ("P", "precision"),
+    "ndcg": ("NDCG", "normalised DCG"),
+    "mrr": ("MRR", "mean reciprocal rank"),
+    "map": ("MAP", "mean average precision"),
+    "coverage": ("Cov", "catalogue coverage"),
+    "gini": ("Gini", "Gini of exposure"),
+    "novelty": ("Nov", "novelty"),
+    "avg_popularity": ("Pop", "average popularity"),
+    "ild": ("ILD", "intra-list diversity"),
+}
+
+
+def short_metric(key: str) -> str:
+    """``recall@10`` -> ``R@10``, ``sampled_ndcg@10`` -> ``NDCG@10`` (the title says sampled)."""
+    name, _, k = key.removeprefix("sampled_").partition("@")
+    short = METRIC_ABBREVIATIONS.get(name, (name, name))[0]
+    return f"{short}@{k}" if k else short
+
+
+def metric_legend(columns: list[str]) -> str:
+    """``R recall, NDCG normalised DCG, ...`` for the abbreviated ``columns``."""
+    parts = []
+    for key in columns:
+        name = key.removeprefix("sampled_").partition("@")[0]
+        short, full = METRIC_ABBREVIATIONS.get(name, (name, name))
+        if short != full and f"{short} {full}" not in parts:
+            parts.append(f"{short} {full}")
+    return ", ".join(parts)
+
+
 def short_text(value: Any, limit: int = 80) -> str:
     text = json.dumps(value, sort_keys=True, default=str)
     return text if len(text) <= limit else text[: limit - 3] + "..."

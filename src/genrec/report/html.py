@@ -16,6 +16,8 @@ from genrec.report.common import (
     main_k,
     metric_columns,
     not_converged,
+    ran_once,
+    seeds_note,
     seeds_text,
     segments_html,
     sig_mark,
@@ -129,13 +131,20 @@ def _metric_table(results: dict[str, Any]) -> str:
         out.append(f"<tr{cls}>{''.join(cells)}</tr>")
     out.append("</tbody></table></div>")
     n_seeds = len(results["manifest"]["seeds"])
-    legend = (
-        (
-            f"Each row: mean over its own run's seeds ({seeds_text(results)})"
-            if results.get("merged_from")
-            else f"Mean over {n_seeds} seed{'s' if n_seeds != 1 else ''}"
+    once = ran_once(results)
+    per_seed = [m for m in models if m not in once]
+    if results.get("merged_from"):
+        legend = f"Each row: mean over its own run's seeds ({esc(seeds_text(results))})"
+    elif once:  # name the models the mean is over; the note below says why the others ran once
+        legend = (
+            f"Mean over {n_seeds} seeds for {esc(', '.join(per_seed))}"
+            if per_seed
+            else "Every model ran once"
         )
-        + (" ± std over seeds" if n_seeds > 1 else "")
+    else:
+        legend = f"Mean over {n_seeds} seed{'s' if n_seeds != 1 else ''}"
+    legend += (
+        (" ± std over seeds" if n_seeds > 1 and per_seed else "")
         + "; grey brackets: 95% percentile-bootstrap confidence interval over test users. "
         f"<span class='up'>↑</span>/<span class='down'>↓</span>: significantly better/worse "
         f"than the reference <b>{esc(ref)}</b> (paired t-test on per-user values, "
@@ -150,6 +159,9 @@ def _metric_table(results: dict[str, Any]) -> str:
     if note:
         legend += " " + esc(note)
     out.append(f'<p class="legend">{legend}</p>')
+    note = seeds_note(results)
+    if note:
+        out.append(f'<p class="legend" id="seeds-note">{esc(note)}</p>')
     return "".join(out)
 
 
@@ -301,6 +313,11 @@ def render_html(results: dict[str, Any], *, plots: bool = True) -> str:
             f"seeds {seeds_text(results)}"
             if results.get("merged_from")
             else f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
+            + (
+                f" ({len(ran_once(results))} deterministic models ran once)"
+                if ran_once(results)
+                else ""
+            )
         )
     )
     if results.get("merged_from"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from genrec.report.common import (
@@ -9,8 +10,14 @@ from genrec.report.common import (
     all_metric_keys,
     convergence_note,
     metric_columns,
+    metric_legend,
+    not_converged,
+    ran_once,
+    seeds_note,
     seeds_text,
     segments_markdown,
+    short_metric,
+    sig_mark,
     table_rows,
 )
 
@@ -27,7 +34,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         f"genrec {results['genrec_version']}, {results['created_at']}. "
         f"Ranking: **{proto['ranking']}**, seen items excluded, ties broken pessimistically. "
-        f"Split: {split['method']}. Seeds: {seeds_text(results)}.",
+        f"Split: {split['method']}. Seeds: {seeds_text(results)}."
+        + (f" {seeds_note(results)}" if seeds_note(results) else ""),
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] * len(header)) + "|",
@@ -104,22 +112,78 @@ def render_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def print_table(results: dict[str, Any]) -> None:
-    """Print the main table to the terminal with rich."""
+def print_table(results: dict[str, Any], *, console: Any = None) -> None:
+    """Print the main table to the terminal with rich, fitted to 80 columns: abbreviated
+    metric names with a legend under the table, the std over seeds on a second line of each
+    cell, and a note naming the models that ran once.
+
+    Args:
+        results: a ``results.json`` dictionary.
+        console: a :class:`rich.console.Console` (default: a new one on stdout).
+    """
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    header, rows = table_rows(results, metric_columns(results, TERMINAL_METRICS))
-    table = Table(title=f"{results['dataset']['name']} ({results['protocol']['ranking']} ranking)")
-    for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i == 0 else "right")
-    for r in rows:
-        table.add_row(*r)
-    console = Console()
+    console = console or Console()
+    columns = metric_columns(results, TERMINAL_METRICS)
+    ref = results.get("reference_model")
+    ranking = results["protocol"]["ranking"]
+    table = Table(title=f"{results['dataset']['name']} ({ranking} ranking)", box=box.SIMPLE_HEAD)
+    table.add_column("model", overflow="fold")
+    for c in columns:
+        table.add_column(short_metric(c), justify="right", no_wrap=True)
+    table.add_column("fit s", justify="right", no_wrap=True)
+    table.add_column("rec s", justify="right", no_wrap=True)
+    shown_std = False
+    for name, res in results["models"].items():
+        cells = [name + (" †" if not_converged(res) else "") + ("\n(ref)" if name == ref else "")]
+        for c in columns:
+            m = res["metrics"].get(c)
+            if m is None:
+                cells.append("")
+                continue
+            cell = f"{m['mean']:.4f}"
+            mark = sig_mark(res, c)
+            cell += f" {mark}" if mark else "  "
+            if len(m["per_seed"]) > 1 and not res.get("deterministic"):
+                cell += f"\n±{m['std']:.4f} "
+                shown_std = True
+            cells.append(cell)
+        cells.append(f"{res['fit_seconds']['mean']:.2f}")
+        cells.append(f"{res['recommend_seconds']['mean']:.2f}")
+        table.add_row(*cells)
     console.print(table)
+    k = columns[0].partition("@")[2] if columns else ""
+    legend = [f"{part}," for part in metric_legend(columns).split(", ")]
+    legend[-1] = legend[-1].rstrip(",") + (f" (@{k}: in the top {k})." if k else ".")
+    legend += [
+        "↑/↓: significantly better/worse than the reference (t-test, Holm, α = 0.05).",
+        *(["±: std over seeds."] if shown_std else []),
+        "fit s / rec s: seconds to fit / to rank every test user.",
+    ]
+    lines = pack_phrases(legend)
+    once = ran_once(results)
+    if once:  # deterministic models: one fit stands for every seed (no ± for them)
+        n = len(results["manifest"]["seeds"])
+        names = [f"{m}," for m in once]
+        names[-1] = names[-1].rstrip(",") + "."
+        lines += pack_phrases([f"Ran once of {n} seeds (deterministic: every seed gives the "
+                               "same lists):", *names])  # fmt: skip
     note = convergence_note(results)
-    if note:
-        console.print(note, markup=False, highlight=False)
+    if note:  # † models: phrases of the note, so that no line breaks in the middle of one
+        lines += pack_phrases(re.split(r"(?<=[,;:])\s+", note))
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-# ---------------------------------------------------------------------- merging
+def pack_phrases(phrases: list[str], width: int = 79) -> list[str]:
+    """Lines of at most ``width`` characters made of whole ``phrases`` (a phrase longer than
+    ``width`` gets a line of its own), so a narrow terminal never breaks one in the middle."""
+    lines: list[str] = []
+    for phrase in phrases:
+        if lines and len(lines[-1]) + 1 + len(phrase) <= width:
+            lines[-1] += " " + phrase
+        else:
+            lines.append(phrase)
+    return lines

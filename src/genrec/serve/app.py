@@ -385,6 +385,99 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal_error", f"{type(exc).__name__}: {exc}")
 
 
+def docs_assets_dir() -> Path | None:
+    """Folder of the Swagger UI and ReDoc files shipped by the ``fastapi-offline`` package
+    (extra ``serve``), or ``None`` when it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("fastapi_offline")
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(spec.origin).parent / "static"
+    wanted = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js")
+    return folder if all((folder / name).is_file() for name in wanted) else None
+
+
+_DOCS_FALLBACK = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>genrec API</title>
+<link rel="stylesheet" href="{root}/static/style.css"></head>
+<body><main style="max-width: 720px; margin: 2em auto; font-family: sans-serif">
+<h1>genrec API</h1>
+<p>The interactive API documentation needs the Swagger UI files of the
+<code>fastapi-offline</code> package, which is not installed:
+<code>pip install 'genrec[serve]'</code>.</p>
+<p>Meanwhile: the OpenAPI schema at <a href="{root}/openapi.json">/openapi.json</a> and the
+web demo at <a href="{root}/">/</a>.</p></main></body></html>
+"""
+
+
+#: The docs pages may load nothing from another host: ReDoc's bundle, for one, would fetch its
+#: vendor's logo from a CDN; the browser blocks it before any request leaves.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
+    "worker-src 'self' blob:"
+)
+
+
+def _add_docs_routes(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` served from local files, so both work without
+    internet (FastAPI's defaults load them from a CDN); without ``fastapi-offline`` ``/docs``
+    is a page linking the schema and the web demo."""
+    from fastapi.openapi.docs import (
+        get_redoc_html,
+        get_swagger_ui_html,
+        get_swagger_ui_oauth2_redirect_html,
+    )
+    from fastapi.responses import HTMLResponse
+
+    assets = docs_assets_dir()
+    title = f"{app.title} API"
+    if assets is None:
+
+        @app.get("/docs", include_in_schema=False)
+        def docs_fallback(request: Request) -> HTMLResponse:
+            root = request.scope.get("root_path", "")
+            return HTMLResponse(_DOCS_FALLBACK.format(root=root))
+
+        return
+    app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+    redirect = "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=title,
+            oauth2_redirect_url=f"{root}{redirect}",
+            swagger_js_url=f"{root}/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/docs-assets/swagger-ui.css",
+            swagger_favicon_url=f"{root}/docs-assets/favicon.png",
+            # no request to the online validator (swagger.io) from the page
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page
+
+    @app.get(redirect, include_in_schema=False)
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{title} (ReDoc)",
+            redoc_js_url=f"{root}/docs-assets/redoc.standalone.js",
+            redoc_favicon_url=f"{root}/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page
+
+
 def create_app(
     models: Sequence[str | Path] | Mapping[str, Recommender],
     items: pd.DataFrame | None = None,
@@ -431,6 +524,8 @@ def create_app(
         description="Recommendations from genrec artifacts. Errors are JSON "
         '`{"error": kind, "detail": message}` with a 4xx status.',
         lifespan=lifespan,
+        docs_url=None,  # served from local files by _add_docs_routes (no CDN)
+        redoc_url=None,
         responses={
             404: {"model": S.ErrorResponse, "description": "unknown model, user or item"},
             422: {"model": S.ErrorResponse, "description": "invalid request"},
@@ -439,6 +534,7 @@ def create_app(
     app.state.models = served
     app.state.catalog = catalog
     _add_error_handlers(app)
+    _add_docs_routes(app)
 
     @app.middleware("http")
     async def _limit_body(request: Request, call_next: Callable) -> Any:
@@ -480,7 +576,12 @@ def create_app(
 
     def check_users(s: ServedModel, users: list[Any], on_unknown: str) -> None:
         if on_unknown == "raise" and not all(_key(u) in s.user_index for u in users):
-            s.model.user_map.to_internal(users, what="user")  # type: ignore[union-attr]
+            try:
+                s.model.user_map.to_internal(users, what="user")  # type: ignore[union-attr]
+            except UnknownIdError as exc:  # the hint this surface takes: a JSON field
+                raise UnknownIdError(
+                    f'{exc}; send "on_unknown": "popular" to get the most popular items instead'
+                ) from exc
 
     def history_length(s: ServedModel, user: Any) -> int:
         internal = s.internal_user(user, missing="zero")

