@@ -77,6 +77,32 @@ def trim_left_padding(padded: torch.Tensor) -> torch.Tensor:
     return padded[:, int(real.nonzero()[0, 0]) :]
 
 
+def epoch_batches(
+    lengths: np.ndarray, batch_size: int, bucket_batches: int, generator: torch.Generator
+) -> list[np.ndarray]:
+    """One epoch of index batches over ``range(len(lengths))``: random (``bucket_batches``
+    0, :func:`minibatches`) or length-bucketed over chunks of ``bucket_batches`` batches
+    (:func:`length_bucketed_batches`), so that :func:`trim_left_padding` can drop most of
+    the padding of short sequences."""
+    if bucket_batches:
+        return length_bucketed_batches(lengths, batch_size, bucket_batches, generator)
+    return list(minibatches(len(lengths), batch_size, generator))
+
+
+def length_order(seq_indptr: np.ndarray, rows: np.ndarray, max_len: int) -> np.ndarray:
+    """Positions into ``rows`` sorted (stably) by history length capped at ``max_len``: the
+    batching order for inference when a batch costs as much as its longest history (the
+    ``_row_order`` hook of the models), so that :func:`trim_left_padding` drops most
+    padding of every batch."""
+    lengths = np.diff(seq_indptr)[np.asarray(rows, dtype=np.int64)]
+    return np.argsort(np.minimum(lengths, max_len), kind="stable")
+
+
+def row_lengths(padded: np.ndarray) -> np.ndarray:
+    """Number of real (non-zero) items in each row of a left-padded ``(R, M)`` array."""
+    return np.count_nonzero(padded, axis=1)
+
+
 def causal_pairs(padded: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Next-item pairs from left-padded sequences ``(B, L+1)``: inputs ``x[:, :-1]`` and
     targets ``x[:, 1:]`` (0 where the input or the target is padding)."""

@@ -42,8 +42,16 @@ import torch
 from torch import nn
 
 from genrec.config import field
-from genrec.data.dataset import Dataset, HistoryBatch
-from genrec.data.sequences import causal_pairs, last_items, minibatches, training_rows
+from genrec.data.dataset import Dataset, HistoryBatch, UserHistories
+from genrec.data.sequences import (
+    causal_pairs,
+    epoch_batches,
+    last_items,
+    length_order,
+    row_lengths,
+    training_rows,
+    trim_left_padding,
+)
 from genrec.errors import ConfigError
 from genrec.models.neural import NeuralConfig, NeuralRecommender
 from genrec.nn.losses import full_softmax_ce, gbce, gbce_beta, sampled_softmax
@@ -76,7 +84,14 @@ class SASRecConfig(NeuralConfig):
     loss: SASRecLoss = field("ce", "'ce' (full softmax), 'bce', 'gbce' or 'sampled_softmax'")
     n_negatives: int = field(1, "uniform negatives per position for bce/gbce/sampled_softmax")
     gbce_t: float = field(0.75, "gSASRec calibration t in [0, 1] (loss='gbce'; 0 = BCE)")
-    ce_chunk_size: int = field(4096, "positions per chunk of the full-softmax loss (memory bound)")
+    ce_chunk_size: int = field(
+        128, "positions per chunk of the fused full-softmax loss (cache-sized; loss='ce')"
+    )
+    bucket_batches: int = field(
+        0,
+        "batch sequences of similar length, sorting chunks of this many batches, and drop "
+        "all-padding columns (0 = random batches, still trimmed)",
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -84,6 +99,7 @@ class SASRecConfig(NeuralConfig):
             "embedding_dim", "n_blocks", "n_heads", "ffn_multiplier", "max_seq_len",
             "n_negatives", "ce_chunk_size",
         )  # fmt: skip
+        self.positive("bucket_batches", allow_zero=True)
         if self.embedding_dim % self.n_heads:
             raise ConfigError(
                 f"SASRecConfig.embedding_dim ({self.embedding_dim}) must be divisible by "
@@ -205,9 +221,14 @@ class SASRec(NeuralRecommender):
     ) -> Iterator[dict[str, torch.Tensor]]:
         hist = dataset.histories()
         rows = training_rows(hist, min_len=2)
-        seqs = last_items(hist, rows, self.config.max_seq_len + 1)  # (R, L + 1)
-        for idx in minibatches(len(rows), self.config.batch_size, generator):
-            inputs, targets = causal_pairs(seqs[idx])  # (B, L), (B, L)
+        cfg = self.config
+        seqs = torch.from_numpy(last_items(hist, rows, cfg.max_seq_len + 1))  # (R, L + 1)
+        lengths = row_lengths(seqs.numpy())
+        for idx in epoch_batches(lengths, cfg.batch_size, cfg.bucket_batches, generator):
+            # positions are right-aligned (PositionEmbedding), so dropping all-padding
+            # columns changes no item's position: the same network function, less compute
+            window = trim_left_padding(seqs[torch.from_numpy(idx)])  # (B, W <= L + 1)
+            inputs, targets = causal_pairs(window.numpy())  # (B, W - 1), (B, W - 1)
             # one seed per batch: negatives are drawn on the device in training_step
             seed = torch.randint(0, 2**62, (1,), generator=generator)
             yield {"inputs": inputs, "targets": targets, "neg_seed": seed}
@@ -229,7 +250,13 @@ class SASRec(NeuralRecommender):
             state = {**state, "logit_bias": np.zeros((), np.float32)}  # saved before the bias
         super()._load_state_dict(state)
 
+    def _row_order(self, hist: UserHistories, rows: np.ndarray) -> np.ndarray:
+        """Users by history length, so that each scoring batch is trimmed to little padding
+        (evaluating Amazon Beauty's test users: mean 7 items of 50)."""
+        return length_order(hist.seq_indptr, rows, self.config.max_seq_len)
+
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
         assert self.network_ is not None
-        seq = torch.from_numpy(batch.padded_sequences(self.config.max_seq_len)).to(self.device_)
+        seq = torch.from_numpy(batch.padded_sequences(self.config.max_seq_len))
+        seq = trim_left_padding(seq).to(self.device_)  # right-aligned positions: same scores
         return self.network_.score_last(seq)  # (B, n_items + 1)
