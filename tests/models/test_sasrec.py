@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from sequence_checks import check_trimming_keeps_the_loss, variable_length_split
 
 import genrec
 from genrec.errors import ConfigError, UnknownIdError
@@ -278,3 +279,21 @@ def test_config_validation():
         SASRecConfig(embedding_dim=10, n_heads=3)
     with pytest.raises(ConfigError, match="gbce_t"):
         SASRecConfig(gbce_t=2.0)
+
+
+@pytest.mark.parametrize("loss,bucket_batches", [("ce", 0), ("ce", 4), ("sampled_softmax", 4)])
+def test_trimmed_batches_keep_the_loss(loss, bucket_batches):
+    # right-aligned positions and masked padding keys: trimming saves compute only (the
+    # sampled negatives come from the batch's seed, so both calls draw the same ones)
+    split = variable_length_split()
+    cfg = {**TINY, "epochs": 1, "batch_size": 8, "loss": loss, "bucket_batches": bucket_batches}
+    model = SASRec(**cfg, n_negatives=4).fit(split.train)
+    check_trimming_keeps_the_loss(model, split, ("inputs", "targets"))
+
+
+def test_trimmed_scoring_gives_the_same_scores(fitted):
+    batch = fitted.train_histories_.batch(np.arange(1, 9))
+    seq = torch.from_numpy(batch.padded_sequences(fitted.config.max_seq_len))  # untrimmed
+    with torch.no_grad():
+        full = fitted.network_.eval().score_last(seq)
+    torch.testing.assert_close(fitted._score(batch), full)

@@ -103,10 +103,35 @@ def row_lengths(padded: np.ndarray) -> np.ndarray:
     return np.count_nonzero(padded, axis=1)
 
 
-def causal_pairs(padded: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+def causal_pairs(padded: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Next-item pairs from left-padded sequences ``(B, L+1)``: inputs ``x[:, :-1]`` and
     targets ``x[:, 1:]`` (0 where the input or the target is padding)."""
-    x = torch.from_numpy(padded)
+    x = torch.as_tensor(padded)
     inputs, targets = x[:, :-1], x[:, 1:].clone()
     targets[inputs == 0] = 0
     return inputs, targets
+
+
+def causal_batches(
+    windows: np.ndarray | torch.Tensor,
+    batch_size: int,
+    bucket_batches: int,
+    generator: torch.Generator,
+) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
+    """One epoch of next-item training batches from left-padded windows ``(R, L + 1)``
+    (:func:`last_items` with ``max_seq_len + 1``).
+
+    Yields ``(idx, inputs, targets)``: the window rows of the batch and their
+    :func:`causal_pairs` ``(B, W - 1)``, after :func:`trim_left_padding` dropped the columns
+    that are padding in every row (``W <= L + 1``). With ``bucket_batches`` > 0 the batches
+    are length-bucketed (:func:`length_bucketed_batches`), so ``W`` is close to each row's
+    own length and almost no compute is spent on padding. Models whose positions count from
+    the right or among real items only (and whose padding is masked) compute the same
+    function on trimmed batches; the others must make padding inert first.
+    """
+    windows = torch.as_tensor(windows)
+    lengths = row_lengths(windows.numpy())
+    for idx in epoch_batches(lengths, batch_size, bucket_batches, generator):
+        window = trim_left_padding(windows[torch.from_numpy(idx)])  # (B, W)
+        inputs, targets = causal_pairs(window)
+        yield idx, inputs, targets

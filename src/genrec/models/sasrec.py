@@ -44,11 +44,9 @@ from torch import nn
 from genrec.config import field
 from genrec.data.dataset import Dataset, HistoryBatch, UserHistories
 from genrec.data.sequences import (
-    causal_pairs,
-    epoch_batches,
+    causal_batches,
     last_items,
     length_order,
-    row_lengths,
     training_rows,
     trim_left_padding,
 )
@@ -222,13 +220,12 @@ class SASRec(NeuralRecommender):
         hist = dataset.histories()
         rows = training_rows(hist, min_len=2)
         cfg = self.config
-        seqs = torch.from_numpy(last_items(hist, rows, cfg.max_seq_len + 1))  # (R, L + 1)
-        lengths = row_lengths(seqs.numpy())
-        for idx in epoch_batches(lengths, cfg.batch_size, cfg.bucket_batches, generator):
-            # positions are right-aligned (PositionEmbedding), so dropping all-padding
-            # columns changes no item's position: the same network function, less compute
-            window = trim_left_padding(seqs[torch.from_numpy(idx)])  # (B, W <= L + 1)
-            inputs, targets = causal_pairs(window.numpy())  # (B, W - 1), (B, W - 1)
+        seqs = last_items(hist, rows, cfg.max_seq_len + 1)  # (R, L + 1)
+        # positions are right-aligned (PositionEmbedding), so dropping all-padding columns
+        # changes no item's position: the same network function, less compute
+        for _, inputs, targets in causal_batches(
+            seqs, cfg.batch_size, cfg.bucket_batches, generator
+        ):
             # one seed per batch: negatives are drawn on the device in training_step
             seed = torch.randint(0, 2**62, (1,), generator=generator)
             yield {"inputs": inputs, "targets": targets, "neg_seed": seed}
