@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from sequence_checks import check_trimming_keeps_the_loss, variable_length_split
+from torch import nn
 
 import genrec
 from genrec.errors import ConfigError, UnknownIdError
@@ -297,3 +298,37 @@ def test_trimmed_scoring_gives_the_same_scores(fitted):
     with torch.no_grad():
         full = fitted.network_.eval().score_last(seq)
     torch.testing.assert_close(fitted._score(batch), full)
+
+
+def test_sasrec_block_is_the_reference_formula():
+    # Kang & McAuley's block: q = LN1(x); x = q + MHA(q, k=v=x); f = LN2(x); f + FFN(f)
+    torch.manual_seed(0)
+    cfg = SASRecConfig(embedding_dim=8, n_blocks=1, n_heads=2, max_seq_len=5, dropout=0.0)
+    block_cfg = {"sasrec_block": True, "ffn_activation": "relu"}
+    net = SASRecNetwork(12, SASRecConfig(**{**cfg.to_dict(), **block_cfg})).eval()
+    block = net.encoder.blocks[0]
+    x = torch.randn(2, 5, 8)
+    mask = attention_mask(torch.ones(2, 5, dtype=torch.bool), causal=True)
+    q = block.ln1(x)
+    mha = nn.MultiheadAttention(8, 2, batch_first=True)
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(block.attn.qkv.weight)
+        mha.in_proj_bias.copy_(block.attn.qkv.bias)
+        mha.out_proj.weight.copy_(block.attn.proj.weight)
+        mha.out_proj.bias.copy_(block.attn.proj.bias)
+        attn, _ = mha(q, x, x, attn_mask=~mask[0, 0], need_weights=False)
+        h = q + attn
+        f = block.ln2(h)
+        want = f + block.ffn.fc2(torch.relu(block.ffn.fc1(f)))
+        torch.testing.assert_close(block(x, mask), want)
+
+
+def test_xavier_init_has_no_input_scale():
+    torch.manual_seed(0)
+    net = SASRecNetwork(2000, SASRecConfig(embedding_dim=64, init="xavier"))
+    w = net.item_emb.weight[1:]
+    assert w.std().item() == pytest.approx((2 / (2001 + 64)) ** 0.5, rel=0.05)  # fan in + out
+    assert net.input_scale == 1.0 and torch.all(net.item_emb.weight[0] == 0)
+    normal = SASRecNetwork(2000, SASRecConfig(embedding_dim=64))
+    assert normal.input_scale == 8.0
+    assert normal.item_emb.weight[1:].std().item() == pytest.approx(1 / 8, rel=0.05)

@@ -78,7 +78,20 @@ class SASRecConfig(NeuralConfig):
     ffn_multiplier: int = field(1, "feed-forward hidden size = ffn_multiplier * d (paper: 1)")
     dropout: float = field(0.2, "dropout on embeddings, attention and feed-forward outputs")
     max_seq_len: int = field(50, "keep only the most recent max_seq_len items (left truncation)")
-    norm_first: bool = field(True, "pre-LayerNorm blocks (False: post-LN)")
+    norm_first: bool = field(True, "pre-LayerNorm blocks (False: post-LN; see sasrec_block)")
+    sasrec_block: bool = field(
+        False,
+        "the original SASRec block (Kang & McAuley's code, RecTools): residuals from the "
+        "LayerNorm'd input, keys/values from the raw input; overrides norm_first",
+    )
+    ffn_activation: Literal["gelu", "relu"] = field(
+        "gelu", "feed-forward activation ('relu': the SASRec paper, Eq. 4)"
+    )
+    init: Literal["normal", "xavier"] = field(
+        "normal",
+        "'normal': item embeddings N(0, 1/d) scaled by sqrt(d) at the input; 'xavier': "
+        "Xavier-normal for every matrix and no input scaling (SASRec's PyTorch code, RecTools)",
+    )
     loss: SASRecLoss = field("ce", "'ce' (full softmax), 'bce', 'gbce' or 'sampled_softmax'")
     n_negatives: int = field(1, "uniform negatives per position for bce/gbce/sampled_softmax")
     gbce_t: float = field(0.75, "gSASRec calibration t in [0, 1] (loss='gbce'; 0 = BCE)")
@@ -129,9 +142,15 @@ class SASRecNetwork(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.encoder = TransformerEncoder(
             config.n_blocks, d, config.n_heads, config.ffn_multiplier * d, config.dropout,
-            config.norm_first,
+            config.norm_first, sasrec=config.sasrec_block, activation=config.ffn_activation,
         )  # fmt: skip
-        nn.init.normal_(self.item_emb.weight, std=d**-0.5)  # unit-variance inputs after * sqrt(d)
+        self.input_scale = math.sqrt(d) if config.init == "normal" else 1.0
+        if config.init == "xavier":  # every matrix, embeddings included (RecTools)
+            for p in self.parameters():
+                if p.dim() > 1:
+                    nn.init.xavier_normal_(p)
+        else:
+            nn.init.normal_(self.item_emb.weight, std=d**-0.5)  # unit variance after * sqrt(d)
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
         # Sigmoid losses with K negatives want every score near the prior log-odds
@@ -149,7 +168,7 @@ class SASRecNetwork(nn.Module):
         """Hidden states ``(B, L, D)`` of left-padded item ids ``seq`` ``(B, L)``; position
         ``t`` only sees items ``<= t`` (causal mask, paper Sec. III-B "Causality")."""
         real = seq > 0  # (B, L)
-        x = self.item_emb(seq) * math.sqrt(self.item_emb.embedding_dim)  # (B, L, D)
+        x = self.item_emb(seq) * self.input_scale  # (B, L, D)
         x = self.drop(self.pos_emb(x)) * real[..., None]  # padding inputs are zero
         return self.encoder(x, attention_mask(real, causal=True))  # (B, L, D)
 
