@@ -82,9 +82,10 @@ class BERT4RecConfig(NeuralConfig):
         128, "positions per chunk of the fused full-softmax loss (cache-sized)"
     )
     bucket_batches: int = field(
-        0,
-        "batch sequences of similar length, sorting chunks of this many batches, and drop "
-        "all-padding columns (0 = random batches, still trimmed)",
+        50,
+        "length-bucketed batches: sort chunks of this many batches by length, cut them into "
+        "batches of batch_size x mean-length tokens and drop all-padding columns (0 = random "
+        "batches of batch_size sequences, still trimmed)",
     )
 
     def validate(self) -> None:

@@ -72,6 +72,9 @@ class SASRecConfig(NeuralConfig):
         "weight_decay": {"type": "float", "low": 1e-6, "high": 1e-1, "log": True},
     }
 
+    adam_beta2: float = field(
+        0.98, "AdamW second-moment decay (0.98: the SASRec paper and RecTools; faster per epoch)"
+    )
     embedding_dim: int = field(64, "item/position embedding and hidden size d")
     n_blocks: int = field(2, "number of self-attention blocks")
     n_heads: int = field(1, "attention heads per block (the paper uses 1)")
@@ -99,9 +102,10 @@ class SASRecConfig(NeuralConfig):
         128, "positions per chunk of the fused full-softmax loss (cache-sized; loss='ce')"
     )
     bucket_batches: int = field(
-        0,
-        "batch sequences of similar length, sorting chunks of this many batches, and drop "
-        "all-padding columns (0 = random batches, still trimmed)",
+        50,
+        "length-bucketed batches: sort chunks of this many batches by length, cut them into "
+        "batches of batch_size x mean-length tokens and drop all-padding columns (0 = random "
+        "batches of batch_size sequences, still trimmed)",
     )
 
     def validate(self) -> None:
