@@ -323,12 +323,21 @@ def test_sasrec_block_is_the_reference_formula():
         torch.testing.assert_close(block(x, mask), want)
 
 
-def test_xavier_init_has_no_input_scale():
+def test_xavier_init_and_input_scale():
     torch.manual_seed(0)
-    net = SASRecNetwork(2000, SASRecConfig(embedding_dim=64, init="xavier"))
+    net = SASRecNetwork(2000, SASRecConfig(embedding_dim=64, init="xavier", scale_inputs=False))
     w = net.item_emb.weight[1:]
     assert w.std().item() == pytest.approx((2 / (2001 + 64)) ** 0.5, rel=0.05)  # fan in + out
     assert net.input_scale == 1.0 and torch.all(net.item_emb.weight[0] == 0)
+    qkv = net.encoder.blocks[0].attn.qkv.weight  # (3d, d): Xavier too
+    assert qkv.std().item() == pytest.approx((2 / (4 * 64)) ** 0.5, rel=0.05)
+    scaled = SASRecNetwork(2000, SASRecConfig(embedding_dim=64, init="xavier")).eval()
+    assert scaled.input_scale == 8.0  # sqrt(d): SASRec's reference code
+    scaled.load_state_dict(net.state_dict())
+    net.eval().input_scale = 8.0  # the same weights and scale: the same states
+    seq = torch.tensor([[0, 3, 4]])
+    with torch.no_grad():
+        torch.testing.assert_close(net.encode(seq), scaled.encode(seq))
     normal = SASRecNetwork(2000, SASRecConfig(embedding_dim=64))
     assert normal.input_scale == 8.0
     assert normal.item_emb.weight[1:].std().item() == pytest.approx(1 / 8, rel=0.05)

@@ -92,8 +92,11 @@ class SASRecConfig(NeuralConfig):
     )
     init: Literal["normal", "xavier"] = field(
         "normal",
-        "'normal': item embeddings N(0, 1/d) scaled by sqrt(d) at the input; 'xavier': "
-        "Xavier-normal for every matrix and no input scaling (SASRec's PyTorch code, RecTools)",
+        "'normal': item embeddings N(0, 1/d); 'xavier': Xavier-normal for every weight "
+        "matrix, embeddings included (SASRec's PyTorch code, RecTools)",
+    )
+    scale_inputs: bool = field(
+        True, "multiply the input item embeddings by sqrt(d) (SASRec's code; RecTools does not)"
     )
     loss: SASRecLoss = field("ce", "'ce' (full softmax), 'bce', 'gbce' or 'sampled_softmax'")
     n_negatives: int = field(1, "uniform negatives per position for bce/gbce/sampled_softmax")
@@ -148,7 +151,7 @@ class SASRecNetwork(nn.Module):
             config.n_blocks, d, config.n_heads, config.ffn_multiplier * d, config.dropout,
             config.norm_first, sasrec=config.sasrec_block, activation=config.ffn_activation,
         )  # fmt: skip
-        self.input_scale = math.sqrt(d) if config.init == "normal" else 1.0
+        self.input_scale = math.sqrt(d) if config.scale_inputs else 1.0
         if config.init == "xavier":  # every matrix, embeddings included (RecTools)
             for p in self.parameters():
                 if p.dim() > 1:
