@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from sequence_checks import check_trimming_keeps_the_loss, variable_length_split
 
 import genrec
 from genrec.errors import ConfigError, UnknownIdError
@@ -134,3 +135,21 @@ def test_defaults_train_long_and_validate():
         BERT4RecConfig(mask_prob=0.0)
     with pytest.raises(ConfigError, match="max_seq_len"):
         BERT4RecConfig(max_seq_len=1)
+
+
+@pytest.mark.parametrize("bucket_batches", [0, 4])
+def test_trimmed_batches_keep_the_loss(bucket_batches):
+    # right-aligned positions and masked padding keys: trimming saves compute only
+    split = variable_length_split()
+    cfg = {**TINY, "epochs": 1, "batch_size": 8, "bucket_batches": bucket_batches}
+    model = BERT4Rec(**cfg).fit(split.train)
+    check_trimming_keeps_the_loss(model, split, ("inputs", "labels"))
+
+
+def test_trimmed_scoring_gives_the_same_scores(fitted):
+    batch = fitted.train_histories_.batch(np.arange(1, 9))
+    hist = torch.from_numpy(batch.padded_sequences(fitted.config.max_seq_len - 1))
+    seq = torch.cat([hist, torch.full((8, 1), fitted.n_items + 1)], dim=1)  # untrimmed
+    with torch.no_grad():
+        full = fitted.network_.eval().score_last(seq)
+    torch.testing.assert_close(fitted._score(batch), full)
