@@ -81,6 +81,7 @@ def test_local_output_is_recommend_to_frame(fitted, tmp_path):
     np.testing.assert_array_equal(got["score"].to_numpy(), want["score"].to_numpy())
     assert result.n_users == len(users) and result.n_rows == len(got) == 5 * len(users)
     assert result.engine == "local" and result.users_per_second > 0
+    assert 0 < result.first_batch_seconds <= result.seconds and result.first_batch_users == 60
     assert is_genrec_recommendations(out)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
 

@@ -300,6 +300,9 @@ class BatchInferenceResult:
             artifact included; starting Ray not).
         engine: ``"local"`` or ``"ray"``.
         num_workers: parallel workers (1 for the local engine).
+        first_batch_seconds: wall time until the first batch of lists came back (loading
+            the artifact, starting Ray's actors, ranking one batch): the fixed cost.
+        first_batch_users: users in that first batch.
     """
 
     path: Path
@@ -308,11 +311,22 @@ class BatchInferenceResult:
     seconds: float
     engine: str
     num_workers: int
+    first_batch_seconds: float = 0.0
+    first_batch_users: int = 0
 
     @property
     def users_per_second(self) -> float:
-        """Throughput."""
+        """Throughput, end to end."""
         return self.n_users / self.seconds if self.seconds > 0 else float("inf")
+
+    @property
+    def steady_users_per_second(self) -> float | None:
+        """Throughput after the first batch (workers started, artifact loaded); ``None``
+        when the first batch was all of it."""
+        rest = self.seconds - self.first_batch_seconds
+        if self.n_users <= self.first_batch_users or rest <= 0:
+            return None
+        return (self.n_users - self.first_batch_users) / rest
 
 
 def batch_recommend(
@@ -395,6 +409,8 @@ def batch_recommend(
     starts = range(0, len(users), batch_size)
     options = {"k": k, "exclude_seen": bool(exclude_seen), "on_unknown": on_unknown}
 
+    first: list[float] = []  # when the first batch came back, and its users
+
     def write(batches: Iterator[pd.DataFrame | pa.Table]) -> int:
         import pyarrow.parquet as pq
 
@@ -405,17 +421,26 @@ def batch_recommend(
         ):
             for batch in batches:
                 table = _to_table(batch, schema)
+                if not first:
+                    first.extend([time.perf_counter(), min(batch_size, len(users))])
                 if table.num_rows:
                     writer.write_table(table)
                     n_rows += table.num_rows
         return n_rows
 
+    def result(engine: str, workers: int, start: float, n_rows: int) -> BatchInferenceResult:
+        end = time.perf_counter()
+        first_at, first_users = first if first else (end, len(users))
+        return BatchInferenceResult(
+            out, len(users), n_rows, end - start, engine, workers, first_at - start,
+            int(first_users),
+        )  # fmt: skip
+
     if engine == "local":
         start = time.perf_counter()
         model = load(artifact_path)
         n_rows = write(recommend_frame(model, users[s : s + batch_size], **options) for s in starts)
-        seconds = time.perf_counter() - start
-        return BatchInferenceResult(out, len(users), n_rows, seconds, "local", 1)
+        return result("local", 1, start, n_rows)
 
     with ray_session(ray_address, num_workers) as ray:
         workers = num_workers or _cluster_cpus(ray)
@@ -433,8 +458,7 @@ def batch_recommend(
                 num_cpus=1,
             )
             n_rows = write(dataset.iter_batches(batch_size=None, batch_format="pyarrow"))
-            seconds = time.perf_counter() - start
-    return BatchInferenceResult(out, len(users), n_rows, seconds, "ray", workers)
+            return result("ray", workers, start, n_rows)
 
 
 # ---------------------------------------------------------------------- evaluation
@@ -626,11 +650,78 @@ def _evaluate_on_ray(
     return fitted, parts
 
 
+# ---------------------------------------------------------------------- training: FSDP2
+def fully_shard_network(
+    network: Any,
+    *,
+    mesh: Any = None,
+    forward_methods: Sequence[str] = (),
+    reshard_after_forward: bool = True,
+) -> Any:
+    """Shard a network's parameters (its item table included) over the ranks of the process
+    group with FSDP2 (:func:`torch.distributed.fsdp.fully_shard`), the minimal path for an
+    item table whose optimizer state does not fit one device (see docs/scale.md).
+
+    Every parameter is split by rows (dim 0) across the ranks: rank ``r`` of ``N`` keeps
+    about ``1/N`` of the item table's rows, of their gradients and of Adam's two moments
+    (16 bytes per parameter in fp32 become ``16 / N``). The network is one FSDP group, so the
+    full parameters are all-gathered for each forward and backward and freed afterwards
+    (``reshard_after_forward``): tied item embeddings (an output layer ``h @ E.T`` that reads
+    ``item_emb.weight`` inside ``forward``) work unchanged, and gradients are averaged over
+    the ranks as under DDP. Methods other than ``forward`` that read the parameters (SASRec's
+    ``score_last``) must be listed in ``forward_methods``.
+
+    Call it in every process after ``torch.distributed.init_process_group`` (``torchrun``;
+    gloo on CPU, NCCL on GPUs) and before creating the optimizer. The full weights of a
+    parameter are ``param.full_tensor()`` (a collective: every rank calls it).
+
+    Args:
+        network: a ``torch.nn.Module`` on this process's device.
+        mesh: a 1-D ``DeviceMesh``; default all ranks of the default process group.
+        forward_methods: extra methods to gather the parameters for (``"score_last"``).
+        reshard_after_forward: free the gathered parameters after forward (less memory,
+            one more all-gather in backward).
+
+    Returns:
+        ``network``, sharded in place (its class becomes an ``FSDPModule`` subclass).
+
+    Raises:
+        GenrecError: no process group is initialised.
+        ConfigError: a table with ``sparse=True`` gradients (FSDP needs dense ones), or a
+            method in ``forward_methods`` that the network lacks.
+    """
+    import torch
+    import torch.distributed as dist
+    from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
+
+    if not (dist.is_available() and dist.is_initialized()):
+        raise GenrecError(
+            "fully_shard_network needs an initialised process group: run under torchrun "
+            "(torch.distributed.init_process_group)"
+        )
+    for name, module in network.named_modules():
+        if isinstance(module, torch.nn.Embedding) and module.sparse:
+            raise ConfigError(f"embedding {name!r} has sparse gradients, which FSDP cannot shard")
+    for method in forward_methods:
+        if not callable(getattr(network, method, None)):
+            raise ConfigError(f"{type(network).__name__} has no method {method!r} to shard")
+    if mesh is None:
+        from torch.distributed.device_mesh import init_device_mesh
+
+        device = next(network.parameters()).device.type
+        mesh = init_device_mesh(device, (dist.get_world_size(),))
+    fully_shard(network, mesh=mesh, reshard_after_forward=reshard_after_forward)
+    for method in forward_methods:
+        register_fsdp_forward_method(network, method)
+    return network
+
+
 __all__ = [
     "BatchInferenceResult",
     "batch_recommend",
     "check_known_users",
     "evaluate_sharded",
+    "fully_shard_network",
     "is_genrec_recommendations",
     "ray_session",
     "read_user_ids",
