@@ -8,7 +8,7 @@ Floors, lowest first (a module may import from its own floor or below):
 3. the Recommender contract: core/ (recommender, topk) and io.py (artifacts);
    models/__init__.py (lazy declarations) and models/base.py (re-exports for model files)
 4. evaluation/ (metrics, evaluator, stats, diagnostics), training/
-5. tokenizers/, text/
+5. tokenizers/, text/, ann (approximate top-k)
 6. models/ (one file per model)
 7. ranking/ (the cascade)
 8. bench/ (benchmark, suites, tuning, reproduction), report/, testing.py
@@ -37,7 +37,7 @@ FLOORS: list[tuple[int, tuple[str, ...]]] = [
     (2, ("data",)),
     (3, ("core", "io", "models.__init__", "models.base")),
     (4, ("evaluation", "training")),
-    (5, ("tokenizers", "text")),
+    (5, ("tokenizers", "text", "ann")),
     (6, ("models",)),
     (7, ("ranking",)),
     (8, ("bench", "report", "testing")),

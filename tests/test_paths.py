@@ -295,3 +295,42 @@ def test_atomic_file_replaces_only_on_success_and_never_a_foreign_file(tmp_path)
         tmp.write_bytes(b"three")
     assert target.read_bytes() == b"three"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]  # no temporary left
+
+
+def test_synth_parquet_and_ann_index_follow_the_rule(tmp_path, capsys):
+    pytest.importorskip("pyarrow")
+    from genrec.data.synth import synthesize, write_parquet
+
+    frame = synthesize(20, 10, 4.0, 1.0, 0)
+    mine = tmp_path / "mine.parquet"
+    frame.to_parquet(mine)  # a Parquet file genrec did not write
+    with pytest.raises(OutputPathError, match="not written by genrec"):
+        write_parquet(frame, mine, overwrite=True)
+    out = write_parquet(frame, tmp_path / "synth.parquet")
+    with pytest.raises(OutputPathError, match="overwrite"):
+        write_parquet(frame, out)
+    write_parquet(frame, out, overwrite=True)
+    args = ["datasets", "synth", "--users", "20", "--items", "10", "--out", str(mine)]
+    assert main(args) == 2 and "not written by genrec" in capsys.readouterr().err
+    args[-1] = str(out)
+    assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+
+
+def test_ann_index_save_refuses_user_folders(tmp_path, user_folder):
+    pytest.importorskip("faiss")
+    import numpy as np
+
+    from genrec.ann import ItemIndex
+
+    vectors = np.random.default_rng(0).normal(size=(31, 8)).astype(np.float32)
+    index = ItemIndex.build(vectors, method="flat")
+    before = _snapshot(user_folder)
+    with pytest.raises(OutputPathError):
+        index.save(user_folder, overwrite=True)
+    assert _snapshot(user_folder) == before
+    index.save(tmp_path / "idx")
+    with pytest.raises(OutputPathError, match="overwrite"):
+        index.save(tmp_path / "idx")
+    index.save(tmp_path / "idx", overwrite=True)
+    assert ItemIndex.load(tmp_path / "idx").n_items == 30

@@ -59,6 +59,33 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     )
 
 
+def _add_synth_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("synth", "`genrec datasets synth`: see genrec.data.synth")
+    g.add_argument("--users", type=_positive_int, help="synth: number of users")
+    g.add_argument("--items", type=_positive_int, help="synth: catalogue size (>= 2)")
+    g.add_argument(
+        "--mean-length", type=float, default=51.0, help="synth: mean lognormal history length"
+    )
+    g.add_argument(
+        "--zipf", type=float, default=1.0, help="synth: Zipf exponent of item popularity"
+    )
+    g.add_argument("--seed", type=int, default=0, help="synth: random seed (same seed, same rows)")
+    g.add_argument(
+        "--clusters", type=_positive_int, default=None,
+        help="synth: item interest clusters (default sqrt(items), 2..1000)",
+    )  # fmt: skip
+    g.add_argument(
+        "--transition", type=float, default=0.3,
+        help="synth: share of steps that follow the previous item's successor",
+    )  # fmt: skip
+    g.add_argument("--out", default=None, help="synth: output Parquet file")
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="synth: replace a file genrec datasets synth wrote earlier at --out",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser (exposed for documentation and tests)."""
     from genrec._version import __version__
@@ -71,10 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"genrec {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("datasets", help="list datasets or show one's statistics")
-    p.add_argument("action", choices=["list", "info"])
+    p = sub.add_parser(
+        "datasets", help="list datasets, show one's statistics, or write a synthetic one"
+    )
+    p.add_argument("action", choices=["list", "info", "synth"])
     p.add_argument("name", nargs="?", help="dataset name for `info`")
     p.add_argument("--data-dir", default=None)
+    _add_synth_args(p)
 
     p = sub.add_parser("models", help="list registered models and their config fields")
     p.add_argument("name", nargs="?", help="show the config fields of one model")
@@ -386,6 +416,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
             )
         Console().print(table)
         return 0
+    if args.action == "synth":
+        return _cmd_synth(args)
     if not args.name:
         raise ConfigError("`genrec datasets info` needs a dataset name")
     info = dataset_info(args.name)
@@ -397,6 +429,33 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     except GenrecError as exc:
         info["stats"] = f"not loaded: {exc}"
     print(json.dumps(info, indent=2, default=str))
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    import os
+    import time
+
+    from genrec.data.synth import is_synth_file, synthesize, write_parquet
+    from genrec.paths import check_output_file
+
+    missing = [f"--{n}" for n in ("users", "items", "out") if getattr(args, n) is None]
+    if missing:
+        raise ConfigError(f"`genrec datasets synth` needs {', '.join(missing)}")
+    # before generating: a path genrec may not write fails now
+    check_output_file(args.out, overwrite=args.overwrite, owned=is_synth_file, flag="--overwrite")
+    t0 = time.perf_counter()
+    frame = synthesize(
+        args.users, args.items, args.mean_length, args.zipf, args.seed,
+        n_clusters=args.clusters, transition=args.transition,
+    )  # fmt: skip
+    path = write_parquet(frame, args.out, overwrite=args.overwrite, flag="--overwrite")
+    n_users = int(frame["user_id"].nunique())
+    print(
+        f"wrote {path}: {len(frame):,} interactions, {n_users:,} users, "
+        f"{int(frame['item_id'].nunique()):,} items, mean length {len(frame) / n_users:.1f} "
+        f"({time.perf_counter() - t0:.1f} s, load {os.getloadavg()[0]:.1f})"
+    )
     return 0
 
 

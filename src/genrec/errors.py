@@ -48,6 +48,11 @@ class MissingExtraError(GenrecError, ImportError):
     """An optional dependency is not installed."""
 
 
+class InsufficientMemoryError(GenrecError, MemoryError):
+    """A computation would need more memory than is available; raised before allocating,
+    with the amount needed and the amount available in the message."""
+
+
 def suggest(name: str, choices: Iterable[str]) -> str:
     """Return a ``" Did you mean 'x'?"`` hint for ``name`` among ``choices`` (or ``""``)."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)

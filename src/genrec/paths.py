@@ -33,7 +33,7 @@ import numpy as np
 
 from genrec.errors import GenrecError
 
-OutputKind = Literal["artifact", "run", "checkpoint", "codebook"]
+OutputKind = Literal["artifact", "run", "checkpoint", "codebook", "ann"]
 
 
 class OutputPathError(GenrecError, OSError):
@@ -62,7 +62,8 @@ def is_genrec_output(path: str | Path, kind: OutputKind) -> bool:
     * ``run``: ``results.json`` with ``schema_version`` (``genrec benchmark`` / ``report``) or
       ``suite.json`` with ``suite`` (a suite run);
     * ``checkpoint``: ``trainer.json`` with ``format`` and ``epoch`` (the trainer's ``last/``);
-    * ``codebook``: ``codebook.json`` with ``format_version`` and ``codebook_sizes``.
+    * ``codebook``: ``codebook.json`` with ``format_version`` and ``codebook_sizes``;
+    * ``ann``: ``ann.json`` with ``kind`` and ``format_version`` (:class:`genrec.ann.ItemIndex`).
     """
     p = Path(path)
     if not p.is_dir():
@@ -77,6 +78,8 @@ def is_genrec_output(path: str | Path, kind: OutputKind) -> bool:
         return _has_keys(p / "trainer.json", "format", "epoch")
     if kind == "codebook":
         return _has_keys(p / "codebook.json", "format_version", "codebook_sizes")
+    if kind == "ann":
+        return _has_keys(p / "ann.json", "kind", "format_version")
     raise ValueError(f"unknown output kind {kind!r}")
 
 
@@ -186,7 +189,7 @@ def prepare_output_dir(
     if str(path).strip() == "":
         raise OutputPathError("the output path is empty")
     _check_existing(p, kind, overwrite, flag, resume)
-    if kind in ("artifact", "codebook"):
+    if kind in ("artifact", "codebook", "ann"):
         _probe_writable(p.parent if str(p.parent) else Path("."), p)
     else:
         _probe_writable(p, p)
