@@ -4,7 +4,9 @@ and with Ray Data on 1 and 2 workers, in the same run on the same artifact.
 The data is :func:`genrec.testing.make_synthetic_dataset` scaled up (``--users`` users,
 ``--items`` items, ``--seq-len`` interactions each); the model is EASE by default. Every
 engine writes the top-``k`` lists of every user to Parquet; the Ray outputs are checked to
-be identical to the local one. Times are wall clock from the first batch to the file in
+be identical to the local one. The local engine runs twice, with torch's default threads and
+with one (a Ray worker gets one thread per CPU): on an oversubscribed machine one thread can
+be the faster. Times are wall clock from the first batch to the file in
 place: the Ray numbers include starting the actors and loading the artifact in each (the
 local instance of Ray itself is started before timing, as a cluster would be running).
 "first batch s" is that fixed cost (until the first lists come back) and "steady users/s"
@@ -82,9 +84,11 @@ def main() -> None:
         pq.write_table(pa.table({"user_id": model.user_map.external_ids}), users)
         rows: list[dict] = []
 
-        def run(engine: str, n: int | None) -> pd.DataFrame:
-            out = folder / f"{engine}-{n}.parquet"
+        def run(engine: str, n: int | None, threads: int | None = None) -> pd.DataFrame:
+            out = folder / f"{engine}-{n}-{threads}.parquet"
             load_before = load_average()
+            default_threads = torch.get_num_threads()
+            torch.set_num_threads(threads or default_threads)
             result = batch_recommend(
                 artifact,
                 users,
@@ -94,10 +98,12 @@ def main() -> None:
                 num_workers=n,
                 batch_size=args.batch_size,
             )
+            torch.set_num_threads(default_threads)
             rows.append(
                 {
                     "engine": engine,
                     "workers": result.num_workers,
+                    "threads": threads or (default_threads if engine == "local" else ray_threads),
                     "seconds": result.seconds,
                     "first batch s": result.first_batch_seconds,
                     "users/s": result.users_per_second,
@@ -108,7 +114,9 @@ def main() -> None:
             )
             return pd.read_parquet(out)
 
+        ray_threads = 0
         local = run("local", None)
+        pd.testing.assert_frame_equal(run("local", None, threads=1), local)
         with ray_session(num_cpus=max(workers)) as ray:
             ray_threads = worker_threads(ray)
             for n in workers:
@@ -117,8 +125,8 @@ def main() -> None:
         table["vs local"] = table["users/s"] / table["users/s"].iloc[0]
         table["steady vs local"] = table["steady users/s"] / table["steady users/s"].iloc[0]
     print(
-        f"threads: torch {torch.get_num_threads()} in this process (local engine), "
-        f"{ray_threads} per Ray worker (1 CPU each); {os.cpu_count()} cores"
+        f"threads: torch {torch.get_num_threads()} by default in this process (local engine, "
+        f"also run with 1), {ray_threads} per Ray worker (1 CPU each); {os.cpu_count()} cores"
     )
     print(table.to_string(index=False, float_format=lambda x: f"{x:,.2f}"))
     print("Ray outputs identical to the local engine's: yes")

@@ -3,7 +3,9 @@ Ray engine when Ray is installed (one local instance with 2 CPUs for the module)
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 
 import numpy as np
 import pandas as pd
@@ -176,8 +178,8 @@ def test_output_file_rules(fitted, tmp_path):
     assert pq.read_table(foreign).column_names == ["x"]
     out = tmp_path / "recs.parquet"
     batch_recommend(art, users, out, k=2)
-    with pytest.raises(OutputPathError, match="overwrite"):
-        batch_recommend(art, users, out, k=3)
+    with pytest.raises(OutputPathError, match="pass --overwrite"):
+        batch_recommend(art, users, out, k=3, flag="--overwrite")
     batch_recommend(art, users, out, k=3, overwrite=True)
     assert pd.read_parquet(out)["rank"].max() == 3
     with pytest.raises(OutputPathError, match="folder"):
@@ -263,14 +265,30 @@ def test_sharded_evaluation_options_and_errors(fitted):
 
 
 # ---------------------------------------------------------------------- Ray
+@contextlib.contextmanager
+def ray_home(folder):
+    """A new local Ray instance writes an authentication token to ``~/.ray``: give it a
+    temporary home (token authentication stays on), restored afterwards."""
+    saved = os.environ.get("RAY_AUTH_MODE")  # Ray sets it in this process
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(folder))
+        try:
+            yield
+        finally:
+            os.environ.pop("RAY_AUTH_MODE", None)
+            if saved is not None:
+                os.environ["RAY_AUTH_MODE"] = saved
+
+
 @pytest.fixture(scope="module")
-def ray_instance():
+def ray_instance(tmp_path_factory):
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
+    with ray_home(tmp_path_factory.mktemp("home")):
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        try:
+            yield ray
+        finally:
+            ray.shutdown()
 
 
 @needs_ray
@@ -298,8 +316,11 @@ def test_ray_batch_inference_equals_local(fitted_str, ray_instance, tmp_path):
 def test_ray_sharded_evaluation_equals_one_process(fitted_str, ray_instance):
     model, split, art = fitted_str
     want = genrec.evaluate(model, split)
-    assert_same_evaluation(evaluate_sharded(art, split, engine="ray", num_shards=3), want)
-    got = evaluate_sharded(model, split, engine="ray", num_shards=2)  # a model object
+    # 3 shards on 2 actors (one evaluates two shards with the artifact it loaded once)
+    got = evaluate_sharded(art, split, engine="ray", num_shards=3, num_workers=2)
+    assert_same_evaluation(got, want)
+    assert got.info["num_shards"] == 3
+    got = evaluate_sharded(model, split, engine="ray", num_shards=2, num_workers=1)  # an object
     assert_same_evaluation(got, want)
     assert got.info["engine"] == "ray"
 
@@ -315,7 +336,10 @@ def test_a_private_ray_instance_is_started_and_shut_down(fitted_str, tmp_path):
     model, _, art = fitted_str
     path = users_file(tmp_path / "u.parquet", all_users(model)[:20])
     batch_recommend(art, path, tmp_path / "local.parquet", k=3)
-    result = batch_recommend(art, path, tmp_path / "ray.parquet", k=3, engine="ray", num_workers=1)
+    with ray_home(tmp_path):
+        result = batch_recommend(
+            art, path, tmp_path / "ray.parquet", k=3, engine="ray", num_workers=1
+        )
     assert result.num_workers == 1 and not ray.is_initialized()
     pd.testing.assert_frame_equal(
         pd.read_parquet(tmp_path / "local.parquet"), pd.read_parquet(tmp_path / "ray.parquet")

@@ -249,11 +249,9 @@ def ray_session(ray_address: str | None = None, num_cpus: int | None = None) -> 
     ray = require_extra("ray", "distributed")
     started = False
     if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
-        if ray_address is not None:
-            kwargs["address"] = ray_address
-        else:
-            kwargs["num_cpus"] = num_cpus or os.cpu_count() or 1
+        kwargs: dict[str, Any] = {"address": ray_address}  # a cluster: its own settings
+        if ray_address is None:
+            kwargs = {"num_cpus": num_cpus or os.cpu_count() or 1, "include_dashboard": False}
         try:
             ray.init(**kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -343,6 +341,7 @@ def batch_recommend(
     ray_address: str | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    flag: str = "overwrite=True",
 ) -> BatchInferenceResult:
     """Top-``k`` recommendations for every user of a Parquet file, written as Parquet.
 
@@ -367,6 +366,7 @@ def batch_recommend(
             private local instance with ``num_workers`` CPUs, shut down afterwards.
         overwrite: replace an earlier output of :func:`batch_recommend` at ``out_path``.
         progress: show Ray Data's progress bars.
+        flag: how the caller's surface spells ``overwrite`` (``--overwrite``), for messages.
 
     Returns:
         A :class:`BatchInferenceResult` (path, counts, seconds, throughput).
@@ -391,7 +391,7 @@ def batch_recommend(
     if engine == "ray":
         require_extra("ray", "distributed")  # before any work
     out = check_output_file(
-        out_path, overwrite=overwrite, owned=is_genrec_recommendations, flag="overwrite=True"
+        out_path, overwrite=overwrite, owned=is_genrec_recommendations, flag=flag
     )
     user_map, item_map = _artifact_id_maps(artifact_path)
     users = read_user_ids(users_path)
