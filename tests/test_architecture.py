@@ -201,8 +201,8 @@ PRIVATE_OK = {
     # RetryFailedTrialCallback goes through the study's storage the same way)
     ("bench.tuning", "study._storage"),
     ("bench.tuning", "trial._trial_id"),
-    ("cli", "p._actions"),
-    ("nn.losses", "torch.ops.aten._softmax"),  # the out= softmax kernel: no public out= form  # argparse has no public way to reword an added argument's help
+    ("cli", "p._actions"),  # argparse cannot reword an added argument's help
+    ("nn.losses", "torch.ops.aten._softmax"),  # the out= softmax kernel (no public out=)
 }
 
 

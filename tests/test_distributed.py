@@ -88,6 +88,31 @@ def test_local_output_is_recommend_to_frame(fitted, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp left
 
 
+def test_cli_recommend_for_a_file_of_users(fitted_str, tmp_path, capsys):
+    """``genrec recommend ARTIFACT --users FILE --out OUT`` writes what batch_recommend
+    writes; its flags are checked and its errors name the CLI's flags."""
+    from genrec.cli import main
+
+    model, _, art = fitted_str
+    users = users_file(tmp_path / "u.parquet", all_users(model)[:10])
+    out = tmp_path / "recs.parquet"
+    assert main(["recommend", str(art), "--users", users, "--out", str(out), "--k", "3"]) == 0
+    got = pd.read_parquet(out)
+    want = genrec.load(art).recommend(all_users(model)[:10], k=3).to_frame()
+    assert got["item_id"].tolist() == want["item_id"].tolist()
+    assert "wrote" in capsys.readouterr().err
+    again = ["recommend", str(art), "--users", users, "--out", str(out)]
+    assert main(again) == 2 and "--overwrite" in capsys.readouterr().err
+    assert main([*again, "--overwrite", "--k", "2"]) == 0
+    assert pd.read_parquet(out)["rank"].max() == 2
+    assert main(["recommend", str(art), "--users", users]) == 2
+    assert "needs --out" in capsys.readouterr().err
+    assert main(["recommend", str(art), "--user", "u1", "--out", str(out)]) == 2
+    assert "--out applies to --users" in capsys.readouterr().err
+    assert main([*again, "--overwrite", "--workers", "2"]) == 2
+    assert "--engine ray" in capsys.readouterr().err
+
+
 def test_batch_size_does_not_change_the_output(fitted, tmp_path):
     _, _, art = fitted
     users = users_file(tmp_path / "u.parquet", all_users(fitted[0]))
