@@ -286,7 +286,7 @@ CLI_CASES = [
      2, r"unknown model 'poplarity'"),
     ("bench-empty-models", lambda e: [*_bench()(e), "--models", ","], 2, r"comma-separated"),
     ("bench-tune-negative", _bench("--tune-budget-minutes", "-1"),
-     2, r"--tune-budget-minutes.*> 0"),
+     2, r"--tune-budget-minutes.*>= 0"),
     ("bench-tune-nan", _bench("--tune-budget-minutes", "nan"), 2, r"--tune-budget-minutes.*finite"),
     ("bench-set-nan", _bench("--set", "popularity.seed=nan"), 2, r"seed must be a finite"),
     ("bench-config-missing", _bench("--config", "popularity=/no/such.yaml"),

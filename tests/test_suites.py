@@ -346,3 +346,99 @@ def test_suite_dataclasses_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         suite.name = "x"  # type: ignore[misc]
     assert json.dumps(suite.to_dict())  # plain data
+
+
+# ---------------------------------------------------------------------- resume, agreement, seeds
+def test_a_killed_suite_resumes_without_refitting(interleaved, tmp_path, monkeypatch):
+    """Finished (model, seed) results of each protocol are kept in ``.partial/<protocol>``;
+    a resumed run reuses them (no fit) and the folder is removed when the run completes."""
+    import genrec.bench.benchmark as bench
+
+    ds = load_dataset("csv", data_dir=str(interleaved))
+    partial = bench.start_partial_dir(tmp_path / "run", resume=False)
+    models = ["popularity", "ease"]
+    kw = dict(dataset_name="csv", mode="quick", models=models, overrides={"ease": {"l2": 10.0}})
+    first = run_suite(MINI, ds, partial_dir=partial, **kw)
+    stored = sorted(p.name for p in partial.rglob("*-seed0.json"))
+    assert stored == ["ease-seed0.json", "ease-seed0.json", "popularity-seed0.json",
+                      "popularity-seed0.json"]  # fmt: skip
+    assert (partial / "loo" / "run.json").is_file()
+    from genrec.paths import is_genrec_output
+
+    assert is_genrec_output(tmp_path / "run", "run")  # the interrupted run is genrec's own
+
+    fits = []
+    real_fit = get_model("ease").fit
+    monkeypatch.setattr(get_model("ease"), "fit", lambda self, *a, **k: fits.append(1))
+    again = run_suite(MINI, ds, partial_dir=partial, **kw)
+    assert fits == []  # nothing fitted again
+    for p in ("loo", "temporal"):
+        a, b = first["protocols"][p]["models"], again["protocols"][p]["models"]
+        assert a["ease"]["metrics"]["ndcg@10"] == b["ease"]["metrics"]["ndcg@10"]
+    monkeypatch.setattr(get_model("ease"), "fit", real_fit)
+    out = write_suite_outputs(again, tmp_path / "run", resume=True)
+    assert not (out / ".partial").exists() and (out / "suite.json").is_file()
+
+
+def test_cli_suite_resume_and_agreement(interleaved, tmp_path, capsys):
+    base = ["benchmark", "--suite", "generative-vs-classical", "--dataset", "csv",
+            "--data-dir", str(interleaved), "--models", "popularity,ease,als",
+            "--protocols", "loo", "--reference", "ease"]  # fmt: skip
+    full = tmp_path / "full"
+    assert main([*base, "--seeds", "1", "--tune-budget-minutes", "0", "--out", str(full)]) == 0
+    quick = tmp_path / "quick"
+    assert main([*base, "--quick", "--out", str(quick), "--agreement-with", str(full)]) == 0
+    res = json.loads((quick / "suite.json").read_text())
+    agreement = res["agreement"]["protocols"]["loo"]
+    assert agreement["protocols"] == ["quick", "full"] and agreement["n_models"] == 3
+    assert -1.0 <= agreement["kendall_tau"] <= 1.0
+    assert res["agreement"]["with"]["mode"] == "full"
+    report = (quick / "report.md").read_text()
+    assert "## Agreement with the full-mode run (loo)" in report and "Kendall τ" in report
+    assert "Kendall τ" in res["summary"]
+    # the same run again: refused without --overwrite/--resume; --resume completes it
+    capsys.readouterr()
+    assert main([*base, "--quick", "--out", str(quick)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main([*base, "--quick", "--out", str(quick), "--resume"]) == 0
+    # a file that is not a suite run is refused with its path
+    bad = tmp_path / "x.json"
+    bad.write_text("{}")
+    assert main([*base, "--quick", "--out", str(tmp_path / "q2"), "--agreement-with", str(bad)])
+    assert "not a suite.json" in capsys.readouterr().err
+    assert not (tmp_path / "q2").exists()  # checked before the run
+
+
+def test_a_slow_model_runs_one_seed_and_the_report_says_so(interleaved, monkeypatch):
+    """``one_seed_above_minutes``: a model whose first fit takes longer runs one seed; the
+    results and the reports name it and say why. Fast models run every seed."""
+    import genrec.bench.benchmark as bench
+    from genrec.report import render_markdown
+    from genrec.report.common import seeds_note
+
+    ds = load_dataset("csv", data_dir=str(interleaved))
+    spec = bench.BenchmarkSpec(
+        dataset="csv", models=["popularity", "multdae", "ease"], seeds=3,
+        overrides={"multdae": {"epochs": 1}, "ease": {"l2": 10.0}},
+        one_seed_above_minutes=0.5,
+    )  # fmt: skip
+    real = bench.evaluate
+
+    def slow_fit_seconds(model, *a, **k):  # multdae "took" 40 s; the others their real time
+        if model.name == "multdae":
+            model.fit_seconds_ = 40.0
+        return real(model, *a, **k)
+
+    monkeypatch.setattr(bench, "evaluate", slow_fit_seconds)
+    res, _ = bench.run_benchmark(spec, ds)
+    slow = res["models"]["multdae"]
+    assert slow["seeds_run"] == 1 and len(slow["metrics"]["ndcg@10"]["per_seed"]) == 1
+    assert slow["one_seed_reason"] == "its fit took 0.7 min, more than 0.5 min: one seed of 3"
+    assert (
+        res["models"]["ease"]["seeds_run"] == 3 and res["models"]["ease"]["one_seed_reason"] is None
+    )
+    note = seeds_note(res)
+    assert "multdae ran one seed: its fit took 0.7 min" in note
+    assert "multdae ran one seed" in render_markdown(res)
+    full = get_suite("generative-vs-classical").modes["full"]
+    assert full.seeds == 3 and full.one_seed_above_minutes == 10.0

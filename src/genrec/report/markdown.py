@@ -9,6 +9,7 @@ from genrec.report.common import (
     TERMINAL_METRICS,
     all_metric_keys,
     convergence_note,
+    long_fit_once,
     metric_columns,
     metric_legend,
     not_converged,
@@ -170,6 +171,8 @@ def print_table(results: dict[str, Any], *, console: Any = None) -> None:
         names[-1] = names[-1].rstrip(",") + "."
         lines += pack_phrases([f"Ran once of {n} seeds (deterministic: every seed gives the "
                                "same lists):", *names])  # fmt: skip
+    for name, why in long_fit_once(results).items():  # slow models ran their first seed only
+        lines += pack_phrases([f"{name} ran one seed:", f"{why}."])
     note = convergence_note(results)
     if note:  # † models: phrases of the note, so that no line breaks in the middle of one
         lines += pack_phrases(re.split(r"(?<=[,;:])\s+", note))

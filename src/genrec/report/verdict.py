@@ -360,6 +360,8 @@ def suite_summary(suite: dict[str, Any]) -> str:
         )
     if suite.get("ranking"):
         parts.append(ranking_sentence(suite["ranking"]))
+    for agreement in ((suite.get("agreement") or {}).get("protocols") or {}).values():
+        parts.append(ranking_sentence(agreement))
     skipped = suite.get("skipped") or {}
     failed = {m for f in (suite.get("failed") or {}).values() for m in f}
     if skipped:
@@ -368,8 +370,9 @@ def suite_summary(suite: dict[str, Any]) -> str:
         parts.append(f"Failed: {', '.join(sorted(failed))} (errors below).")
     if suite.get("mode") == "quick":
         parts.append(
-            "Quick mode: small budgets, so neural models are under-trained; "
-            "the full mode gives the verdict."
+            "Quick mode: small models and budgets sized for a 2-core CPU; a model whose "
+            "budget ran out before early stopping is marked † (not converged) and is a lower "
+            "bound. The full mode gives the verdict."
         )
     return " ".join(parts)
 
@@ -499,6 +502,30 @@ def _suite_protocol_section(protocol: str, res: dict[str, Any], suite: dict[str,
     return lines
 
 
+def _ranking_section(title: str, ranking: dict[str, Any]) -> list[str]:
+    """A heading, :func:`ranking_sentence` and the table of both rankings."""
+    pa, pb = ranking["protocols"]
+    label = metric_label(ranking["metric"])
+    lines = [f"## {title}", "", ranking_sentence(ranking), ""]
+    rows = []
+    for m, row in ranking["models"].items():
+        d = row[pa]["rank"] - row[pb]["rank"]
+        rows.append([
+            m,
+            f"{row[pa]['value']:.4f}",
+            f"{row[pa]['rank']:g}",
+            f"{row[pb]['value']:.4f}",
+            f"{row[pb]['rank']:g}",
+            f"{d:+g}" if d else "0",
+        ])  # fmt: skip
+    lines += md_table(
+        ["model", f"{pa} {label}", f"{pa} rank", f"{pb} {label}", f"{pb} rank",
+         f"moves up under {pb}"],
+        rows,
+    )  # fmt: skip
+    return [*lines, ""]
+
+
 def render_suite_markdown(suite: dict[str, Any]) -> str:
     """``report.md`` of a suite run (:func:`genrec.bench.suites.run_suite`)."""
     st = suite.get("settings", {})
@@ -551,31 +578,14 @@ def render_suite_markdown(suite: dict[str, Any]) -> str:
             lines += _suite_protocol_section(protocol, res, suite)
     ranking = suite.get("ranking")
     if ranking:
-        pa, pb = ranking["protocols"]
-        label = metric_label(ranking["metric"])
-        lines += [
-            "## Protocol comparison: how the ranking changes",
-            "",
-            ranking_sentence(ranking),
-            "",
-        ]
-        rows = []
-        for m, row in ranking["models"].items():
-            d = row[pa]["rank"] - row[pb]["rank"]
-            rows.append([
-                m,
-                f"{row[pa]['value']:.4f}",
-                f"{row[pa]['rank']:g}",
-                f"{row[pb]['value']:.4f}",
-                f"{row[pb]['rank']:g}",
-                f"{d:+g}" if d else "0",
-            ])  # fmt: skip
-        lines += md_table(
-            ["model", f"{pa} {label}", f"{pa} rank", f"{pb} {label}", f"{pb} rank",
-             f"moves up under {pb}"],
-            rows,
-        )  # fmt: skip
-        lines.append("")
+        lines += _ranking_section("Protocol comparison: how the ranking changes", ranking)
+    for protocol, agreement in ((suite.get("agreement") or {}).get("protocols") or {}).items():
+        other = (suite.get("agreement") or {}).get("with") or {}
+        lines += _ranking_section(
+            f"Agreement with the {other.get('mode', 'other')}-mode run ({protocol})", agreement
+        )
+        if other.get("command"):
+            lines += [f"The other run: `{other['command']}`.", ""]
     lines += [
         "## Reproduce",
         "",
