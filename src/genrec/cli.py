@@ -239,6 +239,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a suite (genrec.suites, e.g. generative-vs-classical): its models, seeds and "
         "budgets under each protocol, and a verdict report",
     )
+    p.add_argument(
+        "--max-history",
+        type=_positive_int,
+        default=None,
+        metavar="M",
+        help="the sparse regime (genrec.data.sparse): keep only each user's last M training "
+        "interactions (see --history-mode); recorded in the manifest",
+    )
+    p.add_argument(
+        "--history-mode",
+        default="last",
+        choices=["last", "users"],
+        help="with --max-history: 'last' truncates every user's training history to M; "
+        "'users' keeps all data but evaluates only users with at most M training interactions",
+    )
     p.add_argument("--quick", action="store_true", help="the suite's quick mode (small budgets)")
     p.add_argument(
         "--protocols",
@@ -652,6 +667,8 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         configs_dir=args.configs_dir,
         command="genrec " + " ".join(shlex.quote(a) for a in argv),
         tune_budget_minutes=args.tune_budget_minutes,
+        max_history=args.max_history,
+        history_mode=args.history_mode,
     )
     out = (
         Path(args.out)

@@ -421,8 +421,14 @@ def run_suite(
     configs_dir: str | None = None,
     command: str | None = None,
     on_progress: Callable[[str], None] | None = None,
+    max_history: int | None = None,
+    history_mode: str = "last",
 ) -> dict[str, Any]:
     """Run ``suite`` on ``dataset`` under each protocol; returns the suite results.
+
+    ``max_history`` (with ``history_mode``) runs every protocol in the sparse regime of
+    :func:`genrec.data.sparse.limit_history`; it is recorded in the settings and each
+    protocol's manifest.
 
     Each model runs in its own :func:`~genrec.benchmark.run_benchmark` call on the shared
     split; a model that raises is recorded under ``failed`` and the suite goes on. The
@@ -479,6 +485,10 @@ def run_suite(
         say(f"{protocol}: splitting")
         try:
             split = split_dataset(dataset, protocol)
+            if max_history is not None:
+                from genrec.data.sparse import limit_history
+
+                split = limit_history(split, max_history, history_mode)  # type: ignore[arg-type]
         except GenrecError as exc:
             skipped_protocols[protocol] = f"{type(exc).__name__}: {exc}"
             continue
@@ -501,6 +511,8 @@ def run_suite(
                 configs_dir=configs_dir,
                 command=command,
                 tune_budget_minutes=tune_min if tune_on else None,
+                max_history=max_history,
+                history_mode=history_mode,
             )
             say(f"{protocol}: {name}")
             t0 = time.perf_counter()
@@ -527,6 +539,8 @@ def run_suite(
         merged.pop("merged_from", None)
         merged["command"] = command
         merged["manifest"]["seeds"] = list(range(n_seeds))
+        merged["manifest"]["max_history"] = max_history
+        merged["manifest"]["history_mode"] = history_mode if max_history is not None else None
         for m in merged["models"].values():
             m.pop("significance", None)
         # the reference: fixed, or the best classical model on *validation* data
@@ -570,6 +584,8 @@ def run_suite(
             "ignored_overrides": ignored,
             "metric": suite.metric,
             "alpha": suite.alpha,
+            "max_history": max_history,
+            "history_mode": history_mode if max_history is not None else None,
             "ranking": "full",
         },
         "families": {m.name: m.family for m in suite.models},
@@ -650,6 +666,8 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
             configs_dir=args.configs_dir,
             command=command,
             on_progress=_say(console, status),
+            max_history=getattr(args, "max_history", None),
+            history_mode=getattr(args, "history_mode", "last"),
         )
     write_suite_outputs(results, out, overwrite=args.overwrite)
     console.print(results["summary"])
