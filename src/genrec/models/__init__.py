@@ -7,6 +7,7 @@ from genrec.models import (  # noqa: F401
     cvae,
     diffrec,
     ease,
+    explore,
     gru4rec,
     hstu,
     irgan,

@@ -1,0 +1,230 @@
+"""Interest exploration in the list: a share of the slots goes to predicted *novel* clusters.
+
+After "LLMs for User Interest Exploration in Large-scale Recommendation Systems" (Wang et
+al., RecSys 2024): the catalogue is cut into interest clusters
+(:func:`genrec.ranking.clusters.fit_item_clusters`), a predictor guesses which clusters a
+user has not touched lately but will want next
+(:class:`genrec.ranking.novelty.NovelClusterPredictor`), and a share of the list is filled
+from those clusters by the ordinary recommender restricted to them.
+
+``explore`` wraps any registered model (``base``, fitted on the same data). For a list of
+``k``:
+
+1. the base model's top ``k - round(share * k)`` items come first, in its order;
+2. the remaining ``round(share * k)`` exploration slots are filled round-robin from the
+   ``n_novel`` best predicted novel clusters (best cluster first), each cluster's items
+   ranked by the base model restricted to that cluster (``candidates``), skipping items
+   already listed;
+3. if the novel clusters run out of qualifying items, the base model's next items fill the
+   rest.
+
+The list's scores are ranks (``k``, ``k - 1``, ...): the two parts come from different score
+scales. ``share=0`` returns the base model's list unchanged. Seen-item filtering,
+candidates and the evaluator's tie-breaking are passed through to the base model.
+Artifacts hold the base model's own artifact under ``base/`` and the clusters in
+``clusters.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from genrec.config import ModelConfig, field
+from genrec.data.dataset import Dataset, HistoryBatch
+from genrec.errors import ArtifactError, ConfigError
+from genrec.models.base import Recommender
+from genrec.registry import get_model, register_model
+
+
+@dataclass(frozen=True)
+class ExploreConfig(ModelConfig):
+    """Config of :class:`Explore`."""
+
+    base: str = field("ease", "registered model that ranks every slot (and each cluster)")
+    base_config: dict[str, Any] | None = field(
+        None, "config overrides of the base model (its seed defaults to this seed)"
+    )
+    share: float = field(0.2, "share of the k slots given to predicted novel clusters")
+    n_novel: int = field(2, "predicted novel clusters that fill the exploration slots")
+    n_clusters: int = field(32, "item interest clusters (balanced k-means)")
+    cluster_source: Literal["collaborative", "text", "both"] = field(
+        "collaborative", "item vectors of the clusters: collaborative SVD, text, or both"
+    )
+    predictor: Literal["popular", "transition", "gru", "lm"] = field(
+        "gru", "next-novel-cluster predictor (genrec.ranking.novelty); 'lm' needs extra lm"
+    )
+    window: int = field(10, "history items whose clusters count as the user's current interests")
+    predictor_epochs: int = field(5, "GRU epochs ('gru')")
+    lm_steps: int = field(150, "LoRA steps ('lm')")
+
+    def validate(self) -> None:
+        if not 0.0 <= self.share <= 1.0:
+            raise ConfigError(f"ExploreConfig.share must be in [0, 1], got {self.share!r}")
+        self.positive("n_novel", "window", "predictor_epochs")
+        self.positive("lm_steps", allow_zero=True)
+        if self.n_clusters < 2:
+            raise ConfigError(f"ExploreConfig.n_clusters must be >= 2, got {self.n_clusters}")
+        if self.base == "explore":
+            raise ConfigError("ExploreConfig.base cannot be 'explore' itself")
+
+
+@register_model("explore")
+class Explore(Recommender):
+    """A base recommender with exploration slots for predicted novel interest clusters."""
+
+    config_class = ExploreConfig
+    config: ExploreConfig
+
+    def __init__(self, config: Any = None, **overrides: Any):
+        super().__init__(config, **overrides)
+        self.base_: Recommender | None = None
+        self.clusters_: Any = None
+        self.predictor_: Any = None
+        self._members: list[np.ndarray] = []
+
+    # ------------------------------------------------------------------ fitting
+    def _base_model(self) -> Recommender:
+        cls = get_model(self.config.base)
+        cfg = {"seed": self.config.seed, **(self.config.base_config or {})}
+        return cls(cls.config_class.from_dict(cfg))
+
+    def _predictor(self) -> Any:
+        from genrec.ranking.novelty import NovelClusterPredictor
+
+        c = self.config
+        return NovelClusterPredictor(
+            c.predictor, window=c.window, epochs=c.predictor_epochs, lm_steps=c.lm_steps,
+            seed=c.seed,
+        )  # fmt: skip
+
+    def _fit(self, dataset: Dataset, valid: Any) -> None:
+        from genrec.ranking.clusters import fit_item_clusters
+
+        c = self.config
+        self.base_ = self._base_model().fit(dataset, valid)
+        self.clusters_ = fit_item_clusters(
+            dataset, c.n_clusters, source=c.cluster_source, seed=c.seed, names=c.predictor == "lm"
+        )
+        self.predictor_ = self._predictor().fit(dataset, self.clusters_)
+        self._index_members()
+        self.training_info_ = getattr(self.base_, "training_info_", None)
+
+    def _index_members(self) -> None:
+        lab = self.clusters_.labels
+        order = np.argsort(lab, kind="stable")
+        bounds = np.searchsorted(lab[order], np.arange(self.clusters_.n_clusters + 1))
+        self._members = [order[bounds[c] : bounds[c + 1]] for c in range(self.clusters_.n_clusters)]
+
+    # ------------------------------------------------------------------ recommending
+    def _allow(self, clusters: np.ndarray, candidates: Any) -> sp.csr_matrix:
+        """Per row the items of one cluster (``-1``: none), within ``candidates``."""
+        n = self.n_items + 1
+        rows, cols = [], []
+        for r, c in enumerate(clusters):
+            if c >= 0:
+                m = self._members[int(c)]
+                rows.append(np.full(len(m), r))
+                cols.append(m)
+        r_all = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        c_all = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+        allow = sp.csr_matrix(
+            (np.ones(len(r_all), dtype=np.float32), (r_all, c_all)), shape=(len(clusters), n)
+        )
+        if candidates is None:
+            return allow
+        if sp.issparse(candidates):
+            return allow.multiply(candidates.tocsr() > 0).tocsr().astype(np.float32)
+        return (allow @ sp.diags(np.asarray(candidates, dtype=np.float32))).tocsr()
+
+    def _recommend_batch(
+        self,
+        batch: HistoryBatch,
+        k: int,
+        exclude_seen: bool,
+        candidates: np.ndarray | sp.csr_matrix | None,
+        demote: sp.csr_matrix | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        assert self.base_ is not None
+        base_items, base_scores = self.base_._recommend_batch(
+            batch, k, exclude_seen, candidates, demote
+        )
+        n_exp = min(k, int(round(self.config.share * k)))
+        if n_exp == 0:
+            return base_items, base_scores
+        B = len(batch)
+        novel = self.predictor_.predict(batch, k=self.config.n_novel)  # (B, n_novel)
+        picks = []
+        for j in range(novel.shape[1]):
+            allow = self._allow(novel[:, j], candidates)
+            items, _ = self.base_._recommend_batch(batch, n_exp, exclude_seen, allow, demote)
+            picks.append(items)  # (B, n_exp)
+        out = np.zeros((B, k), dtype=np.int64)
+        for r in range(B):
+            head = [int(i) for i in base_items[r, : k - n_exp] if i > 0]
+            chosen = list(head)
+            taken = set(chosen)
+            explore: list[int] = []
+            for pos in range(n_exp):  # round-robin: best cluster's best, next cluster's best...
+                for p in picks:
+                    i = int(p[r, pos])
+                    if i > 0 and i not in taken and len(explore) < n_exp:
+                        explore.append(i)
+                        taken.add(i)
+            chosen += explore
+            for i in base_items[r, k - n_exp :]:
+                if len(chosen) >= k:
+                    break
+                if i > 0 and int(i) not in taken:
+                    chosen.append(int(i))
+                    taken.add(int(i))
+            out[r, : len(chosen)] = chosen
+        scores = np.where(out > 0, (k - np.arange(k, dtype=np.float32))[None, :], -np.inf)
+        return out, scores.astype(np.float32)
+
+    def novel_clusters(self, histories: Any, k: int | None = None) -> np.ndarray:
+        """The ``k`` (default ``n_novel``) predicted novel clusters of each history."""
+        self._check_fitted()
+        return self.predictor_.predict(histories, k=k or self.config.n_novel)
+
+    # ------------------------------------------------------------------ persistence
+    def _state_dict(self) -> dict[str, np.ndarray]:
+        return {f"novelty.{k}": np.asarray(v) for k, v in self.predictor_.state_dict().items()}
+
+    def _load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self._pending_state = state
+
+    def _save_artifacts(self, directory: Path) -> None:
+        assert self.base_ is not None
+        self.base_.save(directory / "base")
+        from genrec.paths import to_jsonable
+
+        (directory / "clusters.json").write_text(json.dumps(to_jsonable(self.clusters_.to_dict())))
+
+    def _load_artifacts(self, path: Path) -> None:
+        from genrec.io import load_model
+        from genrec.ranking.clusters import ItemClusters
+
+        self.base_ = load_model(path / "base")
+        if self.base_.item_map != self.item_map or self.base_.user_map != self.user_map:
+            raise ArtifactError(f"explore artifact at {path}: the base model has other id maps")
+        try:
+            self.clusters_ = ItemClusters.from_dict(
+                json.loads((path / "clusters.json").read_text())
+            )
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(
+                f"explore artifact at {path}: clusters.json unreadable: {exc}"
+            ) from exc
+        state = getattr(self, "_pending_state", {})
+        self.predictor_ = self._predictor()
+        self.predictor_.load_state_dict(
+            self.clusters_, {k[len("novelty.") :]: v for k, v in state.items()}
+        )
+        self._index_members()
+        self._pending_state = {}
