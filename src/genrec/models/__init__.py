@@ -8,6 +8,7 @@ from genrec.models import (  # noqa: F401
     diffrec,
     ease,
     explore,
+    graphgan,
     gru4rec,
     hstu,
     irgan,

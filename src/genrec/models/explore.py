@@ -115,6 +115,23 @@ class Explore(Recommender):
         self._index_members()
         self.training_info_ = getattr(self.base_, "training_info_", None)
 
+    @classmethod
+    def from_fitted(
+        cls, base: Recommender, clusters: Any, predictor: Any, **config: Any
+    ) -> Explore:
+        """Wrap an already fitted base model, clusters and predictor (no refit), e.g. to
+        sweep ``share`` without refitting anything. ``config`` sets the other fields."""
+        if not base.is_fitted or predictor.clusters is None:
+            raise ConfigError("from_fitted needs a fitted base model and a fitted predictor")
+        model = cls(base=base.name, **config)
+        model.user_map, model.item_map = base.user_map, base.item_map
+        model.train_histories_ = base.train_histories_
+        model.item_popularity_ = base.item_popularity_
+        model.item_titles_ = base.item_titles_
+        model.base_, model.clusters_, model.predictor_ = base, clusters, predictor
+        model._index_members()
+        return model
+
     def _index_members(self) -> None:
         lab = self.clusters_.labels
         order = np.argsort(lab, kind="stable")
