@@ -25,7 +25,8 @@ al., RecSys 2024). Leave-one-out split, everything fitted on the training part o
 Run (CPU)::
 
     PYTHONPATH=src python benchmarks/exploration.py --dataset movielens-small \\
-        --out docs/measurements/exploration/movielens-small.json --plot docs/measurements/exploration/movielens-small.png --lm
+        --out docs/measurements/exploration/movielens-small.json \\
+        --plot docs/measurements/exploration/movielens-small.png --lm
     PYTHONPATH=src python benchmarks/exploration.py --dataset amazon-beauty \\
         --data-dir ../shared/data/amazon-beauty --out ... --plot ... --lm --lm-users 500
 """
@@ -44,12 +45,12 @@ from typing import Any
 import numpy as np
 
 import genrec
-from genrec.benchmark import resolve_config, BenchmarkSpec
+from genrec.benchmark import BenchmarkSpec, resolve_config
 from genrec.data.splitting import leave_one_out
 from genrec.evaluation import stats
 from genrec.models.explore import Explore
 from genrec.ranking.clusters import ItemClusters, cluster_quality, fit_item_clusters
-from genrec.ranking.novelty import NovelClusterPredictor, context_of, novel_accuracy
+from genrec.ranking.novelty import NovelClusterPredictor, novel_accuracy
 
 
 def log(msg: str) -> None:
@@ -128,9 +129,7 @@ def novelty_section(
     out["n_novel_test_users"] = any_acc["n_novel"]
     out["novel_share"] = round(any_acc["novel_share"], 4)
     out["random_top1"] = round(any_acc["random_top1"], 4)
-    out["significance_vs_popular"] = _tests(
-        {m: full[m]["hits"] for m in methods}, "popular"
-    )
+    out["significance_vs_popular"] = _tests({m: full[m]["hits"] for m in methods}, "popular")
     if args.lm:
         sample = min(args.lm_users, any_acc["n_novel"])
         lm_rows: dict[str, dict[int, np.ndarray]] = {}
@@ -276,9 +275,15 @@ def plot(result: dict[str, Any], path: Path) -> None:
     x = [r["share"] for r in rows]
     base = rows[0]
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
-    for key, label in (("recall@10", "Recall@10"), ("ndcg@10", "NDCG@10"),
-                       ("recall@10_novel_target_users", "Recall@10, novel-target users")):  # fmt: skip
-        ax[0].plot(x, [r[key] / base[key] if base[key] else np.nan for r in rows], "o-", label=label)
+    accuracy = (
+        ("recall@10", "Recall@10"),
+        ("ndcg@10", "NDCG@10"),
+        ("recall@10_novel_target_users", "Recall@10, novel-target users"),
+    )
+    for key, label in accuracy:
+        ax[0].plot(
+            x, [r[key] / base[key] if base[key] else np.nan for r in rows], "o-", label=label
+        )
     ax[0].axhline(1.0, color="grey", lw=0.5)
     ax[0].set_xlabel("exploration share of the 10 slots")
     ax[0].set_ylabel("relative to share 0")
@@ -336,8 +341,11 @@ def main(argv: list[str] | None = None) -> int:
         "dataset": args.dataset,
         "args": {k: v for k, v in vars(args).items()},
         "split": split.describe(),
-        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-                    "load_at_start": load0},  # fmt: skip
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "load_at_start": load0,
+        },  # fmt: skip
     }
     made: dict[str, ItemClusters] = {}
     if "clusters" not in skip:

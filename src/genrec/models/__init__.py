@@ -8,6 +8,7 @@ from genrec.models import (  # noqa: F401
     diffrec,
     ease,
     explore,
+    gpt4rec,
     graphgan,
     gru4rec,
     hstu,
