@@ -125,6 +125,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
 
+    p = sub.add_parser(
+        "update",
+        help="continue training a saved model on new interactions; writes a new artifact "
+        "(docs/continuous.md)",
+    )
+    p.add_argument("artifact")
+    p.add_argument(
+        "--data", required=True, help="new interactions: CSV, TSV or parquet with "
+        "user_id, item_id[, timestamp]; new users and items are added",
+    )  # fmt: skip
+    p.add_argument("--items", default=None, help="item table rows for new items (title, ...)")
+    p.add_argument("--epochs", type=_positive_int, default=None, help="warm-start epochs")
+    p.add_argument(
+        "--replay", type=float, default=0.0, help="share of unaffected users trained on too"
+    )
+    p.add_argument("--out", required=True, help="the new artifact (never the old one)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier genrec artifact at --out"
+    )
+
     p = sub.add_parser("recommend", help="top-k items for a user from a saved artifact")
     p.add_argument("artifact")
     p.add_argument("--user", required=True, help="external user id")
@@ -795,6 +815,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_update(args: argparse.Namespace) -> int:
+    from genrec.update import cmd_update
+
+    return cmd_update(args)
+
+
 def _available(model: str) -> bool:
     if model != "als":
         return True
@@ -824,6 +850,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "chat": cmd_chat,
             "report": cmd_report,
             "tune": cmd_tune,
+            "update": _cmd_update,
             "serve": cmd_serve,
         }[args.command]
         return handler(args)
