@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 import genrec
-from genrec.benchmark import BenchmarkSpec, resolve_config
+from genrec.bench.benchmark import BenchmarkSpec, resolve_config
 from genrec.evaluation import metrics as M
 from genrec.evaluation import stats
 from genrec.update import update_model

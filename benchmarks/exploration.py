@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 import genrec
-from genrec.benchmark import BenchmarkSpec, resolve_config
+from genrec.bench.benchmark import BenchmarkSpec, resolve_config
 from genrec.data.splitting import leave_one_out
 from genrec.evaluation import stats
 from genrec.models.explore import Explore

@@ -1,6 +1,6 @@
 """GraphGAN beside IRGAN (issue 27, part 4a): accuracy and training stability.
 
-Runs ``genrec.benchmark.run_benchmark`` with EASE (the reference), IRGAN and GraphGAN on
+Runs ``genrec.bench.benchmark.run_benchmark`` with EASE (the reference), IRGAN and GraphGAN on
 the same leave-one-out split with their shipped presets (``configs/<dataset>/``), and keeps
 for every seed of the two GANs what the results file does not hold: the mean loss of every
 phase per epoch (pre-training, discriminator, generator) and, for GraphGAN, the mean
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 import genrec
-from genrec.benchmark import BenchmarkSpec, run_benchmark
+from genrec.bench.benchmark import BenchmarkSpec, run_benchmark
 
 PHASES = {0: "pretrain", 1: "discriminator", 2: "generator"}
 

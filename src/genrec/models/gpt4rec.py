@@ -46,7 +46,7 @@ from genrec.config import ModelConfig, field
 from genrec.data.dataset import Dataset, HistoryBatch
 from genrec.errors import ArtifactError, require_extra
 from genrec.models.base import Recommender
-from genrec.models.topk import topk_with_ties
+from genrec.core.topk import topk_with_ties
 from genrec.registry import register_model
 
 PROMPT = (
