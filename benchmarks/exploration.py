@@ -14,7 +14,7 @@ al., RecSys 2024). Leave-one-out split, everything fitted on the training part o
    on the held-out novel transitions of the test split; the LM on a seeded sample of
    ``--lm-users`` of them, and every method is also scored on that same sample. Paired
    t-test of each method against ``popular`` on the per-user hits (Holm).
-3. **Exploration slots** (``genrec.models.explore``): the ``--base`` model (its shipped
+3. **Exploration slots** (``genrec.ranking.explore``): the ``--base`` model (its shipped
    preset) fitted once, then for each share in ``--shares`` the list of 10 keeps the base
    model's top ``10 - round(10 share)`` and fills the rest from the ``--n-novel`` predicted
    novel clusters (GRU predictor). Recall/NDCG@10, novelty, genre ILD, coverage, distinct
@@ -48,8 +48,8 @@ import genrec
 from genrec.bench.benchmark import BenchmarkSpec, resolve_config
 from genrec.data.splitting import leave_one_out
 from genrec.evaluation import stats
-from genrec.models.explore import Explore
 from genrec.ranking.clusters import ItemClusters, cluster_quality, fit_item_clusters
+from genrec.ranking.explore import Explore
 from genrec.ranking.novelty import NovelClusterPredictor, novel_accuracy
 
 

@@ -32,10 +32,10 @@ The updated model's training history (what it filters as seen, serves from, and 
 old history plus the new interactions. Old interactions are read back from the model itself
 (``train_histories_``), so an artifact is all an update needs.
 
-Hooks wished from the trainer redesign (today's code is used as it is, without edits): a
-``fit(..., initial_state=...)`` (or ``warm_start``) option instead of shadowing
-``_build_network`` on the instance; a way to keep and restore the optimizer state in
-artifacts; and a per-epoch time budget that a short update can use.
+The warm start goes through the public ``fit(..., warm_start=...)`` option
+(:class:`~genrec.core.recommender.FitOptions`): it loads the grown weights into the network
+the model builds. Still wished from the trainer: a way to keep and restore the optimizer
+state in artifacts, and a per-epoch time budget that a short update can use.
 """
 
 from __future__ import annotations
@@ -47,11 +47,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 
 from genrec import columns as C
 from genrec.data.dataset import Dataset, IdMap
-from genrec.errors import ConfigError, DataValidationError, GenrecError
+from genrec.errors import ConfigError, DataValidationError, GenrecError, NotFittedError
 from genrec.models.base import Recommender
 
 __all__ = [
@@ -67,6 +68,11 @@ __all__ = [
 
 class UpdateError(GenrecError, ValueError):
     """The model cannot be updated this way."""
+
+
+def _check_fitted(model: Recommender) -> None:
+    if not model.is_fitted:
+        raise NotFittedError(f"{type(model).__name__} is not fitted: nothing to update")
 
 
 @dataclass
@@ -103,7 +109,7 @@ class UpdateReport:
 def history_frame(model: Recommender) -> pd.DataFrame:
     """The model's training interactions as a frame (``user_id``, ``item_id``,
     ``timestamp``; the position in the user's history when no times were stored)."""
-    model._check_fitted()
+    _check_fitted(model)
     h = model.train_histories_
     assert h is not None and model.user_map is not None and model.item_map is not None
     counts = np.diff(h.seq_indptr)
@@ -295,7 +301,7 @@ def update_model(
     from genrec.models.neural import NeuralRecommender
     from genrec.registry import get_model
 
-    model._check_fitted()
+    _check_fitted(model)
     if not 0.0 <= replay <= 1.0:
         raise ConfigError(f"replay must be in [0, 1], got {replay!r}")
     if epochs is not None and (isinstance(epochs, bool) or epochs < 1):
@@ -329,19 +335,14 @@ def update_model(
             users = np.union1d(users, rng.choice(others, int(round(replay * len(others))), False))
         mask = np.isin(ds.user_idx, users)
         train = ds.subset(mask)
-        old_state = model._state_dict()
+        assert model.network_ is not None
+        old_state = {k: v.detach().cpu() for k, v in model.network_.state_dict().items()}
         sizes = {model.item_map.size: n_new_items, model.user_map.size: n_new_users}  # type: ignore[union-attr]
 
-        def warm_network() -> torch.nn.Module:
-            net = cls._build_network(fresh)
+        def warm_start(net: torch.nn.Module) -> None:
             net.load_state_dict(grow_state(old_state, net.state_dict(), sizes))
-            return net
 
-        fresh._build_network = warm_network  # type: ignore[method-assign]
-        try:
-            fresh.fit(train, valid)
-        finally:
-            del fresh._build_network
+        fresh.fit(train, valid, warm_start=warm_start)
         _take_history(fresh, ds)
         report = UpdateReport(
             **base, mode="warm-start", n_users_trained=int(len(users)),
@@ -367,7 +368,7 @@ def update_model(
             f"{ds.n_interactions} interactions (old + new)",
         )  # fmt: skip
     fresh.fit_seconds_ = report.seconds
-    info = dict(getattr(fresh, "training_info_", None) or {})
+    info = dict(fresh.training_info_ or {})
     info["update"] = report.to_dict()
     fresh.training_info_ = info
     return fresh, report
@@ -415,7 +416,8 @@ def _als_fold_in(model: Any, ds: Dataset, affected: np.ndarray, sweeps: int) -> 
     U[affected] = fresh.fold_in(W[affected])
     for _ in range(sweeps):
         if len(new_items):  # the same equations with users and items swapped (raw weights)
-            Ct = model._confidence(W.T.tocsr()[new_items])
+            Ct = sp.csr_matrix(W.T.tocsr()[new_items], dtype=np.float32, copy=True)
+            Ct.data = (1.0 + model.config.alpha * Ct.data).astype(np.float32)  # 1 + alpha w
             Y[new_items] = _solve_rows(Ct, U, model.config.regularization)
         U[affected] = fresh.fold_in(W[affected])
     fresh.user_factors_ = U

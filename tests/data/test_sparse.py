@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from genrec.bench.benchmark import BenchmarkSpec, run_benchmark
+from genrec.bench.suites import Suite, SuiteMode, SuiteModel, run_suite
 from genrec.cli import main
 from genrec.data.sparse import keep_last, limit_history
 from genrec.data.splitting import leave_one_out, temporal_split
 from genrec.errors import ConfigError
-from genrec.bench.suites import Suite, SuiteMode, SuiteModel, run_suite
 from genrec.testing import make_synthetic_dataset
 
 

@@ -1,4 +1,4 @@
-"""The exploration wrapper (genrec.models.explore)."""
+"""The exploration wrapper (genrec.ranking.explore)."""
 
 from __future__ import annotations
 

@@ -22,10 +22,14 @@ genrec's version, offline and on a CPU:
   of :func:`genrec.text.items.item_texts`).
 * Merge: beam ``j`` contributes its best ``ceil(k / m)`` unseen items, in beam order; if the
   queries match fewer than ``k`` items, the queries' next matches and then (``fill=
-  "popular"``) the most popular items fill the list. Seen items, candidates and the
-  evaluator's tie-breaking (targets lose ties) apply to every query's ranking.
+  "popular"``) the most popular items fill the list. Seen items and candidates apply to
+  every query's ranking (the allowed items of
+  :meth:`~genrec.core.recommender.GenerativeRecommender._generate`).
 
-List scores are ranks (``k``, ``k - 1``, ...). :meth:`GPT4Rec.queries` returns the queries
+List scores are ranks (``k``, ``k - 1``, ...); neighbours from the same query (or the
+popular fill) with equal scores there share a score, so that
+:meth:`~genrec.core.recommender.Recommender.rank` breaks those ties against the evaluator's
+held-out targets. :meth:`GPT4Rec.queries` returns the queries
 generated for histories (the paper's "user interests interpretation").
 """
 
@@ -39,14 +43,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from genrec.config import ModelConfig, field
+from genrec.core.topk import topk_with_ties
 from genrec.data.dataset import Dataset, HistoryBatch
 from genrec.errors import ArtifactError, require_extra
-from genrec.models.base import Recommender
-from genrec.core.topk import topk_with_ties
+from genrec.models.base import GenerativeRecommender
 from genrec.registry import register_model
 
 PROMPT = (
@@ -89,18 +92,39 @@ def _tokenize(texts: list[str]) -> list[list[str]]:
     return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
 
 
-def _take(chosen: list[int], items: np.ndarray, limit: int, k: int) -> None:
-    """Append up to ``limit`` new items of ``items`` (0 = padding) while ``chosen`` < ``k``."""
-    for i in items:
+def _take(
+    chosen: dict[int, tuple[int, float]],
+    ranked: tuple[np.ndarray, np.ndarray],
+    row: int,
+    source: int,
+    limit: int,
+    k: int,
+) -> None:
+    """Append up to ``limit`` new items of ``ranked``'s row ``row`` (0 = padding), with
+    their source and score, while ``chosen`` holds fewer than ``k``."""
+    items, scores = ranked
+    for i, v in zip(items[row], scores[row]):
         if len(chosen) >= k or limit <= 0:
             return
         if i > 0 and int(i) not in chosen:
-            chosen.append(int(i))
+            chosen[int(i)] = (source, float(v))
             limit -= 1
 
 
+def _rank_scores(items: np.ndarray, source: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Scores of the merged list: its ranks (``k``, ``k - 1``, ...), except that a neighbour
+    from the same source with the same score as the item before it shares that item's
+    score, so that ``rank()`` breaks the tie against the evaluator's held-out targets."""
+    B, K = items.shape
+    scores = np.broadcast_to((K - np.arange(K, dtype=np.float32))[None, :], (B, K)).copy()
+    for p in range(1, K):
+        same = (source[:, p] == source[:, p - 1]) & (value[:, p] == value[:, p - 1])
+        scores[same, p] = scores[same, p - 1]
+    return np.where(items > 0, scores, -np.inf).astype(np.float32)
+
+
 @register_model("gpt4rec")
-class GPT4Rec(Recommender):
+class GPT4Rec(GenerativeRecommender):
     """GPT4Rec: LM-generated queries + BM25 retrieval (see the module docstring)."""
 
     config_class = GPT4RecConfig
@@ -158,7 +182,7 @@ class GPT4Rec(Recommender):
 
     def _language_model(self) -> tuple[Any, Any]:
         if self.lm_ is None:
-            from genrec.ranking.novelty_lm import load_smollm2_causal_lm
+            from genrec.text.lm import load_smollm2_causal_lm
 
             tok, model = load_smollm2_causal_lm()
             tok.padding_side = "left"
@@ -240,7 +264,7 @@ class GPT4Rec(Recommender):
         }
         self.lm_ = (tok, model)
 
-    def _generate(self, histories: list[list[str]]) -> list[list[str]]:
+    def _write_queries(self, histories: list[list[str]]) -> list[list[str]]:
         tok, model = self._language_model()
         m = self.config.n_queries
         out: list[list[str]] = []
@@ -287,36 +311,21 @@ class GPT4Rec(Recommender):
         out = [[] for _ in titles]
         todo = [r for r, t in enumerate(titles) if t]
         if todo:
-            for r, q in zip(todo, self._generate([titles[r] for r in todo])):
+            for r, q in zip(todo, self._write_queries([titles[r] for r in todo])):
                 out[r] = q or titles[r][::-1][: self.config.n_queries]
         return out
 
     # ------------------------------------------------------------------ recommending
-    def _recommend_batch(
-        self,
-        batch: HistoryBatch,
-        k: int,
-        exclude_seen: bool,
-        candidates: np.ndarray | sp.csr_matrix | None,
-        demote: sp.csr_matrix | None,
+    def _generate(
+        self, batch: HistoryBatch, k: int, allowed: torch.Tensor
     ) -> tuple[np.ndarray, np.ndarray]:
         B, N = len(batch), self.n_items + 1
         queries = self.queries(batch)
         self.last_queries_ = queries
-        allowed = np.ones((B, N), dtype=bool)
-        allowed[:, 0] = False
-        if exclude_seen:
-            allowed &= ~(batch.matrix.toarray() > 0)
-        if candidates is not None:
-            allowed &= (
-                candidates.toarray() > 0
-                if sp.issparse(candidates)
-                else np.asarray(candidates)[None]
-            )
-        dem = None if demote is None else torch.from_numpy(demote.toarray() > 0)
+        ok = allowed.numpy()  # (B, N): seen items and candidates already applied
         m = max((len(q) for q in queries), default=0)
         per = math.ceil(k / max(m, 1))
-        ranked = []  # per query slot j: (B, k) item ids, best first
+        ranked = []  # per query slot j: ((B, k) item ids best first, their BM25 scores)
         for j in range(m):
             scores = np.full((B, N), -np.inf, dtype=np.float32)
             for r, qs in enumerate(queries):
@@ -327,26 +336,28 @@ class GPT4Rec(Recommender):
                         s[1:] = self.index_.get_scores(toks)
                         s[s <= 0] = -np.inf  # no shared word: not retrieved
                         scores[r] = s
-            scores[~allowed] = -np.inf
-            idx, _ = topk_with_ties(torch.from_numpy(scores), k, dem)
-            ranked.append(idx.numpy())
-        pop = None
+            scores[~ok] = -np.inf
+            idx, vals = topk_with_ties(torch.from_numpy(scores), k)
+            ranked.append((idx.numpy(), vals.numpy()))
         if self.config.fill == "popular":
             p = np.tile(np.asarray(self.item_popularity_, dtype=np.float32), (B, 1))
-            p[~allowed] = -np.inf
-            pop = topk_with_ties(torch.from_numpy(p), k, dem)[0].numpy()
+            p[~ok] = -np.inf
+            idx, vals = topk_with_ties(torch.from_numpy(p), k)
+            ranked.append((idx.numpy(), vals.numpy()))  # the last source: popularity
         out = np.zeros((B, k), dtype=np.int64)
+        source = np.full((B, k), -1, dtype=np.int64)
+        value = np.full((B, k), -np.inf, dtype=np.float32)
         for r in range(B):
-            chosen: list[int] = []
+            chosen: dict[int, tuple[int, float]] = {}  # item -> (source, its score there)
             for j in range(m):  # the paper's merge: top ceil(k / m) of each beam, in order
-                _take(chosen, ranked[j][r], per, k)
-            for j in range(m):  # queries with fewer matches: the others' next items
-                _take(chosen, ranked[j][r], k, k)
-            if pop is not None:
-                _take(chosen, pop[r], k, k)
-            out[r, : len(chosen)] = chosen
-        scores = np.where(out > 0, (k - np.arange(k, dtype=np.float32))[None, :], -np.inf)
-        return out, scores.astype(np.float32)
+                _take(chosen, ranked[j], r, j, per, k)
+            for j in range(len(ranked)):  # queries with fewer matches: the others' next
+                _take(chosen, ranked[j], r, j, k, k)  # items, then popular ones
+            n = len(chosen)
+            out[r, :n] = list(chosen)
+            source[r, :n] = [c[0] for c in chosen.values()]
+            value[r, :n] = [c[1] for c in chosen.values()]
+        return out, _rank_scores(out, source, value)
 
     # ------------------------------------------------------------------ persistence
     def _state_dict(self) -> dict[str, np.ndarray]:

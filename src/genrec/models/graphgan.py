@@ -196,7 +196,7 @@ class GraphGAN(NeuralRecommender):
         self.graph_ = _Graph(mat)
         super()._fit(dataset, valid)
 
-    def _epoch_batches(
+    def epoch_batches(
         self, dataset: Dataset, generator: torch.Generator
     ) -> Iterator[dict[str, torch.Tensor]]:
         assert self.network_ is not None
@@ -300,8 +300,8 @@ class GraphGAN(NeuralRecommender):
         }
 
     # ------------------------------------------------------------------ training
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None and self.network_ is not None
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        assert self.network_ is not None
         phase = int(batch["phase"])
         device = batch["roots"].device
         roots = batch["roots"].cpu().numpy()
@@ -329,7 +329,7 @@ class GraphGAN(NeuralRecommender):
             k: (v if isinstance(v, torch.Tensor) else torch.from_numpy(np.asarray(v))).to(device)
             for k, v in feed.items()
         }
-        loss = self.train_net_(tensors)
+        loss = net(tensors)
         self.phase_losses_.append((int(batch["epoch"]), phase, float(loss.detach())))
         return loss
 

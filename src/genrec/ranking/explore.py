@@ -19,10 +19,16 @@ from those clusters by the ordinary recommender restricted to them.
    rest.
 
 The list's scores are ranks (``k``, ``k - 1``, ...): the two parts come from different score
-scales. ``share=0`` returns the base model's list unchanged. Seen-item filtering,
-candidates and the evaluator's tie-breaking are passed through to the base model.
-Artifacts hold the base model's own artifact under ``base/`` and the clusters in
-``clusters.json``.
+scales. Neighbours from the same part with equal base scores keep equal scores, so that
+:meth:`~genrec.core.recommender.Recommender.rank` breaks those ties against the evaluator's
+held-out targets; the base model's next ``k`` items are returned too, so a tie at the base
+list's cut-off is broken there as well (only a tie run longer than ``k`` items could still
+reach past it). ``share=0`` returns the base model's list unchanged. Seen-item filtering
+and candidates reach the base model as the allowed items of each row. Artifacts hold the
+base model's own artifact under ``base/`` and the clusters in ``clusters.json``.
+
+The wrapper is a composite model (like the cascade), so it lives on the ranking floor: it
+ranks through the base model's public :meth:`~genrec.core.recommender.Recommender.rank`.
 """
 
 from __future__ import annotations
@@ -34,11 +40,12 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 from genrec.config import ModelConfig, field
+from genrec.core.recommender import GenerativeRecommender, RankRequest, Recommender
 from genrec.data.dataset import Dataset, HistoryBatch
 from genrec.errors import ArtifactError, ConfigError
-from genrec.models.base import Recommender
 from genrec.registry import get_model, register_model
 
 
@@ -75,7 +82,7 @@ class ExploreConfig(ModelConfig):
 
 
 @register_model("explore")
-class Explore(Recommender):
+class Explore(GenerativeRecommender):
     """A base recommender with exploration slots for predicted novel interest clusters."""
 
     config_class = ExploreConfig
@@ -86,7 +93,8 @@ class Explore(Recommender):
         self.base_: Recommender | None = None
         self.clusters_: Any = None
         self.predictor_: Any = None
-        self._members: list[np.ndarray] = []
+        #: internal item ids of each cluster
+        self.cluster_members_: list[np.ndarray] = []
 
     # ------------------------------------------------------------------ fitting
     def _base_model(self) -> Recommender:
@@ -112,8 +120,8 @@ class Explore(Recommender):
             dataset, c.n_clusters, source=c.cluster_source, seed=c.seed, names=c.predictor == "lm"
         )
         self.predictor_ = self._predictor().fit(dataset, self.clusters_)
-        self._index_members()
-        self.training_info_ = getattr(self.base_, "training_info_", None)
+        self.cluster_members_ = _cluster_members(self.clusters_)
+        self.training_info_ = self.base_.training_info_
 
     @classmethod
     def from_fitted(
@@ -129,23 +137,17 @@ class Explore(Recommender):
         model.item_popularity_ = base.item_popularity_
         model.item_titles_ = base.item_titles_
         model.base_, model.clusters_, model.predictor_ = base, clusters, predictor
-        model._index_members()
+        model.cluster_members_ = _cluster_members(clusters)
         return model
 
-    def _index_members(self) -> None:
-        lab = self.clusters_.labels
-        order = np.argsort(lab, kind="stable")
-        bounds = np.searchsorted(lab[order], np.arange(self.clusters_.n_clusters + 1))
-        self._members = [order[bounds[c] : bounds[c + 1]] for c in range(self.clusters_.n_clusters)]
-
     # ------------------------------------------------------------------ recommending
-    def _allow(self, clusters: np.ndarray, candidates: Any) -> sp.csr_matrix:
-        """Per row the items of one cluster (``-1``: none), within ``candidates``."""
+    def _allow(self, clusters: np.ndarray, allowed: sp.csr_matrix) -> sp.csr_matrix:
+        """Per row the items of one cluster (``-1``: none) that the row may get."""
         n = self.n_items + 1
         rows, cols = [], []
         for r, c in enumerate(clusters):
             if c >= 0:
-                m = self._members[int(c)]
+                m = self.cluster_members_[int(c)]
                 rows.append(np.full(len(m), r))
                 cols.append(m)
         r_all = np.concatenate(rows) if rows else np.zeros(0, np.int64)
@@ -153,56 +155,67 @@ class Explore(Recommender):
         allow = sp.csr_matrix(
             (np.ones(len(r_all), dtype=np.float32), (r_all, c_all)), shape=(len(clusters), n)
         )
-        if candidates is None:
-            return allow
-        if sp.issparse(candidates):
-            return allow.multiply(candidates.tocsr() > 0).tocsr().astype(np.float32)
-        return (allow @ sp.diags(np.asarray(candidates, dtype=np.float32))).tocsr()
+        return allow.multiply(allowed).tocsr().astype(np.float32)
 
-    def _recommend_batch(
-        self,
-        batch: HistoryBatch,
-        k: int,
-        exclude_seen: bool,
-        candidates: np.ndarray | sp.csr_matrix | None,
-        demote: sp.csr_matrix | None,
+    def _base_rank(
+        self, batch: HistoryBatch, k: int, allowed: sp.csr_matrix
     ) -> tuple[np.ndarray, np.ndarray]:
+        """The base model's top-``k`` (internal ids, scores) within ``allowed``."""
         assert self.base_ is not None
-        base_items, base_scores = self.base_._recommend_batch(
-            batch, k, exclude_seen, candidates, demote
+        request = RankRequest(
+            histories=batch.as_histories(),
+            rows=np.arange(len(batch), dtype=np.int64),
+            k=max(1, min(k, self.base_.max_list_length())),
+            exclude_seen=False,  # ``allowed`` already leaves seen items out when asked
+            candidates=allowed,
+            user_ids=batch.user_ids,
+            batch_size=max(len(batch), 1),
         )
+        ranking = self.base_.rank(request)
+        return ranking.items, ranking.scores
+
+    def _generate(
+        self, batch: HistoryBatch, k: int, allowed: torch.Tensor
+    ) -> tuple[np.ndarray, np.ndarray]:
+        allow_all = sp.csr_matrix(allowed.numpy())
+        # the base list runs k items past the cut-off, so rank() breaks a tie there too
+        base_items, base_scores = self._base_rank(batch, 2 * k, allow_all)
         n_exp = min(k, int(round(self.config.share * k)))
         if n_exp == 0:
             return base_items, base_scores
         B = len(batch)
         novel = self.predictor_.predict(batch, k=self.config.n_novel)  # (B, n_novel)
-        picks = []
+        picks = []  # per novel cluster: (items (B, n_exp), scores (B, n_exp))
         for j in range(novel.shape[1]):
-            allow = self._allow(novel[:, j], candidates)
-            items, _ = self.base_._recommend_batch(batch, n_exp, exclude_seen, allow, demote)
-            picks.append(items)  # (B, n_exp)
-        out = np.zeros((B, k), dtype=np.int64)
+            picks.append(self._base_rank(batch, n_exp, self._allow(novel[:, j], allow_all)))
+        width = base_items.shape[1] + n_exp
+        out = np.zeros((B, width), dtype=np.int64)
+        part = np.full((B, width), -1, dtype=np.int64)  # 0: base list, 1 + j: cluster j
+        value = np.full((B, width), -np.inf, dtype=np.float32)  # the part's own score
         for r in range(B):
-            head = [int(i) for i in base_items[r, : k - n_exp] if i > 0]
-            chosen = list(head)
-            taken = set(chosen)
-            explore: list[int] = []
-            for pos in range(n_exp):  # round-robin: best cluster's best, next cluster's best...
-                for p in picks:
-                    i = int(p[r, pos])
-                    if i > 0 and i not in taken and len(explore) < n_exp:
-                        explore.append(i)
-                        taken.add(i)
-            chosen += explore
-            for i in base_items[r, k - n_exp :]:
-                if len(chosen) >= k:
-                    break
-                if i > 0 and int(i) not in taken:
-                    chosen.append(int(i))
+            chosen: list[tuple[int, int, float]] = []
+            taken: set[int] = set()
+            for i, v in zip(base_items[r, : k - n_exp], base_scores[r, : k - n_exp]):
+                if i > 0:
+                    chosen.append((int(i), 0, float(v)))
                     taken.add(int(i))
-            out[r, : len(chosen)] = chosen
-        scores = np.where(out > 0, (k - np.arange(k, dtype=np.float32))[None, :], -np.inf)
-        return out, scores.astype(np.float32)
+            n_explore = 0
+            for pos in range(n_exp):  # round-robin: best cluster's best, next cluster's best...
+                for j, (items, scores) in enumerate(picks):
+                    i = int(items[r, pos])
+                    if i > 0 and i not in taken and n_explore < n_exp:
+                        chosen.append((i, 1 + j, float(scores[r, pos])))
+                        taken.add(i)
+                        n_explore += 1
+            for i, v in zip(base_items[r, k - n_exp :], base_scores[r, k - n_exp :]):
+                if i > 0 and int(i) not in taken:
+                    chosen.append((int(i), 0, float(v)))
+                    taken.add(int(i))
+            if chosen:
+                out[r, : len(chosen)] = [c[0] for c in chosen]
+                part[r, : len(chosen)] = [c[1] for c in chosen]
+                value[r, : len(chosen)] = [c[2] for c in chosen]
+        return out, _rank_scores(out, part, value)
 
     def novel_clusters(self, histories: Any, k: int | None = None) -> np.ndarray:
         """The ``k`` (default ``n_novel``) predicted novel clusters of each history."""
@@ -243,5 +256,25 @@ class Explore(Recommender):
         self.predictor_.load_state_dict(
             self.clusters_, {k[len("novelty.") :]: v for k, v in state.items()}
         )
-        self._index_members()
+        self.cluster_members_ = _cluster_members(self.clusters_)
         self._pending_state = {}
+
+
+def _cluster_members(clusters: Any) -> list[np.ndarray]:
+    """Internal item ids of each cluster of ``clusters`` (an ItemClusters)."""
+    lab = clusters.labels
+    order = np.argsort(lab, kind="stable")
+    bounds = np.searchsorted(lab[order], np.arange(clusters.n_clusters + 1))
+    return [order[bounds[c] : bounds[c + 1]] for c in range(clusters.n_clusters)]
+
+
+def _rank_scores(items: np.ndarray, part: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Scores of a merged list: its ranks (``width``, ``width - 1``, ...), except that a
+    neighbour from the same part with the same score as the item before it shares that
+    item's score (a tie stays a tie, for the pessimistic tie-breaking of ``rank()``)."""
+    B, W = items.shape
+    scores = np.broadcast_to((W - np.arange(W, dtype=np.float32))[None, :], (B, W)).copy()
+    for p in range(1, W):
+        same = (part[:, p] == part[:, p - 1]) & (value[:, p] == value[:, p - 1])
+        scores[same, p] = scores[same, p - 1]
+    return np.where(items > 0, scores, -np.inf).astype(np.float32)
