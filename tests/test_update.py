@@ -114,7 +114,7 @@ def test_warm_start_starts_from_the_old_weights(parts):
 def test_als_fold_in(parts):
     pytest.importorskip("implicit")
     old, new = parts
-    model = genrec.get_model("als")(factors=8, iterations=5, num_threads=1).fit(old)
+    model = genrec.get_model("als")(embedding_dim=8, iterations=5, num_threads=1).fit(old)
     upd, rep = update_model(model, new)
     assert rep.mode == "fold-in"
     n_old_users = model.user_map.size
@@ -178,3 +178,14 @@ def test_cli_update_writes_a_new_artifact(parts, tmp_path, capsys):
     # an existing output needs --overwrite
     assert main(["update", str(art), "--data", str(data), "--out", str(out)]) == 2
     assert main(["update", str(art), "--data", str(data), "--out", str(out), "--overwrite"]) == 0
+    # a folder genrec did not write is never replaced, even with --overwrite
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    for extra in ([], ["--overwrite"]):
+        code = main(["update", str(art), "--data", str(data), "--out", str(mine), *extra])
+        assert code == 2 and "notes.txt" not in capsys.readouterr().out
+    assert (mine / "notes.txt").read_text() == "keep me"
+    # nor a file
+    assert main(["update", str(art), "--data", str(data), "--out", str(data), "--overwrite"]) == 2
+    assert data.read_text() == new.to_csv(index=False)
