@@ -8,10 +8,12 @@ Floors, lowest first (a module may import from its own floor or below):
 3. the Recommender contract: core/ (recommender, topk) and io.py (artifacts);
    models/__init__.py (lazy declarations) and models/base.py (re-exports for model files)
 4. evaluation/ (metrics, evaluator, stats, diagnostics), training/
-5. tokenizers/, text/, ann (approximate top-k)
+5. tokenizers/, text/ (with the shared SmolLM2 loader, text/lm.py), ann (approximate top-k)
 6. models/ (one file per model)
-7. ranking/ (the cascade)
-8. bench/ (benchmark, suites, tuning, reproduction), report/, testing.py
+7. ranking/ (the cascade; interest clusters, next-novel-cluster prediction and the
+   ``explore`` wrapper, composites over registered models)
+8. bench/ (benchmark, suites, tuning, reproduction), report/, testing.py, update.py
+   (continuous training: grows and refits models)
 9. serve/, chat.py, distributed.py
 10. cli.py, __main__.py
 11. the package root genrec/__init__.py (the public API)
@@ -38,7 +40,7 @@ FLOORS: list[tuple[int, tuple[str, ...]]] = [
     (5, ("tokenizers", "text", "ann")),
     (6, ("models",)),
     (7, ("ranking",)),
-    (8, ("bench", "report", "testing")),
+    (8, ("bench", "report", "testing", "update")),
     (9, ("serve", "chat", "distributed")),
     (10, ("cli", "__main__")),
     (11, ("__init__",)),

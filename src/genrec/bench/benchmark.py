@@ -74,6 +74,9 @@ class BenchmarkSpec:
     # (stated in the results and reports); None: every model runs every seed
     one_seed_above_minutes: float | None = None
     use_presets: bool = True  # the shipped presets configs/<dataset>/<model>.yaml (--no-preset)
+    max_history: int | None = None  # sparse regime: genrec.data.sparse.limit_history
+    history_mode: str = "last"  # "last": keep each user's last max_history; "users": evaluate
+    # only users with at most max_history training interactions
 
 
 def resolve_config(
@@ -412,6 +415,10 @@ def run_benchmark(
     if reference not in models:
         raise ConfigError(f"reference model {reference!r} is not among the models {models}")
     split = split or split_dataset(dataset, spec.split, reconsumption=spec.reconsumption)
+    if spec.max_history is not None and "max_history" not in split.params:
+        from genrec.data.sparse import limit_history
+
+        split = limit_history(split, spec.max_history, spec.history_mode)  # type: ignore[arg-type]
     tuning: dict[str, dict[str, Any]] = {}
     if spec.tune_budget_minutes:  # the same budget per model; replaces configs[name]
         tuning = tune_benchmark_configs(
@@ -589,6 +596,8 @@ def run_benchmark(
             "configs": {m: results[m]["config"] for m in models},
             "config_sources": {m: results[m]["config_source"] for m in models},
             "tune_budget_minutes": spec.tune_budget_minutes,
+            "max_history": spec.max_history,
+            "history_mode": spec.history_mode if spec.max_history is not None else None,
             "data_hash": dataset.fingerprint(),
             "packages": _package_versions(),
             "hardware": _hardware(),

@@ -440,6 +440,8 @@ def run_suite(
     use_presets: bool = True,
     partial_dir: str | Path | None = None,
     agreement_with: Mapping[str, Any] | None = None,
+    max_history: int | None = None,
+    history_mode: str = "last",
 ) -> dict[str, Any]:
     """Run ``suite`` on ``dataset`` under each protocol; returns the suite results.
 
@@ -449,6 +451,10 @@ def run_suite(
     is the ``suite.json`` of another run of this suite on the same data (e.g. the full mode
     for a quick run): the result then holds ``agreement``, per common protocol the Kendall
     tau between the two rankings of the models (:func:`protocol_ranking`).
+
+    ``max_history`` (with ``history_mode``) runs every protocol in the sparse regime of
+    :func:`genrec.data.sparse.limit_history`; it is recorded in the settings and each
+    protocol's manifest.
 
     Each model runs in its own :func:`~genrec.bench.benchmark.run_benchmark` call on the shared
     split; a model that raises is recorded under ``failed`` and the suite goes on. The
@@ -502,6 +508,10 @@ def run_suite(
         say(f"{protocol}: splitting")
         try:
             split = split_dataset(dataset, protocol)
+            if max_history is not None:
+                from genrec.data.sparse import limit_history
+
+                split = limit_history(split, max_history, history_mode)  # type: ignore[arg-type]
         except GenrecError as exc:
             skipped_protocols[protocol] = f"{type(exc).__name__}: {exc}"
             continue
@@ -526,6 +536,8 @@ def run_suite(
                 tune_budget_minutes=tune_min if tune_on else None,
                 use_presets=use_presets,
                 one_seed_above_minutes=md.one_seed_above_minutes,
+                max_history=max_history,
+                history_mode=history_mode,
             )
             say(f"{protocol}: {name}")
             t0 = time.perf_counter()
@@ -553,6 +565,8 @@ def run_suite(
         merged.pop("merged_from", None)
         merged["command"] = command
         merged["manifest"]["seeds"] = list(range(n_seeds))
+        merged["manifest"]["max_history"] = max_history
+        merged["manifest"]["history_mode"] = history_mode if max_history is not None else None
         for m in merged["models"].values():
             m.pop("significance", None)
         # the reference: fixed, or the best classical model on *validation* data
@@ -596,6 +610,8 @@ def run_suite(
             "ignored_overrides": ignored,
             "metric": suite.metric,
             "alpha": suite.alpha,
+            "max_history": max_history,
+            "history_mode": history_mode if max_history is not None else None,
             "ranking": "full",
         },
         "families": {m.name: m.family for m in suite.models},

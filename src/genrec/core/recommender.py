@@ -281,12 +281,16 @@ class FitOptions:
         overwrite: replace a checkpoint an earlier run left in ``checkpoint_dir``.
         on_epoch_end: ``callback(epoch, record)`` after every epoch of an epoch-trained model
             (tuning reports and prunes with it); models fitted in one go never call it.
+        warm_start: ``callback(network)`` on the freshly built network of an epoch-trained
+            model, before training: it may load weights into it (continuous training,
+            :mod:`genrec.update`, copies an older model's grown weights in).
     """
 
     checkpoint_dir: str | Path | None = None
     resume: bool = False
     overwrite: bool = False
     on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None
+    warm_start: Callable[[Any], None] | None = None
 
 
 class Recommender(ABC):
@@ -385,6 +389,11 @@ class Recommender(ABC):
             raise ConfigError(
                 f"checkpoint_dir/resume only apply to models trained epoch by epoch; "
                 f"{self.name!r} is fitted in one go"
+            )
+        if opts.warm_start is not None and not self.epoch_trained:
+            raise ConfigError(
+                f"warm_start only applies to models trained epoch by epoch; {self.name!r} is "
+                "fitted in one go"
             )
         if opts.resume and opts.checkpoint_dir is None:
             raise ConfigError("resume=True needs a checkpoint_dir")

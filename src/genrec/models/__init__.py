@@ -33,9 +33,13 @@ BUILTIN_MODELS: dict[str, str] = {
     "tdiffrec": "genrec.models.tdiffrec:TDiffRec",
     "irgan": "genrec.models.irgan:IRGAN",
     "textknn": "genrec.models.textknn:TextKNN",
+    "graphgan": "genrec.models.graphgan:GraphGAN",
+    "gpt4rec": "genrec.models.gpt4rec:GPT4Rec",
     # composite: candidate generators + a gradient-boosted ranker (the ranking floor)
     "cascade": "genrec.ranking.cascade:Cascade",
     "cascade-sasrec": "genrec.ranking.cascade:GenerativeCascade",
+    # composite: any registered model plus exploration slots for predicted novel clusters
+    "explore": "genrec.ranking.explore:Explore",
 }
 
 for _name, _target in BUILTIN_MODELS.items():

@@ -138,7 +138,10 @@ class NeuralTrainingMixin(ABC):
         per-epoch callback)."""
         options = self._fit_options  # type: ignore[attr-defined]
         self.device_ = training_device(self.config)
-        self.network_ = self._build_network().to(self.device_)
+        network = self._build_network()
+        if options.warm_start is not None:  # e.g. an older model's grown weights
+            options.warm_start(network)
+        self.network_ = network.to(self.device_)
         trainer = Trainer(
             self,
             self.network_,
