@@ -12,6 +12,7 @@ from genrec.models import (  # noqa: F401
     irgan,
     itemknn,
     ldiffrec,
+    lightgcn,
     multdae,
     multvae,
     nextitnet,

@@ -382,9 +382,10 @@ def check_item_vectors(arr: Any, n_items: int, *, what: str = "item vectors") ->
 def collaborative_vectors(model: Any) -> np.ndarray:
     """Item vectors learned by a fitted collaborative model (LETTER's CF signal).
 
-    Reads ``model.network_.item_emb.weight`` (SASRec and other ID-embedding sequence models)
-    or ``model.item_factors_`` (ALS); rows past the catalogue (BERT4Rec's mask token) are
-    dropped when the model knows its ``n_items``.
+    Reads ``model.item_embeddings()`` when the model has it (LightGCN: the layer-combined
+    embeddings), else ``model.network_.item_emb.weight`` (SASRec and other ID-embedding
+    sequence models) or ``model.item_factors_`` (ALS); rows past the catalogue (BERT4Rec's
+    mask token) are dropped when the model knows its ``n_items``.
 
     Returns:
         ``(n_items + 1, d)`` float32 with row 0 zeros.
@@ -393,9 +394,20 @@ def collaborative_vectors(model: Any) -> np.ndarray:
         NotFittedError: the model is not fitted.
         TypeError: the model has no item embedding table.
     """
+    arr = None
+    own = getattr(model, "item_embeddings", None)
+    if callable(own) and getattr(model, "is_fitted", False):  # e.g. LightGCN's final layer
+        try:
+            out = own()
+        except NotImplementedError:  # a model that declares no item embeddings
+            out = None
+        if out is not None:
+            arr = np.asarray(out, dtype=np.float32).copy()
     network = getattr(model, "network_", None)
     emb = getattr(network, "item_emb", None) if network is not None else None
-    if emb is not None and hasattr(emb, "weight"):
+    if arr is not None:
+        pass
+    elif emb is not None and hasattr(emb, "weight"):
         arr = emb.weight.detach().float().cpu().numpy().copy()
     elif getattr(model, "item_factors_", None) is not None:
         arr = np.asarray(model.item_factors_, dtype=np.float32).copy()
