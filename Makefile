@@ -14,11 +14,11 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[als]"
+	$(BIN)/pip install -q -e ".[als,report]"
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/pip install -q -e ".[als,dev]"
+	$(BIN)/pip install -q -e ".[als,report,dev]"
 	touch $@
 
 install: $(VENV)/.installed

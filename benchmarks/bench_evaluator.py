@@ -23,8 +23,8 @@ import torch
 
 import genrec
 from genrec.config import ModelConfig
+from genrec.core.recommender import ScoringRecommender
 from genrec.data.splitting import leave_one_out
-from genrec.models.base import ScoringRecommender
 
 
 class MatrixScores(ScoringRecommender):

@@ -14,7 +14,7 @@ Models (``--models``, default all four):
 * ``tiger``: semantic IDs from a tokenizer fitted on *every* item's text vector (cold items
   included, no interactions: the transductive setting of TIGER Sec. 4.3), so cold items have
   code tuples in the trie from the start and can be decoded although the generator never saw
-  them as targets. By default a small CPU configuration (``TIGER_CPU`` below: d_model 64,
+  them as targets. By default a small CPU configuration (``TIGER_CPU`` below: embedding_dim 64,
   2 + 2 layers, 20 history items, hkmeans 3 x 256 codes + collision level); ``--paper`` uses
   the dataset's preset (``configs/<dataset>/tiger.yaml``, the paper's 4 + 4 layers) instead,
   and ``--config tiger=PATH`` a config file (e.g. ``configs/amazon-beauty/variants/
@@ -63,14 +63,14 @@ TIGER_CPU: dict[str, Any] = {
     "codebook": "hkmeans",  # rkmeans collapses on MovieLens titles (85% collisions)
     "n_levels": 4,
     "codebook_size": 256,
-    "d_model": 64,
+    "embedding_dim": 64,
     "n_encoder_layers": 2,
     "n_decoder_layers": 2,
     "n_heads": 4,
     "head_dim": 16,
     "ffn_dim": 256,
     "dropout": 0.1,
-    "max_items": 20,
+    "max_seq_len": 20,
     "n_user_buckets": 2000,
     "num_beams": 20,
     "lr": 3e-3,
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from genrec.benchmark import BenchmarkSpec, resolve_config
+    from genrec.bench.benchmark import BenchmarkSpec, resolve_config
     from genrec.data.loaders import load_dataset
     from genrec.data.splitting import cold_item_split
     from genrec.registry import get_model

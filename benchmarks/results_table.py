@@ -6,7 +6,7 @@
 Each row is one model of one results file: Recall/NDCG @5/@10, the training budget actually
 used (epochs run, best epoch, whether the time budget ran out) and the hardware.
 
-A second table puts every reproduction check (``genrec.reproduction.CHECKS``) next to its
+A second table puts every reproduction check (``genrec.bench.reproduction.CHECKS``) next to its
 published or previously measured numbers: the record written by ``make reproduce``
 (``docs/measurements/reproduction/<check>.json``) when there is one, else an earlier
 measurement of the same model, else "not run".
@@ -28,8 +28,8 @@ START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
 METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
 DATASET = "amazon-beauty"  # the README table; other datasets' files are skipped
 SHORT = {"recall": "R", "ndcg": "N", "mrr": "MRR"}
-CONFIG_KEYS = ("loss", "max_seq_len", "l2", "n_neighbors", "shrink", "factors", "codebook",
-               "max_items", "time_budget_minutes")  # fmt: skip
+CONFIG_KEYS = ("loss", "max_seq_len", "l2", "n_neighbors", "shrink", "factors", "embedding_dim",
+               "codebook", "max_items", "time_budget_minutes")  # fmt: skip
 
 
 def _is_record(res: dict) -> bool:
@@ -51,16 +51,17 @@ def rows(paths: list[Path], dataset: str = DATASET) -> list[tuple[float, str]]:
         for name, m in res["models"].items():
             cfg = m["config"]
             label = name
-            if "loss" in cfg:
+            if "codebook" in cfg:  # TIGER: which codes, which batch
+                codes = Path(cfg["codebook_path"]).name if cfg.get("codebook_path") else None
+                size = f"{cfg.get('n_encoder_layers', '?')}+{cfg.get('n_decoder_layers', '?')}"
+                width = cfg.get("embedding_dim", cfg.get("d_model", "?"))  # d_model: older runs
+                size += f" layers x {width}"
+                label += f" ({codes or cfg['codebook']} codes, {size}, batch {cfg['batch_size']})"
+            elif "loss" in cfg:
                 label += f" ({cfg['loss']}"
                 label += f", L={cfg['max_seq_len']})" if "max_seq_len" in cfg else ")"
             elif "max_seq_len" in cfg:
                 label += f" (L={cfg['max_seq_len']})"
-            elif "codebook" in cfg:  # TIGER: which codes, which batch
-                codes = Path(cfg["codebook_path"]).name if cfg.get("codebook_path") else None
-                size = f"{cfg.get('n_encoder_layers', '?')}+{cfg.get('n_decoder_layers', '?')}"
-                size += f" layers x {cfg.get('d_model', '?')}"
-                label += f" ({codes or cfg['codebook']} codes, {size}, batch {cfg['batch_size']})"
             if cfg.get("adam_beta2", 0.999) != 0.999:
                 beta2 = f"beta2={cfg['adam_beta2']}"
                 label = f"{label[:-1]}, {beta2})" if label.endswith(")") else f"{label} ({beta2})"
@@ -126,7 +127,7 @@ def reproduction_rows(repro_dir: Path = ROOT / REPRO_DIR) -> list[str]:
     """One line per check: reference vs genrec per metric, tolerance, verdict, config."""
     if str(ROOT / "src") not in sys.path:  # run from a checkout without installing
         sys.path.insert(0, str(ROOT / "src"))
-    from genrec.reproduction import CHECKS, compare, reference_metrics
+    from genrec.bench.reproduction import CHECKS, compare, reference_metrics
 
     lines = []
     for check in CHECKS:

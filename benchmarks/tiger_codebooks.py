@@ -343,7 +343,7 @@ def _fitted_item_vectors(name: str, args: argparse.Namespace, ds: Any, flag: str
     import numpy as np
     import yaml
 
-    from genrec.benchmark import find_configs_dir
+    from genrec.config import find_configs_dir
     from genrec.data.splitting import leave_one_out
     from genrec.errors import GenrecError
     from genrec.registry import get_model

@@ -25,7 +25,11 @@ from genrec.data.loaders import load_dataset
 GRIDS: dict[str, dict[str, list]] = {
     "ease": {"l2": [50.0, 100.0, 250.0, 500.0, 1000.0]},
     "itemknn": {"n_neighbors": [20, 50, 100, 200], "shrink": [0.0, 10.0, 50.0]},
-    "als": {"factors": [32, 64, 128], "regularization": [0.01, 0.1, 1.0], "alpha": [1.0, 10.0]},
+    "als": {
+        "embedding_dim": [32, 64, 128],
+        "regularization": [0.01, 0.1, 1.0],
+        "alpha": [1.0, 10.0],
+    },
 }
 
 

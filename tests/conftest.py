@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -16,6 +17,32 @@ torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_genrec_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Tests never write to the user's home: genrec's cache (downloads, text embeddings)
+    goes to a temporary folder (``GENREC_CACHE_DIR``, inherited by subprocesses) and ``HOME``
+    points at an empty temporary folder for the session. At the end, that home must hold no
+    ``.cache/genrec``: any genrec code that ignored ``GENREC_CACHE_DIR`` and fell back to
+    ``~/.cache/genrec`` fails the run (the real home is never touched either way)."""
+    keys = ("GENREC_CACHE_DIR", "GENREC_CACHE", "HOME")
+    saved = {k: os.environ.get(k) for k in keys}
+    root = tmp_path_factory.mktemp("genrec-cache")
+    home = tmp_path_factory.mktemp("home")
+    os.environ["GENREC_CACHE_DIR"] = str(root)
+    os.environ.pop("GENREC_CACHE", None)
+    os.environ["HOME"] = str(home)
+    try:
+        yield root
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    strays = sorted(str(p.relative_to(home)) for p in (home / ".cache" / "genrec").rglob("*"))
+    assert not strays, f"tests wrote genrec files under the home folder: {strays[:5]}"
 
 
 @pytest.fixture

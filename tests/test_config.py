@@ -33,7 +33,7 @@ def test_coercion_and_validation():
     with pytest.raises(ConfigError, match="loss must be one of"):
         DemoConfig(loss="mse")
     with pytest.raises(ConfigError, match="true or false"):
-        from genrec.models.base import Recommender  # noqa: F401
+        from genrec.core.recommender import Recommender  # noqa: F401
 
         @dataclass(frozen=True)
         class B(ModelConfig):

@@ -36,7 +36,7 @@ def user_folder(tmp_path) -> Path:
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*") if p.is_file()}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +146,8 @@ def test_prepare_run_folder_and_file_checks(tmp_path, user_folder):
 
 
 def test_write_outputs_and_reports_refuse_user_folders(user_folder):
-    from genrec.benchmark import write_outputs
-    from genrec.evaluation.report import write_reports
+    from genrec.bench.benchmark import write_outputs
+    from genrec.report import write_reports
 
     before = _snapshot(user_folder)
     (user_folder / "report.md").write_text("my report")
@@ -274,3 +274,110 @@ def test_frame_of_user_files_untouched_by_dataset_loading(tmp_path):
     before = sorted(p.name for p in tmp_path.iterdir())
     genrec.load_dataset("csv", data_dir=str(csv))
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_synth_parquet_and_ann_index_follow_the_rule(tmp_path, capsys):
+    pytest.importorskip("pyarrow")
+    from genrec.data.synth import synthesize, write_parquet
+
+    frame = synthesize(20, 10, 4.0, 1.0, 0)
+    mine = tmp_path / "mine.parquet"
+    frame.to_parquet(mine)  # a Parquet file genrec did not write
+    with pytest.raises(OutputPathError, match="not written by genrec"):
+        write_parquet(frame, mine, overwrite=True)
+    out = write_parquet(frame, tmp_path / "synth.parquet")
+    with pytest.raises(OutputPathError, match="overwrite"):
+        write_parquet(frame, out)
+    write_parquet(frame, out, overwrite=True)
+    args = ["datasets", "synth", "--users", "20", "--items", "10", "--out", str(mine)]
+    assert main(args) == 2 and "not written by genrec" in capsys.readouterr().err
+    args[-1] = str(out)
+    assert main(args) == 2 and "--overwrite" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == 0
+
+
+def test_ann_index_save_refuses_user_folders(tmp_path, user_folder):
+    pytest.importorskip("faiss")
+    import numpy as np
+
+    from genrec.ann import ItemIndex
+
+    vectors = np.random.default_rng(0).normal(size=(31, 8)).astype(np.float32)
+    index = ItemIndex.build(vectors, method="flat")
+    before = _snapshot(user_folder)
+    with pytest.raises(OutputPathError):
+        index.save(user_folder, overwrite=True)
+    assert _snapshot(user_folder) == before
+    index.save(tmp_path / "idx")
+    with pytest.raises(OutputPathError, match="overwrite"):
+        index.save(tmp_path / "idx")
+    index.save(tmp_path / "idx", overwrite=True)
+    assert ItemIndex.load(tmp_path / "idx").n_items == 30
+
+
+def test_overwrite_never_deletes_user_files_inside_a_genrec_folder(fitted, tmp_path):
+    path = fitted.save(tmp_path / "art")
+    (path / "my_notes.txt").write_text("keep me")
+    with pytest.raises(OutputPathError, match="my_notes.txt"):
+        fitted.save(path, overwrite=True)
+    assert (path / "my_notes.txt").read_text() == "keep me"
+    (path / "my_notes.txt").unlink()
+    fitted.save(path, overwrite=True)
+
+
+def test_symbolic_links_are_refused(fitted, tmp_path):
+    real = fitted.save(tmp_path / "v3")
+    link = tmp_path / "latest"
+    link.symlink_to(real)
+    with pytest.raises(OutputPathError, match="symbolic link"):
+        fitted.save(link, overwrite=True)
+    assert link.is_symlink() and (real / "config.json").is_file()
+    target = tmp_path / "note.yaml"
+    target.write_text("x")
+    (tmp_path / "preset.yaml").symlink_to(target)
+    with pytest.raises(OutputPathError, match="symbolic link"):
+        check_output_file(tmp_path / "preset.yaml", overwrite=True, owned=lambda p: True)
+
+
+def test_a_failed_swap_puts_the_previous_output_back(fitted, tmp_path, monkeypatch):
+    import os as _os
+
+    path = fitted.save(tmp_path / "art")
+    before = _snapshot(path)
+    real_replace = _os.replace
+    calls = {"n": 0}
+
+    def flaky(src, dst):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second rename of the swap (new folder into place)
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr("genrec.paths.os.replace", flaky)
+    with pytest.raises(OSError, match="No space"):
+        fitted.save(path, overwrite=True)
+    monkeypatch.undo()
+    assert _snapshot(path) == before  # the earlier artifact is back under its name
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_checkpoint_folder_is_held_by_one_run_at_a_time(tmp_path):
+    import subprocess
+    import sys
+
+    from genrec.training.trainer import checkpoint_lock
+
+    ckpt = tmp_path / "ckpt"
+    with checkpoint_lock(ckpt):
+        code = (
+            "import sys; from genrec.training.trainer import checkpoint_lock\n"
+            "from genrec.paths import OutputPathError\n"
+            "try:\n    with checkpoint_lock(sys.argv[1]): pass\n"
+            "except OutputPathError as e:\n    print(e); sys.exit(3)\n"
+        )
+        other = subprocess.run(
+            [sys.executable, "-c", code, str(ckpt)], capture_output=True, text=True
+        )
+        assert other.returncode == 3 and "in use by another training run" in other.stdout
+    with checkpoint_lock(ckpt):  # released: the next run takes it
+        pass

@@ -1,4 +1,4 @@
-"""The reproduction check definitions (genrec.reproduction), without running them."""
+"""The reproduction check definitions (genrec.bench.reproduction), without running them."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
+from genrec.bench.reproduction import CHECKS, check_config, compare, reference_metrics, repo_root
 from genrec.registry import get_model
-from genrec.reproduction import CHECKS, check_config, compare, reference_metrics, repo_root
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=[c.name for c in CHECKS])
@@ -16,7 +16,7 @@ def test_checks_resolve(check):
     assert set(ref) == set(check.metrics) and all(0 < v < 1 for v in ref.values())
     paths, overrides = check_config(check)
     cls = get_model(check.model)  # every checked model is registered
-    from genrec.benchmark import BenchmarkSpec, resolve_config
+    from genrec.bench.benchmark import BenchmarkSpec, resolve_config
 
     spec = BenchmarkSpec(dataset=check.dataset, models=[check.model], config_paths=paths,
                          overrides=overrides)  # fmt: skip

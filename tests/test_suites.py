@@ -1,4 +1,4 @@
-"""Suites (genrec.suites) and the verdict wording (genrec.evaluation.report)."""
+"""Suites (genrec.bench.suites) and the verdict wording (genrec.report)."""
 
 from __future__ import annotations
 
@@ -10,18 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genrec.cli import main
-from genrec.data.loaders import load_dataset
-from genrec.evaluation import stats
-from genrec.evaluation.report import (
-    format_p,
-    protocol_ranking,
-    ranking_sentence,
-    render_suite_markdown,
-    verdict_summary,
-)
-from genrec.registry import get_model, list_models
-from genrec.suites import (
+from genrec.bench.suites import (
     MODES,
     SUITES,
     Suite,
@@ -32,6 +21,17 @@ from genrec.suites import (
     resolve_models,
     run_suite,
     write_suite_outputs,
+)
+from genrec.cli import main
+from genrec.data.loaders import load_dataset
+from genrec.evaluation import stats
+from genrec.registry import get_model, list_models
+from genrec.report import (
+    format_p,
+    protocol_ranking,
+    ranking_sentence,
+    render_suite_markdown,
+    verdict_summary,
 )
 from genrec.testing import make_synthetic_dataset
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from genrec.models.topk import topk_with_ties
+from genrec.core.topk import topk_with_ties
 
 
 def reference(scores: np.ndarray, k: int, demote: np.ndarray | None) -> tuple[list, list]:

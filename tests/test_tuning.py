@@ -1,4 +1,4 @@
-"""genrec.tuning: search spaces, the Optuna study (resume, pruning), the validation-only
+"""genrec.bench.tuning: search spaces, the Optuna study (resume, pruning), the validation-only
 contract, presets, the CLI and ``benchmark --tune-budget-minutes``."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import jsonschema
 import pytest
 
 import genrec
-from genrec.benchmark import BenchmarkSpec, run_benchmark
+from genrec.bench.benchmark import BenchmarkSpec, run_benchmark
+from genrec.bench.tuning import default_space, load_space, tune, validate_space
 from genrec.cli import main
 from genrec.config import load_yaml
 from genrec.data.splitting import split_dataset
@@ -18,7 +19,6 @@ from genrec.errors import ConfigError
 from genrec.evaluation.evaluator import evaluate
 from genrec.registry import get_model
 from genrec.testing import make_synthetic_dataset
-from genrec.tuning import default_space, load_space, tune, validate_space
 
 optuna = pytest.importorskip("optuna")
 
@@ -97,7 +97,7 @@ def test_budget_and_metric_are_checked(dataset):
 
 
 def test_starting_config_is_enqueued_in_optuna_form():
-    from genrec.tuning import _start_params
+    from genrec.bench.tuning import _start_params
 
     space = validate_space("multvae", default_space("multvae"))
     start = get_model("multvae").config_class(lr=0.5).to_dict()  # lr outside the space
@@ -165,7 +165,7 @@ def test_study_is_resumable(dataset, split, tmp_path):
 
 
 def test_neural_trials_report_every_epoch_and_get_pruned(dataset, split, monkeypatch):
-    import genrec.tuning as tuning
+    import genrec.bench.tuning as tuning
 
     class PruneOddTrials(optuna.pruners.BasePruner):
         def prune(self, study, trial):
@@ -178,7 +178,7 @@ def test_neural_trials_report_every_epoch_and_get_pruned(dataset, split, monkeyp
 
 
 def test_pruned_trials_stop_training(dataset, split, tmp_path, monkeypatch):
-    import genrec.tuning as tuning
+    import genrec.bench.tuning as tuning
 
     class PruneOddTrials(optuna.pruners.BasePruner):
         def prune(self, study, trial):

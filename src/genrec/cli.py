@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
+import os
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from genrec.errors import ConfigError, GenrecError
+from genrec.errors import ConfigError, GenrecError, GenrecWarning, UnknownIdError
+
+#: environment variable that makes every error show its traceback (like ``--debug``)
+DEBUG_ENV = "GENREC_DEBUG"
+#: exit status of a bug in genrec (an unexpected exception), as in BSD's EX_SOFTWARE
+EXIT_BUG = 70
 
 
 def _csv_list(text: str) -> list[str]:
@@ -44,6 +53,43 @@ def _positive_int(text: str) -> int:
     return _int_at_least(text, 1)
 
 
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a TCP port must be in 1..65535, got {value}")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     return _int_at_least(text, 0)
 
@@ -52,16 +98,65 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--dataset", required=required, help="dataset name (see `genrec datasets list`)")
     p.add_argument("--data-dir", default=None, help="local folder (or file) with the dataset")
     p.add_argument(
-        "--download", action="store_true", help="download missing files (cached in ~/.cache/genrec)"
+        "--download",
+        action="store_true",
+        help="download missing files (cached in ~/.cache/genrec or $GENREC_CACHE_DIR)",
     )
     p.add_argument(
         "--split", default="loo", choices=["loo", "temporal", "ratio"], help="evaluation split"
     )
+    p.add_argument(
+        "--reconsumption",
+        default="miss",
+        choices=["miss", "drop", "first"],
+        help="a target the user had before: counts as a miss (default), is not evaluated "
+        "(drop), or repeats are removed before splitting (first); see docs/errors.md",
+    )
+
+
+def _add_synth_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("synth", "`genrec datasets synth`: see genrec.data.synth")
+    g.add_argument("--users", type=_positive_int, help="synth: number of users")
+    g.add_argument("--items", type=_positive_int, help="synth: catalogue size (>= 2)")
+    g.add_argument(
+        "--mean-length", type=float, default=51.0, help="synth: mean lognormal history length"
+    )
+    g.add_argument(
+        "--zipf", type=float, default=1.0, help="synth: Zipf exponent of item popularity"
+    )
+    g.add_argument("--seed", type=int, default=0, help="synth: random seed (same seed, same rows)")
+    g.add_argument(
+        "--clusters", type=_positive_int, default=None,
+        help="synth: item interest clusters (default sqrt(items), 2..1000)",
+    )  # fmt: skip
+    g.add_argument(
+        "--transition", type=float, default=0.3,
+        help="synth: share of steps that follow the previous item's successor",
+    )  # fmt: skip
+    g.add_argument("--out", default=None, help="synth: output Parquet file")
+    g.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="synth: replace a file genrec datasets synth wrote earlier at --out",
+    )
+
+
+_CONFIGS_DIR_HELP = "folder of presets <dataset>/<model>.yaml (default ./configs)"
+_NO_PRESET_HELP = (
+    "ignore the shipped preset configs/<dataset>/<model>.yaml and start from the model's defaults"
+)
+
+
+def _add_preset_args(p: argparse.ArgumentParser) -> None:
+    """``--configs-dir`` and ``--no-preset``: the preset rule of every command that builds a
+    model (:func:`genrec.config.model_config_data`)."""
+    p.add_argument("--configs-dir", default=None, help=_CONFIGS_DIR_HELP)
+    p.add_argument("--no-preset", action="store_true", help=_NO_PRESET_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser (exposed for documentation and tests)."""
-    from genrec import __version__
+    from genrec._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="genrec",
@@ -69,21 +164,44 @@ def build_parser() -> argparse.ArgumentParser:
         "benchmark. Full-ranking evaluation, leak-free splits.",
     )
     parser.add_argument("--version", action="version", version=f"genrec {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show the full traceback of any error instead of one line (or set {DEBUG_ENV}=1)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("datasets", help="list datasets or show one's statistics")
-    p.add_argument("action", choices=["list", "info"])
+    p = sub.add_parser(
+        "datasets", help="list datasets, show one's statistics, or write a synthetic one"
+    )
+    p.add_argument(
+        "action",
+        choices=["list", "info", "synth"],
+        help="list: every dataset; info: one's statistics; synth: write a synthetic one",
+    )
     p.add_argument("name", nargs="?", help="dataset name for `info`")
-    p.add_argument("--data-dir", default=None)
+    p.add_argument("--data-dir", default=None, help="local folder (or file) with the dataset")
+    _add_synth_args(p)
 
     p = sub.add_parser("models", help="list registered models and their config fields")
     p.add_argument("name", nargs="?", help="show the config fields of one model")
 
     p = sub.add_parser("train", help="fit a model and save it as an artifact")
-    p.add_argument("model")
+    p.add_argument("model", help="registered model name (see `genrec models`)")
     _add_data_args(p)
-    p.add_argument("--config", default=None, help="YAML file with config overrides")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="YAML file with config overrides, replacing the shipped preset",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value (wins over the preset and --config)",
+    )
+    _add_preset_args(p)
     p.add_argument(
         "--out",
         required=True,
@@ -113,8 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("evaluate", help="evaluate a saved artifact on a dataset's test split")
-    p.add_argument("artifact")
-    _add_data_args(p)
+    p.add_argument("artifact", help="artifact folder written by `genrec train`")
+    _add_data_args(p, required=False)
+    p.set_defaults(split=None)  # None: the artifact's split
+    for action in p._actions:  # argparse has no public way to reword an added argument
+        if action.dest == "dataset":
+            action.help = "dataset name (default: the one the artifact was trained on)"
+        elif action.dest == "data_dir":
+            action.help = "local folder (or file) with the dataset (default: the artifact's)"
+        elif action.dest == "split":
+            action.help = "evaluation split (default: the one the artifact was trained with)"
     p.add_argument("--k", type=_ks, default=[5, 10, 20], help="cut-offs, e.g. 5,10,20")
     p.add_argument(
         "--sampled",
@@ -126,22 +252,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
 
     p = sub.add_parser("recommend", help="top-k items for a user from a saved artifact")
-    p.add_argument("artifact")
+    p.add_argument("artifact", help="artifact folder written by `genrec train`")
     p.add_argument("--user", required=True, help="external user id")
-    p.add_argument("--k", type=_positive_int, default=10)
+    p.add_argument("--k", type=_positive_int, default=10, help="number of items to list")
     p.add_argument("--include-seen", action="store_true", help="do not filter history items")
+    p.add_argument(
+        "--on-unknown",
+        choices=["error", "popular"],
+        default="error",
+        help="a user the model was not trained on: stop with an error (default) or list the "
+        "most popular items",
+    )
 
     p = sub.add_parser(
         "search", help="free-text item search over a saved artifact (textknn: its own vectors)"
     )
-    p.add_argument("artifact")
+    p.add_argument("artifact", help="artifact folder written by `genrec train`")
     p.add_argument("query", help='what to look for, e.g. "light moisturizer for dry skin"')
-    p.add_argument("-k", "--k", type=_positive_int, default=10)
+    p.add_argument("-k", "--k", type=_positive_int, default=10, help="number of items to list")
     p.add_argument("--user", default=None, help="blend in this user's training history")
     p.add_argument(
         "--history", type=_csv_list, default=None, metavar="ITEM,...", help="blend in these items"
     )
-    p.add_argument("--alpha", type=float, default=0.5, help="weight of the history, in [0, 1]")
+    p.add_argument(
+        "--alpha", type=_unit_interval, default=0.5, help="weight of the history, in [0, 1]"
+    )
     p.add_argument(
         "--encoder",
         default="auto",
@@ -152,12 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "chat", help="terminal dialogue: state likes/dislikes in plain words, get top-k"
     )
-    p.add_argument("artifact")
+    p.add_argument("artifact", help="artifact folder written by `genrec train`")
     p.add_argument(
         "--dataset", default=None, help="item table for genres/years (default: the artifact's)"
     )
     p.add_argument("--data-dir", default=None, help="local folder (or file) with the dataset")
-    p.add_argument("-k", "--k", type=_positive_int, default=10)
+    p.add_argument(
+        "-k", "--k", type=_positive_int, default=10, help="number of items in each answer"
+    )
     p.add_argument(
         "--text",
         default="auto",
@@ -197,6 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
         "not write is never replaced)",
     )
     p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted run in the output folder: models and seeds it finished "
+        "(same config, data and split) are reused, not fitted again",
+    )
+    p.add_argument(
         "--config",
         action="append",
         default=[],
@@ -224,10 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write <out>/recommendations/<model>.csv for every test user",
     )
-    p.add_argument("--configs-dir", default=None, help="folder of presets (default ./configs)")
+    p.add_argument("--configs-dir", default=None, help=_CONFIGS_DIR_HELP)
+    p.add_argument("--no-preset", action="store_true", help=_NO_PRESET_HELP)
     p.add_argument(
         "--tune-budget-minutes",
-        type=float,
+        type=_positive_float,
         default=None,
         metavar="M",
         help="tune every model for M minutes on the validation split first (extra `tune`)",
@@ -236,8 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--suite",
         default=None,
         metavar="NAME",
-        help="run a suite (genrec.suites, e.g. generative-vs-classical): its models, seeds and "
-        "budgets under each protocol, and a verdict report",
+        help="run a suite (genrec.bench.suites, e.g. generative-vs-classical): its models, seeds "
+        "and budgets under each protocol, and a verdict report",
     )
     p.add_argument("--quick", action="store_true", help="the suite's quick mode (small budgets)")
     p.add_argument(
@@ -251,10 +395,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "tune", help="tune a model's hyper-parameters on the validation split (extra `tune`)"
     )
-    p.add_argument("model")
+    p.add_argument("model", help="registered model name (see `genrec models`)")
     _add_data_args(p)
-    p.add_argument("--budget-trials", type=_positive_int, default=None, metavar="N")
-    p.add_argument("--budget-minutes", type=float, default=None, metavar="M")
+    p.add_argument(
+        "--budget-trials",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="run N trials (with --budget-minutes: whichever ends first)",
+    )
+    p.add_argument(
+        "--budget-minutes",
+        type=_positive_float,
+        default=None,
+        metavar="M",
+        help="start no trial after M minutes; neural trials are capped to the time left",
+    )
     p.add_argument("--metric", default="ndcg@10", help="validation metric to maximise")
     p.add_argument(
         "--storage",
@@ -273,7 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
         "shipped preset)",
     )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed override")
-    p.add_argument("--configs-dir", default=None, help="folder of presets (default ./configs)")
+    _add_preset_args(p)
     p.add_argument(
         "--save-preset",
         default=None,
@@ -306,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve artifacts over HTTP with a web demo (extra `serve`)")
     p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help="artifact directories")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: localhost)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=_port, default=8000, help="TCP port, 1..65535 (default: 8000)")
     p.add_argument("--dataset", default=None, help="dataset whose item table adds genres/years")
     p.add_argument("--data-dir", default=None, help="local folder (or file) with the dataset")
     p.add_argument("--threads", type=_positive_int, default=1, help="torch threads per call")
@@ -323,9 +479,16 @@ def _load(args: argparse.Namespace):
     )
 
 
+def _configs() -> dict[str, Any]:
+    """Config class of every registered model (to say which model a config file fits)."""
+    from genrec.registry import get_model, list_models
+
+    return {name: get_model(name).config_class for name in list_models()}
+
+
 def _console():
     """The stderr console, shared with the trainer's progress bar (rich nests the two)."""
-    from genrec.training.trainer import progress_console
+    from genrec.console import progress_console
 
     return progress_console()
 
@@ -386,6 +549,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
             )
         Console().print(table)
         return 0
+    if args.action == "synth":
+        return _cmd_synth(args)
     if not args.name:
         raise ConfigError("`genrec datasets info` needs a dataset name")
     info = dataset_info(args.name)
@@ -400,15 +565,42 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_synth(args: argparse.Namespace) -> int:
+    import os
+    import time
+
+    from genrec.data.synth import is_synth_file, synthesize, write_parquet
+    from genrec.paths import check_output_file
+
+    missing = [f"--{n}" for n in ("users", "items", "out") if getattr(args, n) is None]
+    if missing:
+        raise ConfigError(f"`genrec datasets synth` needs {', '.join(missing)}")
+    # before generating: a path genrec may not write fails now
+    check_output_file(args.out, overwrite=args.overwrite, owned=is_synth_file, flag="--overwrite")
+    t0 = time.perf_counter()
+    frame = synthesize(
+        args.users, args.items, args.mean_length, args.zipf, args.seed,
+        n_clusters=args.clusters, transition=args.transition,
+    )  # fmt: skip
+    path = write_parquet(frame, args.out, overwrite=args.overwrite, flag="--overwrite")
+    n_users = int(frame["user_id"].nunique())
+    print(
+        f"wrote {path}: {len(frame):,} interactions, {n_users:,} users, "
+        f"{int(frame['item_id'].nunique()):,} items, mean length {len(frame) / n_users:.1f} "
+        f"({time.perf_counter() - t0:.1f} s, load {os.getloadavg()[0]:.1f})"
+    )
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from genrec.registry import get_model, list_models
+    from genrec.registry import get_model, list_models, model_summary
 
     names = [args.name] if args.name else list_models()
     for name in names:
         cls = get_model(name)
-        print(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}")
+        print(f"{name}: {model_summary(cls)}")
         if args.name:
             for f in dataclasses.fields(cls.config_class):
                 print(f"  {f.name} = {f.default!r}  # {f.metadata.get('help', '')}")
@@ -418,29 +610,36 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """Fit and save. Neural models accept ``--checkpoint-dir``/``--resume``; under
     ``torchrun`` every process trains (DDP) and only rank 0 prints and saves the artifact."""
-    import contextlib
-
-    from genrec.config import load_yaml, parse_overrides
+    from genrec.config import model_config_data, parse_overrides
+    from genrec.console import long_step
+    from genrec.core.recommender import FitOptions
     from genrec.data.splitting import split_dataset
-    from genrec.models.neural import NeuralRecommender
+    from genrec.io import artifact_size, format_bytes
     from genrec.paths import prepare_output_dir
     from genrec.registry import get_model
     from genrec.training.trainer import check_checkpoint_dir, process_rank
 
     cls = get_model(args.model)
-    neural = issubclass(cls, NeuralRecommender)
     checkpoint_dir = args.checkpoint_dir
-    if (checkpoint_dir or args.resume) and not neural:
+    if (checkpoint_dir or args.resume) and not cls.epoch_trained:
         flag = "--resume" if args.resume else "--checkpoint-dir"
         raise ConfigError(
-            f"{flag} only applies to neural models (trained epoch by epoch); "
+            f"{flag} only applies to models trained epoch by epoch; "
             f"{args.model!r} is fitted in one go"
         )
     if args.resume and not checkpoint_dir:
         checkpoint_dir = str(Path(args.out)) + ".ckpt"
-    data = load_yaml(args.config) if args.config else {}
-    data.update(parse_overrides(args.set))
-    config = cls.config_class.from_dict(data)
+    chosen = model_config_data(
+        args.model,
+        args.dataset,
+        config_path=args.config,
+        overrides=parse_overrides(args.set),
+        configs_dir=args.configs_dir,
+        use_preset=not args.no_preset,
+        config_class=cls.config_class,
+        others=_configs() if args.config else None,
+    )
+    config = cls.config_class.from_dict(chosen.data)
     main_process = process_rank() == 0
     if main_process:  # before the data loads and the model fits, not after
         prepare_output_dir(args.out, "artifact", overwrite=args.overwrite, flag="--overwrite")
@@ -451,42 +650,41 @@ def cmd_train(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite,
                 flags=("--resume", "--overwrite"),
             )
-    ds = _load(args)
     console = _console()
+    if main_process:
+        console.print(chosen.describe(args.model), soft_wrap=True, markup=False, highlight=False)
+    ds = _load(args)
     if args.full:
         train, valid, split_name = ds, None, "none (all interactions)"
     else:
-        split = split_dataset(ds, args.split)
+        split = split_dataset(ds, args.split, reconsumption=args.reconsumption)
         train, valid, split_name = split.train, split.valid, args.split
     model = cls(config)
     what = f"fitting {args.model} on {ds.name} ({train.n_interactions:,} interactions)"
-    status = console.status(what) if main_process else contextlib.nullcontext()
-    with status:
-        if neural:
-            model.fit(
-                train,
-                valid=valid,
-                checkpoint_dir=checkpoint_dir,
-                resume=args.resume,
-                overwrite=args.overwrite,
-            )
-        else:
-            model.fit(train, valid=valid)
+    options = FitOptions(
+        checkpoint_dir=checkpoint_dir, resume=args.resume, overwrite=args.overwrite
+    )
+    # timestamped start, progress and end lines, in logs as on a terminal (rank 0 only)
+    with long_step(what, enabled=main_process):
+        model.fit(train, valid=valid, options=options)
     if not main_process:
         return 0  # the weights are identical on every rank: rank 0 saves them
     model.training_info_ = {
-        **(getattr(model, "training_info_", None) or {}),
+        **(model.training_info_ or {}),
         "dataset": args.dataset,
         "data_dir": args.data_dir,
         "split": split_name,
+        "reconsumption": None if args.full else args.reconsumption,
         "train_fingerprint": train.fingerprint(),
         "fit_seconds": model.fit_seconds_,
+        "config_source": chosen.source,
     }
     model.save(args.out, overwrite=args.overwrite)
-    if neural:
+    if cls.epoch_trained:
         console.print(_training_summary(model.training_info_), soft_wrap=True, markup=False)
+    size = format_bytes(artifact_size(args.out))
     console.print(
-        f"fitted {args.model} in {model.fit_seconds_:.1f}s, saved to {args.out}",
+        f"fitted {args.model} in {model.fit_seconds_:.1f} s, saved to {args.out} ({size})",
         soft_wrap=True,
         markup=False,
     )
@@ -517,9 +715,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from genrec.io import load_model
 
     model = load_model(args.artifact)
-    info = getattr(model, "training_info_", None) or {}
+    info = model.training_info_ or {}
+    if args.dataset is None:  # the data the artifact was trained on
+        args.dataset = info.get("dataset")
+        if not args.dataset:
+            raise ConfigError(
+                f"the artifact {args.artifact} does not record its dataset; pass --dataset NAME "
+                "(and --data-dir DIR if it needs files)"
+            )
+        if args.data_dir is None:
+            args.data_dir = info.get("data_dir")
+        where = f" from {args.data_dir}" if args.data_dir else ""
+        _console().print(
+            f"dataset from the artifact: {args.dataset}{where}", soft_wrap=True, markup=False
+        )
+    if args.split is None:
+        trained = info.get("split")
+        args.split = trained if trained in ("loo", "temporal", "ratio") else "loo"
     ds = _load(args)
-    split = split_dataset(ds, args.split)
+    split = split_dataset(ds, args.split, reconsumption=args.reconsumption)
     if info.get("split", args.split) != args.split:
         raise ConfigError(
             f"artifact was trained with split {info.get('split')!r}, not {args.split!r}: "
@@ -553,9 +767,20 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from genrec.io import load_model
 
     model = load_model(args.artifact)
-    recs = model.recommend([args.user], k=args.k, exclude_seen=not args.include_seen)
+    known = bool(model.user_map.to_internal([args.user], missing="zero")[0])
+    if not known and args.on_unknown == "error":
+        raise UnknownIdError(
+            f"unknown user {args.user!r}: the artifact was trained on "
+            f"{len(model.user_map):,} users and this is not one of them. Pass "
+            "--on-unknown popular to list the most popular items instead."
+        )
+    recs = model.recommend(
+        [args.user], k=args.k, exclude_seen=not args.include_seen, on_unknown="popular"
+    )
     titles = model.item_titles_
-    print(f"top-{args.k} for user {args.user} ({model.name}):")
+    if not known:
+        print(f"user {args.user} is unknown: the most popular items (--on-unknown popular)")
+    print(f"top-{recs.item_ids.shape[1]} for user {args.user} ({model.name}):")
     for rank, (internal, ext, score) in enumerate(
         zip(recs.internal_item_ids[0], recs.item_ids[0], recs.scores[0]), start=1
     ):
@@ -571,8 +796,14 @@ def cmd_search(args: argparse.Namespace) -> int:
     from genrec.text.search import ItemTextIndex, user_history
 
     model = load_model(args.artifact)
+    try:
+        history = user_history(model, args.user) if args.user is not None else []
+    except UnknownIdError as exc:  # name this command's flags, not the Python API's
+        raise UnknownIdError(
+            f"{exc}. --user blends in the history of a user the artifact was trained on; "
+            "leave it out (or pass --history ITEM,...) for this user."
+        ) from exc
     index = ItemTextIndex.from_model(model, encoder=args.encoder)
-    history = user_history(model, args.user) if args.user is not None else []
     history += args.history or []
     hits = index.search(args.query, k=args.k, history=history or None, alpha=args.alpha)
     blend = f", {len(history)} history items, alpha {args.alpha}" if history else ""
@@ -600,24 +831,33 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    from genrec.benchmark import (
+    from genrec.bench.benchmark import (
         DEFAULT_MODELS,
         BenchmarkSpec,
         default_run_name,
+        resolve_config,
         run_benchmark,
+        start_partial_dir,
         write_outputs,
     )
+    from genrec.config import model_config_data
+    from genrec.console import log_line
     from genrec.data.splitting import split_dataset
-    from genrec.evaluation.report import print_table
     from genrec.paths import prepare_output_dir
     from genrec.registry import list_models
+    from genrec.report import print_table
 
-    if args.suite:  # genrec.suites: many models, both protocols, one verdict report
-        from genrec.suites import cmd_suite
-
+    if args.suite and (args.reconsumption != "miss" or args.resume):
+        raise ConfigError("--reconsumption and --resume do not apply to --suite runs yet")
+    if args.suite:  # genrec.bench.suites: many models, both protocols, one verdict report
         return cmd_suite(args, argv)
     if args.quick or args.protocols:
         raise ConfigError("--quick and --protocols only apply with --suite")
+    if args.resume and args.overwrite:
+        raise ConfigError(
+            "--resume continues the run in the output folder; --overwrite "
+            "starts it over: give one of them"
+        )
     models = args.models or [m for m in DEFAULT_MODELS if _available(m)]
     known = set(list_models())
     for m in models:
@@ -639,6 +879,7 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
             raise ConfigError(f"--set names model {model!r}, which is not in --models")
     spec = BenchmarkSpec(
         dataset=args.dataset,
+        reconsumption=args.reconsumption,
         models=models,
         seeds=args.seeds,
         first_seed=args.first_seed,
@@ -652,57 +893,155 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         configs_dir=args.configs_dir,
         command="genrec " + " ".join(shlex.quote(a) for a in argv),
         tune_budget_minutes=args.tune_budget_minutes,
+        use_presets=not args.no_preset,
     )
+    for model in models:  # a bad config or preset fails now, before the data loads
+        resolve_config(model, args.dataset, spec)
     out = (
         Path(args.out)
         if args.out
         else Path("reports") / (args.name or default_run_name(args.dataset))
     )
-    prepare_output_dir(out, "run", overwrite=args.overwrite, flag="--overwrite")  # before the run
+    prepare_output_dir(  # before the run
+        out,
+        "run",
+        overwrite=args.overwrite,
+        resume=args.resume,
+        flag="--overwrite (or --resume to continue an interrupted run)",
+    )
+    partial = start_partial_dir(out, resume=args.resume)
     console = _console()
+    for m in models:  # the preset rule, one line per model (the same call run_benchmark makes)
+        chosen = model_config_data(
+            m,
+            args.dataset,
+            config_path=config_paths.get(m),
+            configs_dir=args.configs_dir,
+            use_preset=spec.use_presets,
+        )
+        console.print(chosen.describe(m), soft_wrap=True, markup=False, highlight=False)
     with console.status(f"loading {args.dataset}") as status:
         ds = _load(args)
         status.update(f"splitting ({args.split})")
-        split = split_dataset(ds, args.split)
-        console.print(f"{ds!r}; split {args.split}: {len(split.test):,} test users")
-        results, evals = run_benchmark(spec, ds, split=split, on_progress=_say(console, status))
+        split = split_dataset(ds, args.split, reconsumption=args.reconsumption)
+        log_line(  # short, and never broken by the console's width
+            f"{ds.name}: {ds.n_users:,} users, {ds.n_items:,} items, "
+            f"{ds.n_interactions:,} interactions; split {args.split}: "
+            f"{len(split.test):,} test users"
+        )
+        results, evals = run_benchmark(
+            spec, ds, split=split, on_progress=_say(console, status), partial_dir=partial
+        )
     write_outputs(
         results,
         out,
         evaluations=evals if args.save_recommendations else None,
         split=split,
         overwrite=args.overwrite,
+        resume=args.resume,
     )
     print_table(results)
-    console.print(f"wrote {out / 'results.json'}, {out / 'report.md'} and {out / 'report.html'}")
+    # one line the console never breaks (a path may be longer than the terminal)
+    console.print(
+        f"wrote {out}{os.sep}: results.json, report.md, report.html", soft_wrap=True, markup=False
+    )
+    return 0
+
+
+def cmd_suite(args: Any, argv: Sequence[str]) -> int:
+    """``genrec benchmark --suite NAME [--quick] [--protocols loo,temporal]``."""
+    from genrec.bench.benchmark import default_run_name
+    from genrec.bench.suites import get_suite, resolve_models, run_suite, write_suite_outputs
+    from genrec.paths import prepare_output_dir
+
+    suite = get_suite(args.suite)
+    mode = "quick" if getattr(args, "quick", False) else "full"
+    seeds_given = any(a == "--seeds" or a.startswith("--seeds=") for a in argv)
+    protocols = getattr(args, "protocols", None) or list(suite.protocols)
+    for p in protocols:
+        if p not in ("loo", "temporal", "ratio"):
+            raise ConfigError(f"unknown protocol {p!r}; choose from loo, temporal, ratio")
+    if args.config:
+        raise ConfigError("--config is not supported with --suite; use --set MODEL.KEY=VALUE")
+    if getattr(args, "first_seed", 0):
+        raise ConfigError("--first-seed is not supported with --suite (its seeds start at 0)")
+    command = "genrec " + " ".join(shlex.quote(a) for a in argv)
+    # before loading the data, so that a bad --set fails at once
+    overrides = _model_overrides(args.set, resolve_models(suite, args.models)[0])
+    name = args.name or f"{suite.name}-{mode}-{default_run_name(args.dataset)}"
+    out = Path(args.out) if args.out else Path("reports") / name
+    prepare_output_dir(out, "run", overwrite=args.overwrite, flag="--overwrite")  # before the run
+    console = _console()
+    with console.status(f"loading {args.dataset}") as status:
+        ds = _load(args)
+        results = run_suite(
+            suite,
+            ds,
+            dataset_name=args.dataset,
+            mode=mode,
+            protocols=protocols,
+            models=args.models,
+            overrides=overrides,
+            seeds=args.seeds if seeds_given else None,
+            reference=args.reference,
+            tune_budget_minutes=args.tune_budget_minutes,
+            data_dir=args.data_dir,
+            configs_dir=args.configs_dir,
+            command=command,
+            on_progress=_say(console, status),
+            use_presets=not getattr(args, "no_preset", False),
+        )
+    write_suite_outputs(results, out, overwrite=args.overwrite)
+    console.print(results["summary"])
+    for model, reason in results["skipped"].items():
+        console.print(f"skipped {model}: {reason}")
+    for protocol, fails in results["failed"].items():
+        for model, reason in fails.items():
+            console.print(f"[red]failed[/red] {model} ({protocol}): {reason}")
+    console.print(
+        f"wall time {results['wall_seconds']:.0f} s; wrote {out}{os.sep}: report.md, "
+        "suite.json and one folder per protocol",
+        soft_wrap=True,
+        markup=False,
+    )
     return 0
 
 
 def _say(console: Any, status: Any) -> Callable[[str], None]:
     """Progress messages: the live status line on a terminal; one timestamped line each in
     logs and pipes, where a status line would print nothing."""
-    from genrec.training.trainer import log_line
+    from genrec.console import log_line
 
     return status.update if console.is_terminal else log_line
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """Tune on the validation split (never the test); save the best config as a preset."""
-    from genrec.benchmark import find_configs_dir
-    from genrec.config import load_yaml, parse_overrides
+    from genrec.bench.tuning import check_preset_path, load_space, storage_url, tune
+    from genrec.config import check_config_file, model_config_data, parse_overrides
     from genrec.data.splitting import split_dataset
-    from genrec.tuning import check_preset_path, load_space, storage_url, tune
+    from genrec.registry import get_model
 
     if args.budget_trials is None and args.budget_minutes is None:
         raise ConfigError("genrec tune needs --budget-trials N and/or --budget-minutes M")
-    if args.config:
-        base = load_yaml(args.config)
-    else:
-        cdir = find_configs_dir(args.configs_dir)
-        preset = cdir / args.dataset / f"{args.model}.yaml" if cdir else None
-        base = load_yaml(preset) if preset is not None and preset.is_file() else {}
+    chosen = model_config_data(
+        args.model,
+        args.dataset,
+        config_path=args.config,
+        configs_dir=args.configs_dir,
+        use_preset=not args.no_preset,
+    )
+    base = dict(chosen.data)
     inline = base.pop("search_space", None)  # a --config file may carry its own space
+    if args.config:
+        check_config_file(get_model(args.model).config_class, base, args.config, _configs())
     base.update(parse_overrides(args.set))
+    _console().print(
+        chosen.describe(args.model) + " (the starting point of the search)",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
     space = load_space(args.space) if args.space else inline
     root = Path("runs") / "tune" / args.dataset
     storage = args.storage or str(root / f"{args.model}.db")
@@ -711,7 +1050,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     check_preset_path(preset_path, overwrite=args.overwrite, flag="--overwrite")
     storage_url(storage)
     ds = _load(args)
-    split = split_dataset(ds, args.split)
+    split = split_dataset(ds, args.split, reconsumption=args.reconsumption)
     result = tune(
         args.model,
         ds,
@@ -740,8 +1079,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Rebuild the reports of one results file, or merge several runs into one report."""
     import time
 
-    from genrec.evaluation.report import load_results, merge_results, print_table, write_reports
     from genrec.paths import atomic_write_text, prepare_output_dir
+    from genrec.report import load_results, merge_results, print_table, write_reports
 
     loaded, labels = load_results(args.results)
     results = merge_results(loaded, labels)
@@ -779,43 +1118,150 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _available(model: str) -> bool:
-    if model != "als":
-        return True
-    import importlib.util
+    from genrec.registry import get_model
 
-    return importlib.util.find_spec("implicit") is not None
+    return not get_model(model).missing_extras()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``genrec`` command."""
+    """Entry point of the ``genrec`` command.
+
+    Expected failures (genrec's own errors, a path that cannot be read or written, a file
+    that is not text, a size guard) end with one ``genrec: error:`` line on stderr and exit
+    status 2. Anything else is a bug in genrec: one line says so and where the traceback was
+    written (exit status 70). ``--debug`` or ``GENREC_DEBUG=1`` shows every traceback in
+    place instead.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = bool(args.debug) or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
     if args.command is None:
         parser.print_help()
         return 0
+    with _one_line_warnings():
+        try:
+            return _dispatch(args, argv)
+        except KeyboardInterrupt:
+            print("genrec: interrupted", file=sys.stderr)
+            return 130
+        except GenrecError as exc:
+            if debug:
+                raise
+            print(f"genrec: error: {_one_line(exc)}", file=sys.stderr)
+            return 2
+        except (OSError, UnicodeError, MemoryError, RecursionError) as exc:
+            if debug:
+                raise
+            print(f"genrec: error: {_expected_message(exc)}", file=sys.stderr)
+            return 2
+        except Exception as exc:  # a bug: say so, keep the traceback, never swallow it
+            if debug:
+                raise
+            log = _write_crash_log(exc, argv)
+            where = f"the traceback is in {log}" if log else "the traceback could not be saved"
+            print(
+                f"genrec: internal error (a bug in genrec, please report it): "
+                f"{type(exc).__name__}: {_one_line(exc)}; {where}; run with --debug or "
+                f"{DEBUG_ENV}=1 to see it here",
+                file=sys.stderr,
+            )
+            return EXIT_BUG
+
+
+def _dispatch(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    if args.command == "benchmark":
+        return cmd_benchmark(args, argv)
+    handler = {
+        "datasets": cmd_datasets,
+        "models": cmd_models,
+        "train": cmd_train,
+        "evaluate": cmd_evaluate,
+        "recommend": cmd_recommend,
+        "search": cmd_search,
+        "chat": cmd_chat,
+        "report": cmd_report,
+        "tune": cmd_tune,
+        "serve": cmd_serve,
+    }[args.command]
+    return handler(args)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _expected_message(exc: BaseException) -> str:
+    """One line for an expected failure that is not a GenrecError."""
+    if isinstance(exc, OSError):
+        what = exc.strerror or _one_line(exc)
+        if exc.filename is not None:
+            target = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else exc.filename
+            return f"{what}: {target}"
+        return what
+    if isinstance(exc, UnicodeDecodeError):
+        return (
+            f"a file is not {exc.encoding} text (byte {exc.start}: {exc.reason}); save it as UTF-8"
+        )
+    if isinstance(exc, MemoryError):
+        detail = _one_line(exc)
+        return f"out of memory: {detail}" if detail != "MemoryError" else "out of memory"
+    if isinstance(exc, RecursionError):
+        return "the input is nested too deeply to be read"
+    return _one_line(exc)
+
+
+def crash_log_dir() -> Path:
+    """Where tracebacks of unexpected errors go: ``$GENREC_CACHE_DIR/logs`` when that
+    variable (or its older name ``GENREC_CACHE``) is set, else ``<system temp
+    dir>/genrec-logs``."""
+    import tempfile
+
+    from genrec.data.loaders.download import CACHE_ENV, CACHE_ENV_ALIAS
+
+    root = os.environ.get(CACHE_ENV) or os.environ.get(CACHE_ENV_ALIAS)
+    return Path(root) / "logs" if root else Path(tempfile.gettempdir()) / "genrec-logs"
+
+
+def _write_crash_log(exc: BaseException, argv: Sequence[str]) -> Path | None:
+    """Write the traceback of ``exc`` (with the command and versions) to a new log file."""
+    import platform
+    import time
+    import traceback
+
+    from genrec._version import __version__
+
     try:
-        if args.command == "benchmark":
-            return cmd_benchmark(args, argv)
-        handler = {
-            "datasets": cmd_datasets,
-            "models": cmd_models,
-            "train": cmd_train,
-            "evaluate": cmd_evaluate,
-            "recommend": cmd_recommend,
-            "search": cmd_search,
-            "chat": cmd_chat,
-            "report": cmd_report,
-            "tune": cmd_tune,
-            "serve": cmd_serve,
-        }[args.command]
-        return handler(args)
-    except GenrecError as exc:
-        print(f"genrec: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("genrec: interrupted", file=sys.stderr)
-        return 130
+        folder = crash_log_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        text = (
+            f"genrec {__version__}, Python {platform.python_version()}, {platform.platform()}\n"
+            f"command: genrec {' '.join(shlex.quote(a) for a in argv)}\n\n"
+            + "".join(traceback.format_exception(exc))
+        )
+        path.write_text(text, encoding="utf-8")
+        return path
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Show genrec's warnings as one ``genrec: warning:`` line each (others as usual)."""
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if issubclass(category, GenrecWarning):
+            print(f"genrec: warning: {_one_line(message)}", file=file or sys.stderr)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
 
 
 if __name__ == "__main__":  # pragma: no cover

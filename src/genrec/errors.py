@@ -48,6 +48,50 @@ class MissingExtraError(GenrecError, ImportError):
     """An optional dependency is not installed."""
 
 
+class InsufficientMemoryError(GenrecError, MemoryError):
+    """A computation would need more memory than is available; raised before allocating,
+    with the amount needed and the amount available in the message."""
+
+
+class GenrecTypeError(GenrecError, TypeError):
+    """A public function got an argument of the wrong type (the message names the argument,
+    the expected type and what it got)."""
+
+
+class ResourceLimitError(GenrecError, MemoryError):
+    """A request would allocate more memory than genrec allows (k, batch or history sizes);
+    the message names the size and how to stay within the limit."""
+
+
+def expect_type(
+    value: object, expected: type | tuple[type, ...], what: str, hint: str = ""
+) -> None:
+    """Raise :class:`GenrecTypeError` unless ``value`` is an instance of ``expected``.
+
+    Args:
+        value: the argument.
+        expected: the accepted type(s).
+        what: how to name the argument, e.g. ``"split_dataset() dataset"``.
+        hint: an extra sentence, e.g. how to build the expected type.
+    """
+    if isinstance(value, expected):
+        return
+    types_ = expected if isinstance(expected, tuple) else (expected,)
+    names = " or ".join(_type_name(t) for t in types_)
+    raise GenrecTypeError(
+        f"{what} must be a {names}, got {type(value).__name__}{(': ' + hint) if hint else ''}"
+    )
+
+
+def _type_name(tp: type) -> str:
+    module = tp.__module__
+    if module == "builtins":
+        return tp.__name__
+    if module.startswith("genrec"):
+        return f"genrec.{tp.__name__}" if tp.__name__ in ("Dataset", "Split") else tp.__name__
+    return f"{module.split('.')[0]}.{tp.__name__}"
+
+
 def suggest(name: str, choices: Iterable[str]) -> str:
     """Return a ``" Did you mean 'x'?"`` hint for ``name`` among ``choices`` (or ``""``)."""
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.5)
@@ -66,11 +110,29 @@ def require_extra(module: str, extra: str):
         ) from exc
 
 
-class DuplicateIdWarning(UserWarning):
+class GenrecWarning(UserWarning):
+    """Base class of genrec's warnings (the CLI prints them as one ``genrec: warning:`` line)."""
+
+
+class DuplicateIdWarning(GenrecWarning):
     """An item or user side table lists an id more than once (the first row is kept)."""
 
 
-class MissingTextWarning(UserWarning):
+class DeprecatedKeyWarning(FutureWarning):
+    """A config uses an old key name that still loads (e.g. TIGER's ``max_items``, now
+    ``max_seq_len``); shown by default, unlike :class:`DeprecationWarning`."""
+
+
+class DuplicateInteractionWarning(GenrecWarning):
+    """Interactions repeat exactly (same user, item and timestamp); the first of each is kept
+    (``Dataset(..., duplicates="error")`` refuses them instead)."""
+
+
+class KClampedWarning(GenrecWarning):
+    """``k`` was larger than the catalogue and was lowered to the number of items."""
+
+
+class MissingTextWarning(GenrecWarning):
     """Some items have no metadata text and are embedded as ``"item <id>"``."""
 
 

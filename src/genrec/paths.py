@@ -33,7 +33,7 @@ import numpy as np
 
 from genrec.errors import GenrecError
 
-OutputKind = Literal["artifact", "run", "checkpoint", "codebook"]
+OutputKind = Literal["artifact", "run", "checkpoint", "codebook", "ann"]
 
 
 class OutputPathError(GenrecError, OSError):
@@ -59,10 +59,12 @@ def is_genrec_output(path: str | Path, kind: OutputKind) -> bool:
     """True when ``path`` is a folder that genrec wrote as an output of ``kind``.
 
     * ``artifact``: ``config.json`` with ``format_version`` and ``model`` (``Recommender.save``);
-    * ``run``: ``results.json`` with ``schema_version`` (``genrec benchmark`` / ``report``) or
-      ``suite.json`` with ``suite`` (a suite run);
+    * ``run``: ``results.json`` with ``schema_version`` (``genrec benchmark`` / ``report``),
+      ``suite.json`` with ``suite`` (a suite run), or ``.partial/run.json`` (a benchmark
+      that has not finished, see ``genrec benchmark --resume``);
     * ``checkpoint``: ``trainer.json`` with ``format`` and ``epoch`` (the trainer's ``last/``);
-    * ``codebook``: ``codebook.json`` with ``format_version`` and ``codebook_sizes``.
+    * ``codebook``: ``codebook.json`` with ``format_version`` and ``codebook_sizes``;
+    * ``ann``: ``ann.json`` with ``kind`` and ``format_version`` (:class:`genrec.ann.ItemIndex`).
     """
     p = Path(path)
     if not p.is_dir():
@@ -70,13 +72,17 @@ def is_genrec_output(path: str | Path, kind: OutputKind) -> bool:
     if kind == "artifact":
         return _has_keys(p / "config.json", "format_version", "model")
     if kind == "run":
-        return _has_keys(p / "results.json", "schema_version") or _has_keys(
-            p / "suite.json", "suite"
+        return (
+            _has_keys(p / "results.json", "schema_version")
+            or _has_keys(p / "suite.json", "suite")
+            or _has_keys(p / ".partial" / "run.json", "partial_format")  # interrupted run
         )
     if kind == "checkpoint":
         return _has_keys(p / "trainer.json", "format", "epoch")
     if kind == "codebook":
         return _has_keys(p / "codebook.json", "format_version", "codebook_sizes")
+    if kind == "ann":
+        return _has_keys(p / "ann.json", "kind", "format_version")
     raise ValueError(f"unknown output kind {kind!r}")
 
 
@@ -96,6 +102,35 @@ def _is_empty_dir(path: Path) -> bool:
         return False
 
 
+#: what genrec writes in the folders it replaces as a whole; anything else inside is the
+#: user's, and such a folder is never replaced (an artifact lists its own in config.json)
+_KNOWN_ENTRIES: dict[str, frozenset[str]] = {
+    "artifact": frozenset(
+        {"config.json", "ids.json", "items.json", "weights.safetensors", "cascade.json"}
+        | {"sources", "ranker"}
+    ),
+    "checkpoint": frozenset({"state.safetensors", "trainer.json"}),
+    "codebook": frozenset({"codebook.json", "codes.safetensors"}),
+    "ann": frozenset({"index.faiss", "ann.json"}),
+}
+
+
+def _foreign_entries(path: Path, kind: OutputKind) -> list[str]:
+    """Entries of a genrec ``kind`` folder that genrec did not write there."""
+    known = set(_KNOWN_ENTRIES.get(kind, ()))
+    if kind == "artifact":
+        try:
+            listed = json.loads((path / "config.json").read_text(encoding="utf-8")).get("files")
+        except (OSError, ValueError, AttributeError):
+            listed = None
+        if isinstance(listed, list):
+            known = {str(x) for x in listed} | {"config.json"}
+    try:
+        return sorted(e.name for e in path.iterdir() if e.name not in known)
+    except OSError:
+        return []
+
+
 def _article(kind: str) -> str:
     return "an" if kind[0] in "aeiou" else "a"
 
@@ -105,8 +140,11 @@ def _check_existing(
 ) -> None:
     """Refuse ``path`` unless it is absent, an empty folder, or genrec's own ``kind`` output
     (which needs ``overwrite``, or ``resume`` where the caller continues it)."""
-    if path.is_symlink() and not path.exists():
-        raise OutputPathError(f"output path {path} is a broken symbolic link; choose another")
+    if path.is_symlink():
+        raise OutputPathError(
+            f"output path {path} is a symbolic link; give the real path "
+            f"({path.resolve()}) so that nothing is replaced behind the link"
+        )
     if not path.exists():
         return
     if not path.is_dir():
@@ -118,6 +156,14 @@ def _check_existing(
         return
     if is_genrec_output(path, kind):
         if overwrite or resume:
+            foreign = _foreign_entries(path, kind) if kind in _KNOWN_ENTRIES else []
+            if foreign and overwrite:
+                shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+                raise OutputPathError(
+                    f"{path} holds {_article(kind)} {kind} written by genrec but also files it "
+                    f"did not write ({shown}); replacing the folder would delete them: move "
+                    "them out first"
+                )
             return
         raise OutputPathError(
             f"{path} already holds {_article(kind)} {kind} written by genrec; pass {flag} to "
@@ -186,7 +232,7 @@ def prepare_output_dir(
     if str(path).strip() == "":
         raise OutputPathError("the output path is empty")
     _check_existing(p, kind, overwrite, flag, resume)
-    if kind in ("artifact", "codebook"):
+    if kind in ("artifact", "codebook", "ann"):
         _probe_writable(p.parent if str(p.parent) else Path("."), p)
     else:
         _probe_writable(p, p)
@@ -209,6 +255,10 @@ def check_output_file(
     p = Path(path).expanduser()
     if str(path).strip() == "":
         raise OutputPathError("the output path is empty")
+    if p.is_symlink():
+        raise OutputPathError(
+            f"output file {p} is a symbolic link; give the real path ({p.resolve()})"
+        )
     if p.is_dir():
         raise OutputPathError(f"output file {p} is an existing folder; give a file path")
     if p.exists() or p.is_symlink():
@@ -243,20 +293,25 @@ def atomic_dir(path: str | Path, kind: OutputKind | None = None) -> Iterator[Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+    old: Path | None = None
     try:
         yield tmp
         if kind is not None:
             _check_existing(path, kind, overwrite=True, flag="overwrite")
-        old = None
         if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            # a fresh name (never an earlier run's leftover), then the swap
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+            os.rmdir(old)
             os.replace(path, old)
         os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
+        if old is not None and not path.exists():
+            os.replace(old, path)  # the swap failed half-way: the previous output is back
+            old = None
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

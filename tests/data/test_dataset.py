@@ -86,7 +86,7 @@ def test_bad_interactions_raise_clear_errors(frame, message):
 
 
 def test_not_a_dataframe():
-    with pytest.raises(DataValidationError, match="DataFrame"):
+    with pytest.raises(TypeError, match="DataFrame"):  # GenrecTypeError
         Dataset([(1, 2)])  # type: ignore[arg-type]
 
 

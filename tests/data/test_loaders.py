@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import urllib.error
 import urllib.request
 import zipfile
@@ -34,7 +35,7 @@ SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     """Never touch the real cache or a user's GENREC_DATA_DIR."""
-    monkeypatch.setenv("GENREC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("GENREC_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("GENREC_DATA_DIR", raising=False)
 
 
@@ -523,6 +524,9 @@ def test_download_extracts_into_cache_and_verifies_md5(tmp_path, monkeypatch):
     assert any(u.endswith(".md5") for u, _ in calls)  # the published checksum was checked
     cache = tmp_path / "cache" / "movielens-100k"
     assert (cache / "ml-100k.zip").is_file()
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (cache / "ml-100k.zip").stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
     assert (cache / "extracted" / "ml-100k" / "u.data").is_file()
     recorded = (cache / "ml-100k.zip.sha256").read_text().split()[0]
     assert recorded == hashlib.sha256(payload).hexdigest()

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from genrec.data.sequences import (
+    epoch_batches,
     epoch_generator,
     length_bucketed_batches,
     minibatches,
@@ -48,3 +49,32 @@ def test_trim_left_padding() -> None:
     assert torch.equal(trim_left_padding(x[:, 1:]), x[:, 1:])  # nothing to drop
     empty = torch.zeros(2, 5, dtype=torch.long)
     assert trim_left_padding(empty).shape == (2, 1)  # one column kept
+
+
+def test_token_budget_batches_cover_every_index_within_budget() -> None:
+    lengths = np.random.default_rng(1).integers(1, 51, size=2000)
+    budget = 32 * int(lengths.mean())
+    batches = length_bucketed_batches(lengths, 32, 10, epoch_generator(0, 0), max_tokens=budget)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(2000))
+    for b in batches:  # padded tokens within the budget (a batch of one may exceed it)
+        assert len(b) == 1 or len(b) * lengths[b].max() <= budget
+    sizes = np.array([len(b) for b in batches])
+    short = [len(b) for b in batches if lengths[b].max() <= 20]
+    long = [len(b) for b in batches if lengths[b].min() >= 40]
+    assert min(short) > 2 * max(long)  # many short rows or few long ones per step
+    # about as many steps as fixed batches of 32 rows: padding is all that is left out
+    assert 2000 / 32 <= len(batches) <= 1.3 * 2000 / 32
+    assert sizes.sum() == 2000
+
+
+def test_epoch_batches_random_rows_or_token_buckets() -> None:
+    lengths = np.r_[np.full(90, 2), np.full(10, 40)]
+    plain = epoch_batches(lengths, 10, 0, epoch_generator(0, 0))
+    assert all(len(b) == 10 for b in plain)
+    by_rows = epoch_batches(lengths, 10, 5, epoch_generator(0, 0), by_tokens=False)
+    assert sorted(len(b) for b in by_rows) == [10] * 10
+    by_tokens = epoch_batches(lengths, 10, 5, epoch_generator(0, 0))
+    budget = round(10 * lengths.mean())  # 56 tokens
+    assert max(len(b) * lengths[b].max() for b in by_tokens) <= budget
+    assert sorted(np.concatenate(by_tokens).tolist()) == list(range(100))

@@ -6,9 +6,9 @@ import torch
 import genrec
 from genrec import Dataset
 from genrec.config import ModelConfig
+from genrec.core.recommender import ScoringRecommender
 from genrec.data.splitting import leave_one_out
 from genrec.errors import ConfigError, NotFittedError, UnknownNameError
-from genrec.models.base import ScoringRecommender
 
 
 class FixedScores(ScoringRecommender):
@@ -157,9 +157,9 @@ class ReorderedScores(FixedScores):
     def _row_order(self, hist, rows):
         return np.random.default_rng(1).permutation(len(rows))
 
-    def _recommend_batch(self, batch, k, exclude_seen, candidates, demote):
+    def _rank_batch(self, batch, *args):
         self.batches.append(batch.user_ids.tolist())
-        return super()._recommend_batch(batch, k, exclude_seen, candidates, demote)
+        return super()._rank_batch(batch, *args)
 
 
 @pytest.mark.parametrize("sampled", [None, 5])

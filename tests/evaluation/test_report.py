@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import genrec
-from genrec.benchmark import (
+from genrec.bench.benchmark import (
     BenchmarkSpec,
     history_segments,
     popularity_bins,
@@ -27,7 +27,7 @@ from genrec.benchmark import (
 )
 from genrec.cli import main
 from genrec.errors import ConfigError
-from genrec.evaluation.report import PLOTS_NOTE, merge_results, render_html, render_markdown
+from genrec.report import PLOTS_NOTE, merge_results, render_html, render_markdown
 from genrec.testing import make_synthetic_dataset
 
 SCHEMA = json.loads(

@@ -88,15 +88,14 @@ def test_recvae_alternates_encoder_and_decoder(split):
     model = make("recvae", epochs=1)
     model.fit(split.train)
     net = model.network_
-    model.train_net_ = net
-    batch = next(iter(model._epoch_batches(split.train, torch.Generator().manual_seed(0))))
+    batch = next(iter(model.epoch_batches(split.train, torch.Generator().manual_seed(0))))
     opt = torch.optim.AdamW(net.parameters(), lr=0.1)
     for phase, frozen, moving in ((0, net.decoder, net.encoder), (1, net.encoder, net.decoder)):
         batch["phase"] = torch.tensor([phase])
         before_f = [p.detach().clone() for p in frozen.parameters()]
         before_m = [p.detach().clone() for p in moving.parameters()]
         opt.zero_grad(set_to_none=True)
-        model.training_step(batch).backward()
+        model.training_step(net, batch).backward()
         assert all(p.grad is None for p in frozen.parameters())
         opt.step()
         assert all(torch.equal(a, b) for a, b in zip(before_f, frozen.parameters()))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from sequence_checks import check_trimming_keeps_the_loss, variable_length_split
 
 import genrec
 from genrec.errors import ConfigError, UnknownIdError
@@ -68,7 +69,7 @@ def test_masked_batches(split):
     mask_id = model.n_items + 1
     gen = torch.Generator().manual_seed(0)
     n_last_only = 0
-    for batch in model._epoch_batches(split.train, gen):
+    for batch in model.epoch_batches(split.train, gen):
         x, y = batch["inputs"], batch["labels"]
         masked = x == mask_id
         assert torch.equal(masked, y > 0)  # labels exactly at [MASK] positions
@@ -80,7 +81,7 @@ def test_masked_batches(split):
     assert n_last_only > 0
     only_last = BERT4Rec(**{**TINY, "epochs": 1}, last_item_mask_prob=1.0)
     only_last.fit(split.train)
-    for batch in only_last._epoch_batches(split.train, torch.Generator().manual_seed(0)):
+    for batch in only_last.epoch_batches(split.train, torch.Generator().manual_seed(0)):
         masked = batch["inputs"] == mask_id
         assert masked[:, -1].all() and not masked[:, :-1].any()
 
@@ -134,3 +135,21 @@ def test_defaults_train_long_and_validate():
         BERT4RecConfig(mask_prob=0.0)
     with pytest.raises(ConfigError, match="max_seq_len"):
         BERT4RecConfig(max_seq_len=1)
+
+
+@pytest.mark.parametrize("bucket_batches", [0, 4])
+def test_trimmed_batches_keep_the_loss(bucket_batches):
+    # right-aligned positions and masked padding keys: trimming saves compute only
+    split = variable_length_split()
+    cfg = {**TINY, "epochs": 1, "batch_size": 8, "bucket_batches": bucket_batches}
+    model = BERT4Rec(**cfg).fit(split.train)
+    check_trimming_keeps_the_loss(model, split, ("inputs", "labels"))
+
+
+def test_trimmed_scoring_gives_the_same_scores(fitted):
+    batch = fitted.train_histories_.batch(np.arange(1, 9))
+    hist = torch.from_numpy(batch.padded_sequences(fitted.config.max_seq_len - 1))
+    seq = torch.cat([hist, torch.full((8, 1), fitted.n_items + 1)], dim=1)  # untrimmed
+    with torch.no_grad():
+        full = fitted.network_.eval().score_last(seq)
+    torch.testing.assert_close(fitted._score(batch), full)

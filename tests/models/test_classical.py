@@ -143,7 +143,7 @@ def test_als_recovers_block_structure() -> None:
     ds, block = block_data()
     users = 100 + np.arange(90)
     # rank of the structure = 3 blocks: every recommendation is in the user's block
-    model = ALS(factors=3, regularization=0.1, iterations=15).fit(ds)
+    model = ALS(embedding_dim=3, regularization=0.1, iterations=15).fit(ds)
     recs = model.recommend(users, k=10)
     rec_block = (recs.internal_item_ids - 1) // 30  # (90, 10) block of each recommendation
     assert (rec_block == block[:, None]).all()
@@ -153,14 +153,14 @@ def test_als_recovers_block_structure() -> None:
         assert all(lo <= i < hi for i in recs.item_ids[r]), recs.item_ids[r]
     # more factors than the structure needs (some within-block noise gets fitted): still
     # nearly every recommendation is in-block (random would give 1/3)
-    model = ALS(factors=8, regularization=1.0, iterations=15).fit(ds)
+    model = ALS(embedding_dim=8, regularization=1.0, iterations=15).fit(ds)
     rec_block = (model.recommend(users, k=10).internal_item_ids - 1) // 30
     assert (rec_block == block[:, None]).mean() >= 0.95
 
 
 def test_als_fold_in_matches_fitted_factors() -> None:
     ds, _ = block_data()
-    model = ALS(factors=3, regularization=0.1, iterations=30, use_cg=False).fit(ds)
+    model = ALS(embedding_dim=3, regularization=0.1, iterations=30, use_cg=False).fit(ds)
     folded = model.fold_in(ds.matrix(binary=False)[1:])  # (90, f) exact solve per user
     fitted = model.user_factors_[1:]
     cos = (folded * fitted).sum(1) / (
@@ -179,7 +179,7 @@ def test_als_confidence_and_bm25() -> None:
     ours = bm25_weights(W, idf, avg, 100.0, 0.8)[1:].toarray()
     ref = np.maximum(bm25_weight(W[1:], K1=100, B=0.8).toarray(), 0)
     np.testing.assert_allclose(ours, ref, rtol=1e-5)
-    model = ALS(factors=3, regularization=0.1, weighting="bm25").fit(ds)
+    model = ALS(embedding_dim=3, regularization=0.1, weighting="bm25").fit(ds)
     recs = model.recommend_for_history([[10, 11, 12]], k=3)
     assert all(10 <= i < 40 for i in recs.item_ids[0])
 
@@ -191,19 +191,19 @@ def test_als_fit_does_not_warn_about_blas_threads(monkeypatch: pytest.MonkeyPatc
     ds, _ = block_data()
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
-        ALS(factors=4, iterations=2).fit(ds)
+        ALS(embedding_dim=4, iterations=2).fit(ds)
 
 
 def test_als_without_implicit(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     ds, _ = block_data()
-    model = ALS(factors=4, iterations=5).fit(ds)
+    model = ALS(embedding_dim=4, iterations=5).fit(ds)
     path = model.save(tmp_path / "als")
     expected = model.recommend([100, 150], k=5)
     for mod in [m for m in list(sys.modules) if m == "implicit" or m.startswith("implicit.")]:
         monkeypatch.delitem(sys.modules, mod)
     monkeypatch.setitem(sys.modules, "implicit", None)  # import implicit -> ImportError
     with pytest.raises(MissingExtraError, match=r"genrec\[als\]"):
-        ALS(factors=4).fit(ds)
+        ALS(embedding_dim=4).fit(ds)
     loaded = genrec.load(path)  # scoring is numpy/torch only
     got = loaded.recommend([100, 150], k=5)
     np.testing.assert_array_equal(got.internal_item_ids, expected.internal_item_ids)

@@ -22,7 +22,7 @@ TINY: dict[str, dict[str, Any]] = {
     "ease": {"l2": 10.0},
     "itemknn": {"n_neighbors": 20, "shrink": 1.0},
     # 60 users x 40 items: more factors or less regularisation lets ALS memorise histories
-    "als": {"factors": 8, "iterations": 10, "regularization": 1.0},
+    "als": {"embedding_dim": 8, "iterations": 10, "regularization": 1.0},
 }
 
 # Minimum recall@10 on the synthetic leave-one-out test (random ranking: ~0.30). A test user

@@ -8,8 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
-from sequence_checks import check_left_truncation
+from sequence_checks import (
+    check_left_truncation,
+    check_trimming_keeps_the_loss,
+    variable_length_split,
+)
 
 import genrec
 from genrec.models.gru4rec import GRU4Rec, GRU4RecConfig, GRU4RecNetwork, bpr_max_loss
@@ -82,3 +87,28 @@ def test_bad_config() -> None:
         GRU4Rec(loss="top1")
     with pytest.raises(ConfigError, match="dropout"):
         GRU4Rec(dropout=1.0)
+
+
+def test_left_padding_changes_nothing() -> None:
+    # packed sequences: each history starts from the zero state at its first item, so the
+    # amount of left padding (a trimmed batch's width) leaves every real position unchanged
+    torch.manual_seed(0)
+    cfg = GRU4RecConfig(embedding_dim=8, hidden_dim=12, n_layers=2, max_seq_len=10)
+    net = GRU4RecNetwork(30, cfg).eval()
+    x = torch.tensor([[0, 0, 0, 5, 6, 7], [1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 9]])
+    with torch.no_grad():
+        h = net.encode(x)
+        for row in range(3):
+            real = int((x[row] > 0).sum())
+            alone = net.encode(x[row : row + 1, -real:])  # no padding at all
+            torch.testing.assert_close(h[row : row + 1, -real:], alone)
+            wider = net.encode(F.pad(x[row : row + 1], (4, 0)))  # more padding
+            torch.testing.assert_close(h[row : row + 1, -real:], wider[:, -real:])
+
+
+@pytest.mark.parametrize("bucket_batches", [0, 4])
+def test_trimmed_batches_keep_the_loss(bucket_batches: int) -> None:
+    split = variable_length_split()
+    cfg = {**TINY, "epochs": 1, "batch_size": 8, "bucket_batches": bucket_batches}
+    model = GRU4Rec(**cfg).fit(split.train)
+    check_trimming_keeps_the_loss(model, split, ("inputs", "targets"))

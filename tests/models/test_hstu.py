@@ -11,7 +11,11 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from sequence_checks import check_left_truncation
+from sequence_checks import (
+    check_left_truncation,
+    check_trimming_keeps_the_loss,
+    variable_length_split,
+)
 
 import genrec
 from genrec.data.dataset import Dataset
@@ -208,3 +212,26 @@ def test_left_truncation(split) -> None:
     times = torch.cat([b["times"] for b in batches])
     assert times.shape == inputs.shape
     assert (times[:, -1] == 0).all() and (times <= 0).all()  # relative to the newest input
+
+
+@pytest.mark.parametrize("loss,bucket_batches", [("sampled_softmax", 0), ("ce", 4)])
+def test_trimmed_batches_keep_the_loss(loss: str, bucket_batches: int) -> None:
+    # positions count among real items, the divisor is the constant max_seq_len and padding
+    # keys are masked: dropping all-padding columns (times too) changes no loss
+    split = variable_length_split()
+    cfg = {**TINY, "epochs": 1, "batch_size": 8, "loss": loss, "bucket_batches": bucket_batches}
+    model = HSTU(**cfg).fit(split.train)
+    check_trimming_keeps_the_loss(model, split, ("inputs", "targets", "times"))
+
+
+def test_trimmed_scoring_gives_the_same_scores(split, fitted) -> None:
+    users = np.arange(1, 9)
+    batch = fitted.train_histories_.batch(users)
+    L = fitted.config.max_seq_len
+    seqs = torch.from_numpy(batch.padded_sequences(L))
+    rel, ok = fitted._batch_times(batch, L)
+    with torch.no_grad():
+        full = fitted.network_.eval()(
+            seqs, times=torch.from_numpy(rel.astype(np.float32)), time_valid=torch.from_numpy(ok)
+        )
+    torch.testing.assert_close(fitted._score(batch), full)

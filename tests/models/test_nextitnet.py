@@ -7,8 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 import yaml
-from sequence_checks import check_left_truncation
+from sequence_checks import (
+    check_left_truncation,
+    check_trimming_keeps_the_loss,
+    variable_length_split,
+)
 
 import genrec
 from genrec.models.nextitnet import NextItNet, NextItNetConfig, NextItNetNetwork
@@ -80,3 +85,26 @@ def test_bad_dilations() -> None:
         NextItNet(dilations=[1, 0])
     with pytest.raises(ConfigError, match="dilations"):
         NextItNet(dilations=[])
+
+
+def test_left_padding_changes_nothing() -> None:
+    # padding states are held at 0, like the convolutions' own left padding, so the amount
+    # of left padding (a trimmed batch's width) leaves every real position unchanged
+    net = _net([1, 2, 4], n_repeats=2)
+    x = torch.tensor([[0, 0, 0, 5, 6, 7], [1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 9]])
+    with torch.no_grad():
+        h = net.encode(x)
+        for row in range(3):
+            real = int((x[row] > 0).sum())
+            alone = net.encode(x[row : row + 1, -real:])  # no padding at all
+            torch.testing.assert_close(h[row : row + 1, -real:], alone)
+            wider = net.encode(F.pad(x[row : row + 1], (30, 0)))  # more padding
+            torch.testing.assert_close(h[row : row + 1, -real:], wider[:, -real:])
+
+
+@pytest.mark.parametrize("bucket_batches", [0, 4])
+def test_trimmed_batches_keep_the_loss(bucket_batches: int) -> None:
+    split = variable_length_split()
+    cfg = {**TINY, "epochs": 1, "batch_size": 8, "bucket_batches": bucket_batches}
+    model = NextItNet(**cfg).fit(split.train)
+    check_trimming_keeps_the_loss(model, split, ("inputs", "targets"))

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from sequence_checks import check_trimming_keeps_the_loss, variable_length_split
+from torch import nn
 
 import genrec
 from genrec.errors import ConfigError, UnknownIdError
@@ -211,7 +213,7 @@ def test_training_batches_are_left_truncated(split):
     model.fit(split.train)
     hist = split.train.histories()
     gen = torch.Generator().manual_seed(0)
-    batch = next(iter(model._epoch_batches(split.train, gen)))
+    batch = next(iter(model.epoch_batches(split.train, gen)))
     assert batch["inputs"].shape[1] == 3 and batch["targets"].shape[1] == 3
     # each row is the last 4 items of some user's sequence, shifted by one
     seqs = {
@@ -278,3 +280,64 @@ def test_config_validation():
         SASRecConfig(embedding_dim=10, n_heads=3)
     with pytest.raises(ConfigError, match="gbce_t"):
         SASRecConfig(gbce_t=2.0)
+
+
+@pytest.mark.parametrize("loss,bucket_batches", [("ce", 0), ("ce", 4), ("sampled_softmax", 4)])
+def test_trimmed_batches_keep_the_loss(loss, bucket_batches):
+    # right-aligned positions and masked padding keys: trimming saves compute only (the
+    # sampled negatives come from the batch's seed, so both calls draw the same ones)
+    split = variable_length_split()
+    cfg = {**TINY, "epochs": 1, "batch_size": 8, "loss": loss, "bucket_batches": bucket_batches}
+    model = SASRec(**cfg, n_negatives=4).fit(split.train)
+    check_trimming_keeps_the_loss(model, split, ("inputs", "targets"))
+
+
+def test_trimmed_scoring_gives_the_same_scores(fitted):
+    batch = fitted.train_histories_.batch(np.arange(1, 9))
+    seq = torch.from_numpy(batch.padded_sequences(fitted.config.max_seq_len))  # untrimmed
+    with torch.no_grad():
+        full = fitted.network_.eval().score_last(seq)
+    torch.testing.assert_close(fitted._score(batch), full)
+
+
+def test_sasrec_block_is_the_reference_formula():
+    # Kang & McAuley's block: q = LN1(x); x = q + MHA(q, k=v=x); f = LN2(x); f + FFN(f)
+    torch.manual_seed(0)
+    cfg = SASRecConfig(embedding_dim=8, n_blocks=1, n_heads=2, max_seq_len=5, dropout=0.0)
+    block_cfg = {"sasrec_block": True, "ffn_activation": "relu"}
+    net = SASRecNetwork(12, SASRecConfig(**{**cfg.to_dict(), **block_cfg})).eval()
+    block = net.encoder.blocks[0]
+    x = torch.randn(2, 5, 8)
+    mask = attention_mask(torch.ones(2, 5, dtype=torch.bool), causal=True)
+    q = block.ln1(x)
+    mha = nn.MultiheadAttention(8, 2, batch_first=True)
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(block.attn.qkv.weight)
+        mha.in_proj_bias.copy_(block.attn.qkv.bias)
+        mha.out_proj.weight.copy_(block.attn.proj.weight)
+        mha.out_proj.bias.copy_(block.attn.proj.bias)
+        attn, _ = mha(q, x, x, attn_mask=~mask[0, 0], need_weights=False)
+        h = q + attn
+        f = block.ln2(h)
+        want = f + block.ffn.fc2(torch.relu(block.ffn.fc1(f)))
+        torch.testing.assert_close(block(x, mask), want)
+
+
+def test_xavier_init_and_input_scale():
+    torch.manual_seed(0)
+    net = SASRecNetwork(2000, SASRecConfig(embedding_dim=64, init="xavier", scale_inputs=False))
+    w = net.item_emb.weight[1:]
+    assert w.std().item() == pytest.approx((2 / (2001 + 64)) ** 0.5, rel=0.05)  # fan in + out
+    assert net.input_scale == 1.0 and torch.all(net.item_emb.weight[0] == 0)
+    qkv = net.encoder.blocks[0].attn.qkv.weight  # (3d, d): Xavier too
+    assert qkv.std().item() == pytest.approx((2 / (4 * 64)) ** 0.5, rel=0.05)
+    scaled = SASRecNetwork(2000, SASRecConfig(embedding_dim=64, init="xavier")).eval()
+    assert scaled.input_scale == 8.0  # sqrt(d): SASRec's reference code
+    scaled.load_state_dict(net.state_dict())
+    net.eval().input_scale = 8.0  # the same weights and scale: the same states
+    seq = torch.tensor([[0, 3, 4]])
+    with torch.no_grad():
+        torch.testing.assert_close(net.encode(seq), scaled.encode(seq))
+    normal = SASRecNetwork(2000, SASRecConfig(embedding_dim=64))
+    assert normal.input_scale == 8.0
+    assert normal.item_emb.weight[1:].std().item() == pytest.approx(1 / 8, rel=0.05)

@@ -28,13 +28,13 @@ def fitted(split):
 def test_incremental_kv_cache_matches_full_recomputation() -> None:
     torch.manual_seed(0)
     cfg = TIGERConfig(
-        d_model=24,
+        embedding_dim=24,
         n_heads=3,
         head_dim=8,
         ffn_dim=32,
         n_encoder_layers=2,
         n_decoder_layers=2,
-        max_items=5,
+        max_seq_len=5,
         n_user_buckets=7,
         dropout=0.0,
     )
@@ -255,8 +255,8 @@ def test_fit_codebook_passes_collaborative_vectors_to_letter_rqvae(split) -> Non
 def test_trimmed_left_padding_gives_the_same_memory() -> None:
     torch.manual_seed(1)
     cfg = TIGERConfig(
-        d_model=16, n_heads=2, head_dim=8, ffn_dim=32, n_encoder_layers=2, n_decoder_layers=1,
-        max_items=6, n_user_buckets=5, dropout=0.0,
+        embedding_dim=16, n_heads=2, head_dim=8, ffn_dim=32, n_encoder_layers=2, n_decoder_layers=1,
+        max_seq_len=6, n_user_buckets=5, dropout=0.0,
     )  # fmt: skip
     sizes = [4, 3, 2]
     net = TIGERNetwork(sizes, cfg).eval()
@@ -286,7 +286,7 @@ def test_decoding_a_trimmed_batch_equals_the_padded_batch(fitted, monkeypatch) -
     lens = np.diff(fitted.train_histories_.seq_indptr)
     users = np.argsort(lens[1:], kind="stable")[:12] + 1  # the shortest histories
     batch = fitted.train_histories_.batch(users)
-    padded = torch.from_numpy(batch.padded_sequences(fitted.config.max_items))
+    padded = torch.from_numpy(batch.padded_sequences(fitted.config.max_seq_len))
     assert trim_left_padding(padded).shape[1] < padded.shape[1]  # really trimmed
     exact = fitted.score_all_items(batch)
     _, scores, items = fitted.decode(batch)
@@ -303,7 +303,7 @@ def test_length_bucketed_training_batches(split) -> None:
     def batches(bucket_batches: int) -> list[dict[str, torch.Tensor]]:
         model = TIGER(**{**TINY, "bucket_batches": bucket_batches, "batch_size": 16, "epochs": 1})
         model.fit(split.train)  # only to set up the codes; its data order is what we check
-        return list(model._epoch_batches(split.train, epoch_generator(0, 0)))
+        return list(model.epoch_batches(split.train, epoch_generator(0, 0)))
 
     def pairs(bs: list[dict[str, torch.Tensor]]) -> list[tuple[int, ...]]:
         rows = []
@@ -322,30 +322,37 @@ def test_length_bucketed_training_batches(split) -> None:
         TIGER(bucket_batches=-1)
 
 
-def test_recommend_batches_users_by_history_length(fitted, split, monkeypatch) -> None:
-    from genrec.models.base import Recommender
+def test_rank_batches_users_by_history_length(fitted, split, monkeypatch) -> None:
+    from genrec.core.recommender import RankRequest, Recommender
+    from genrec.data.dataset import UserHistories
 
     rng = np.random.default_rng(0)
     items = split.train.item_map.to_external(np.arange(1, split.train.n_items + 1))
     histories = [list(rng.choice(items, size=n)) for n in rng.integers(1, 12, size=60)]
     sorted_recs = fitted.recommend_for_history(histories, k=5)
+    seqs = [fitted.item_map.to_internal(h, what="item") for h in histories]
+    request = RankRequest(
+        histories=UserHistories.from_sequences(seqs, fitted.n_items),
+        rows=np.arange(len(seqs)),
+        k=5,
+        user_ids=np.zeros(len(seqs), np.int64),
+        batch_size=16,
+    )
     widths: list[int] = []
-    real_batch = TIGER._recommend_batch
+    real_batch = TIGER._rank_batch
 
     def spy(self, batch, *args):
-        widths.append(int(np.diff(batch.seq_indptr).clip(max=self.config.max_items).max()))
+        widths.append(int(np.diff(batch.seq_indptr).clip(max=self.config.max_seq_len).max()))
         return real_batch(self, batch, *args)
 
-    monkeypatch.setattr(TIGER, "_recommend_batch", spy)
-    monkeypatch.setattr(
-        TIGER, "_rank_rows", lambda self, *a, **kw: Recommender._rank_rows(self, *a[:5], 16, **kw)
-    )  # batches of 16
-    fitted.recommend_for_history(histories, k=5)
+    monkeypatch.setattr(TIGER, "_rank_batch", spy)
+    by_length = fitted.rank(request)
     assert widths == sorted(widths) and widths[0] < widths[-1]  # short histories first
     sorted_widths = widths.copy()
     widths.clear()
     monkeypatch.setattr(TIGER, "_row_order", Recommender._row_order)  # the given order
-    plain = fitted.recommend_for_history(histories, k=5)
+    plain = fitted.rank(request)
     assert sum(widths) > sum(sorted_widths)  # user order pads more
-    np.testing.assert_array_equal(sorted_recs.internal_item_ids, plain.internal_item_ids)
+    np.testing.assert_array_equal(by_length.items, plain.items)
+    np.testing.assert_array_equal(sorted_recs.internal_item_ids, plain.items)
     np.testing.assert_allclose(sorted_recs.scores, plain.scores, rtol=1e-5, atol=1e-5)

@@ -103,7 +103,7 @@ def test_benchmark_stores_diagnostics(split) -> None:
     import jsonschema
 
     import genrec
-    from genrec.benchmark import BenchmarkSpec, run_benchmark
+    from genrec.bench.benchmark import BenchmarkSpec, run_benchmark
 
     spec = BenchmarkSpec(
         dataset="synthetic",
@@ -120,7 +120,7 @@ def test_benchmark_stores_diagnostics(split) -> None:
     diag = results["models"]["tiger"]["diagnostics"]
     assert diag["invalid_code_rate"] == {"mean": 0.0, "per_seed": [0.0]}
     assert 0.0 <= diag["beam_exact_overlap@10"]["mean"] <= 1.0
-    from genrec.evaluation.report import render_markdown
+    from genrec.report import render_markdown
 
     md = render_markdown(results)
     assert "## Model diagnostics" in md and "| invalid_code_rate | 0 |" in md
@@ -128,7 +128,7 @@ def test_benchmark_stores_diagnostics(split) -> None:
 
 def test_failing_diagnostics_keep_the_metrics(split, monkeypatch) -> None:
     """A crash inside diagnostics() is reported and recorded; the evaluated metrics stay."""
-    from genrec.benchmark import BenchmarkSpec, run_benchmark
+    from genrec.bench.benchmark import BenchmarkSpec, run_benchmark
 
     def boom(self, split=None, **kwargs):
         raise RuntimeError("diagnostics exploded")
@@ -147,7 +147,7 @@ def test_failing_diagnostics_keep_the_metrics(split, monkeypatch) -> None:
 
 
 def test_diagnostics_failed_counts_every_seed() -> None:
-    from genrec.benchmark import _diagnostics_summary
+    from genrec.bench.benchmark import _diagnostics_summary
 
     out = _diagnostics_summary([{"a": 1.0}, {"diagnostics_failed": 1}, {"a": 3.0}])
     assert out["diagnostics_failed"] == {"mean": 1 / 3, "per_seed": [0.0, 1.0, 0.0]}

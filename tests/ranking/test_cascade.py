@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 import genrec
+from genrec.core.recommender import Recommender
 from genrec.data.splitting import Split, leave_one_out
 from genrec.errors import DataValidationError, UnknownNameError
-from genrec.models.base import Recommender
-from genrec.models.cascade import Cascade, _window_mask
+from genrec.ranking.cascade import Cascade, _window_mask
 from genrec.ranking.features import FeatureBuilder
 from genrec.registry import get_model
 from genrec.testing import make_synthetic_dataset, recall_at_k
 
-ALS = {"factors": 8, "iterations": 10, "regularization": 1.0, "num_threads": 1}
+ALS = {"embedding_dim": 8, "iterations": 10, "regularization": 1.0, "num_threads": 1}
 TINY: dict[str, Any] = {
     "candidates": [{"model": "als", "n": 15, "config": ALS}],
     "iterations": 30,
@@ -224,7 +224,7 @@ def test_prefitted_source_trained_on_more_data_is_refused(split: Split, tmp_path
 
 def test_saved_cascade_does_not_need_its_preset(split: Split, tmp_path: Path) -> None:
     preset = tmp_path / "als.yaml"
-    preset.write_text("factors: 8\niterations: 10\nregularization: 1.0\nnum_threads: 1\n")
+    preset.write_text("embedding_dim: 8\niterations: 10\nregularization: 1.0\nnum_threads: 1\n")
     cfg = {**TINY, "candidates": [{"model": "als", "n": 15, "preset": str(preset)}]}
     model = get_model("cascade")(**cfg).fit(split.train)
     art = model.save(tmp_path / "cascade")

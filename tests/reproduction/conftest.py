@@ -6,7 +6,7 @@ which ``benchmarks/results_table.py --update-readme`` turns into the README tabl
 
 Checks marked ``gpu`` (full-softmax SASRec, TIGER) skip without CUDA and state the expected
 CPU time, unless ``GENREC_REPRO_ALLOW_CPU=1``; BCE SASRec runs on a CPU (~1 hour). See
-:mod:`genrec.reproduction` for the check definitions.
+:mod:`genrec.bench.reproduction` for the check definitions.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def beauty():
 
 @pytest.fixture
 def reproduce(beauty, request):
-    """Run a :class:`~genrec.reproduction.Check`, write its record, return the record."""
-    from genrec.reproduction import run_check, write_record
+    """Run a :class:`~genrec.bench.reproduction.Check`, write its record, return the record."""
+    from genrec.bench.reproduction import run_check, write_record
 
     def _run(check):
         if check.gpu:

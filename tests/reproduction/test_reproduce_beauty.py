@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from genrec.reproduction import CHECKS
+from genrec.bench.reproduction import CHECKS
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
 

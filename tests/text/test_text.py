@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
+import genrec
 from genrec.data.dataset import Dataset
 from genrec.errors import DataValidationError, MissingTextWarning, NotFittedError
 from genrec.text import (
@@ -108,8 +107,13 @@ def test_embed_cache_hit(ds, tmp_path, monkeypatch):
     assert model.calls == 2  # different texts, different key
     embed_items(ds, model, cache_dir=tmp_path, use_cache=False, progress=False)
     assert model.calls == 3
-    monkeypatch.setenv("GENREC_CACHE", str(tmp_path / "env"))
+    monkeypatch.setenv("GENREC_CACHE_DIR", str(tmp_path / "env"))
     assert text_cache_root() == tmp_path / "env" / "text"
+    # the older name still works, and the new one wins when both are set
+    monkeypatch.setenv("GENREC_CACHE", str(tmp_path / "old"))
+    assert text_cache_root() == tmp_path / "env" / "text"
+    monkeypatch.delenv("GENREC_CACHE_DIR")
+    assert text_cache_root() == tmp_path / "old" / "text"
 
 
 def test_load_item_vectors_shapes(ds, tmp_path):
@@ -135,18 +139,27 @@ def test_load_item_vectors_shapes(ds, tmp_path):
 
 
 def test_collaborative_vectors():
-    emb = torch.nn.Embedding(4, 5)
-    sasrec_like = SimpleNamespace(network_=SimpleNamespace(item_emb=emb))
-    out = collaborative_vectors(sasrec_like)
-    assert out.shape == (4, 5) and out.dtype == np.float32 and not out[0].any()
-    np.testing.assert_allclose(out[1:], emb.weight.detach().numpy()[1:])
-    bert_like = SimpleNamespace(network_=SimpleNamespace(item_emb=emb), n_items=2)
-    np.testing.assert_array_equal(collaborative_vectors(bert_like), out[:3])  # mask row dropped
-    als_like = SimpleNamespace(item_factors_=np.ones((4, 3)))
-    assert collaborative_vectors(als_like).shape == (4, 3)
+    """The item_embeddings() capability: SASRec's table, BERT4Rec's without its mask row,
+    ALS's item factors; a fitted model without embeddings and an unfitted one are errors."""
+    from genrec.testing import make_synthetic_dataset
+
+    train = make_synthetic_dataset(n_users=30, n_items=20, seed=0)
+    tiny = {"epochs": 1, "embedding_dim": 8, "max_seq_len": 6, "progress": False}
+    sasrec = genrec.get_model("sasrec")(**tiny).fit(train)
+    out = collaborative_vectors(sasrec)
+    assert out.shape == (21, 8) and out.dtype == np.float32 and not out[0].any()
+    table = sasrec.network_.item_emb.weight.detach().numpy()
+    np.testing.assert_allclose(out[1:], table[1:21])
+    bert = genrec.get_model("bert4rec")(**tiny).fit(train)
+    assert bert.network_.item_emb.weight.shape[0] == 22  # padding, 20 items, mask token
+    assert collaborative_vectors(bert).shape == (21, 8)  # mask row dropped
+    als = genrec.get_model("als")(embedding_dim=4, iterations=2).fit(train)
+    assert collaborative_vectors(als).shape == (21, 4)
     with pytest.raises(NotFittedError):
-        collaborative_vectors(SimpleNamespace(network_=None))
+        collaborative_vectors(genrec.get_model("sasrec")())
     with pytest.raises(TypeError, match="no item embeddings"):
+        collaborative_vectors(genrec.get_model("ease")().fit(train))
+    with pytest.raises(TypeError, match="not a genrec model"):
         collaborative_vectors(object())
 
 

@@ -32,10 +32,10 @@ class CountingToy(Toy):
         self.seen_batches = 0
         self.seen_sequences = 0
 
-    def training_step(self, batch):
+    def training_step(self, net, batch):
         self.seen_batches += 1
         self.seen_sequences += int(batch["last"].shape[0])
-        return super().training_step(batch)
+        return super().training_step(net, batch)
 
 
 def main(out: Path) -> None:

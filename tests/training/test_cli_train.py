@@ -35,7 +35,7 @@ def test_checkpoint_flags_rejected_for_closed_form_models(csv_path, tmp_path, ca
     code = _train(csv_path, "ease", "--out", str(tmp_path / "m"), *flag)
     assert code == 2
     err = capsys.readouterr().err
-    assert f"{flag[0]} only applies to neural models" in err and "'ease'" in err
+    assert f"{flag[0]} only applies to models trained epoch by epoch" in err and "'ease'" in err
     assert not (tmp_path / "m").exists()
 
 

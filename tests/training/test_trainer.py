@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import torch
 from toy import Toy
 
 import genrec
+import genrec.console
 from genrec.errors import ConfigError
 from genrec.testing import make_synthetic_dataset
 from genrec.training import TrainingError, find_checkpoint
@@ -76,11 +78,11 @@ def test_resume_after_interrupt_identical(split, tmp_path):
     calls = {"n": 0}
     original = Toy.training_step
 
-    def flaky(self, batch):
+    def flaky(self, net, batch):
         calls["n"] += 1
         if calls["n"] == 13:  # 5 batches per epoch: dies in the middle of the third epoch
             raise BoomError
-        return original(self, batch)
+        return original(self, net, batch)
 
     Toy.training_step = flaky
     try:
@@ -101,7 +103,7 @@ def test_resume_after_interrupt_identical(split, tmp_path):
 def test_nan_loss_stops_with_clear_message(split, tmp_path):
     model = Toy(epochs=2, progress=False)
     original = Toy.training_step
-    Toy.training_step = lambda self, batch: original(self, batch) * float("nan")
+    Toy.training_step = lambda self, net, batch: original(self, net, batch) * float("nan")
     try:
         with pytest.raises(TrainingError, match="loss became nan"):
             model.fit(split.train, split.valid, checkpoint_dir=tmp_path / "c")
@@ -121,7 +123,7 @@ def test_config_validation():
     with pytest.raises(ConfigError, match="epochs must be > 0"):
         Toy(epochs=0)
     with pytest.raises(ConfigError, match="resume=True needs a checkpoint_dir"):
-        Toy().fit(None, resume=True)  # type: ignore[arg-type]
+        Toy().fit(make_synthetic_dataset(n_users=10, n_items=8, seed=0), resume=True)
 
 
 def test_nan_keeps_last_good_checkpoint_loadable(split, tmp_path):
@@ -131,9 +133,9 @@ def test_nan_keeps_last_good_checkpoint_loadable(split, tmp_path):
     calls = {"n": 0}
     original = Toy.training_step
 
-    def nan_in_third_epoch(self, batch):
+    def nan_in_third_epoch(self, net, batch):
         calls["n"] += 1
-        loss = original(self, batch)
+        loss = original(self, net, batch)
         return loss * float("nan") if calls["n"] > 10 else loss
 
     Toy.training_step = nan_in_third_epoch
@@ -148,6 +150,9 @@ def test_nan_keeps_last_good_checkpoint_loadable(split, tmp_path):
     assert find_checkpoint(ckpt) == ckpt / "last"
     meta = json.loads((ckpt / "last" / "trainer.json").read_text())
     assert meta["epoch"] == 2 and len(meta["history"]) == 2
+    mask = os.umask(0)
+    os.umask(mask)  # the weights follow the umask, not safetensors' 0600
+    assert (ckpt / "last" / "state.safetensors").stat().st_mode & 0o777 == 0o666 & ~mask
     # loadable, and exactly the weights of 2 good epochs
     two = Toy(**{**cfg, "epochs": 2}).fit(split.train, split.valid)
     resumed = Toy(**{**cfg, "epochs": 2})
@@ -159,7 +164,7 @@ def test_nan_keeps_last_good_checkpoint_loadable(split, tmp_path):
 
 def test_nan_without_checkpoint_says_so(split, tmp_path):
     original = Toy.training_step
-    Toy.training_step = lambda self, batch: original(self, batch) * float("nan")
+    Toy.training_step = lambda self, net, batch: original(self, net, batch) * float("nan")
     try:
         with pytest.raises(TrainingError, match="no checkpoint was written"):
             Toy(epochs=2, progress=False).fit(split.train, checkpoint_dir=tmp_path / "c")
@@ -181,6 +186,7 @@ def test_logs_one_line_per_validated_epoch_when_not_a_terminal(split, monkeypatc
 
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=False, width=200)
+    monkeypatch.setattr(genrec.console, "progress_console", lambda: console)
     monkeypatch.setattr(trainer, "progress_console", lambda: console)
     model = Toy(epochs=4, eval_every=2, patience=0, progress=True)
     model.fit(split.train, split.valid)
@@ -206,6 +212,7 @@ def test_progress_bar_on_a_terminal_is_transient(split, monkeypatch):
 
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=100)
+    monkeypatch.setattr(genrec.console, "progress_console", lambda: console)
     monkeypatch.setattr(trainer, "progress_console", lambda: console)
     Toy(epochs=2, progress=True).fit(split.train, split.valid)
     assert "epoch 1/2" in buf.getvalue() or "epoch 2/2" in buf.getvalue()
@@ -246,7 +253,7 @@ def test_adam_beta2_reaches_the_optimizer_and_is_validated(split, monkeypatch) -
 
 
 def test_val_users_validates_on_a_fixed_sample(split, monkeypatch) -> None:
-    import genrec.evaluation.evaluator as ev
+    import genrec.training.trainer as ev
 
     real, seen = ev.evaluate, []
 
@@ -306,9 +313,9 @@ def test_cpu_amp_autocasts_training_only(split, monkeypatch, cpu_amp) -> None:
     seen: dict[str, bool] = {}
     train_step, score = Toy.training_step, Toy._score_network
 
-    def step(self, batch):
+    def step(self, net, batch):
         seen["train"] = torch.is_autocast_enabled("cpu")
-        return train_step(self, batch)
+        return train_step(self, net, batch)
 
     def scoring(self, batch):
         seen["eval"] = torch.is_autocast_enabled("cpu")

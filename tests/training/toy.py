@@ -41,7 +41,7 @@ class Toy(NeuralRecommender):
     def _build_network(self):
         return ToyNet(self.n_items, self.config.embedding_dim, self.config.dropout)
 
-    def _epoch_batches(self, dataset, generator):
+    def epoch_batches(self, dataset, generator):
         hist = dataset.histories()
         rows = training_rows(hist)
         pairs = last_items(hist, rows, 2)  # (R, 2): previous item, next item
@@ -49,8 +49,8 @@ class Toy(NeuralRecommender):
             p = torch.from_numpy(pairs[idx])
             yield {"last": p[:, 0], "target": p[:, 1]}
 
-    def training_step(self, batch):
-        return self.train_net_(batch["last"], batch["target"])
+    def training_step(self, net, batch):
+        return net(batch["last"], batch["target"])
 
     def _score_network(self, batch):
         last = torch.from_numpy(batch.padded_sequences(1)[:, 0]).to(self.device_)

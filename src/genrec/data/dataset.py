@@ -13,7 +13,7 @@ import hashlib
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -21,10 +21,13 @@ import scipy.sparse as sp
 
 from genrec import columns as C
 from genrec.errors import (
+    ConfigError,
     DataValidationError,
     DuplicateIdWarning,
+    DuplicateInteractionWarning,
     UnknownIdError,
     caller_stacklevel,
+    expect_type,
 )
 
 
@@ -70,8 +73,13 @@ class IdMap:
         # CLI and JSON hand us strings for integer ids and vice versa: accept both.
         if self._numeric and values.dtype.kind in "OUS":
             out = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+            if not out.isna().any() and (out == np.floor(out)).all():
+                with contextlib.suppress(OverflowError, ValueError):
+                    return out.to_numpy().astype(np.int64)
+        if self._index.dtype.kind == "f" and values.dtype.kind in "OUS":  # float ids: "1.5"
+            out = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
             if not out.isna().any():
-                return out.to_numpy().astype(np.int64)
+                return out.to_numpy(dtype=np.float64)
         if (
             not self._numeric
             and values.dtype.kind in "iuO"
@@ -197,6 +205,11 @@ class HistoryBatch:
         items = self.seq_items.astype(np.int64)
         return left_pad(self.seq_indptr, items, rows, max_len, left=left)
 
+    def as_histories(self) -> UserHistories:
+        """This batch as :class:`UserHistories` whose row ``r`` is batch row ``r`` (pass
+        ``user_ids`` separately: the rows are not user ids)."""
+        return UserHistories(self.matrix, self.seq_indptr, self.seq_items, self.seq_times)
+
 
 class UserHistories:
     """Every user's history as a CSR matrix ``(n_users + 1, n_items + 1)`` plus sequences
@@ -306,10 +319,20 @@ class Dataset:
         has_timestamps: whether the ``timestamp`` column holds real times; default: whether
             the column is present. Pass ``False`` for data whose "timestamps" only encode the
             order (e.g. P5 sequence positions): time-aware models then ignore them.
+        duplicates: what to do with *exact* duplicates, interactions with the same user, item
+            and timestamp (e.g. a file whose rows all appear twice): ``"collapse"`` (default)
+            keeps the first of each and warns with the count
+            (:class:`~genrec.errors.DuplicateInteractionWarning`); ``"error"`` refuses them.
+            Left in, an exact duplicate of a held-out interaction would sit in the training
+            history and turn every hit into a miss. Repeats at *different* times are
+            re-consumption, kept as they are (see ``reconsumption`` in
+            :func:`genrec.data.splitting.split_dataset`).
 
     Raises:
-        DataValidationError: on missing columns, empty data, NaN ids, non-numeric timestamps
-            or weights, naming the problem.
+        GenrecTypeError: ``interactions``, ``items`` or ``users`` is not a DataFrame.
+        DataValidationError: on missing columns, empty data, NaN ids, non-numeric or
+            non-finite timestamps or weights, or exact duplicates with
+            ``duplicates="error"``, naming the problem.
     """
 
     def __init__(
@@ -323,7 +346,11 @@ class Dataset:
         item_map: IdMap | None = None,
         allow_empty: bool = False,
         has_timestamps: bool | None = None,
+        duplicates: Literal["collapse", "error"] = "collapse",
     ):
+        expect_type(name, str, "Dataset name")
+        if duplicates not in ("collapse", "error"):
+            raise ConfigError(f"duplicates must be 'collapse' or 'error', got {duplicates!r}")
         self.name = name
         df = _validate_interactions(interactions, allow_empty=allow_empty)
         #: whether ``timestamp`` holds real times (False: it only encodes the order)
@@ -336,6 +363,9 @@ class Dataset:
         i = self.item_map.to_internal(df[C.ITEM].to_numpy(), what="item")
         # chronological per user; stable so equal timestamps keep the input order
         order = np.lexsort((np.arange(len(df)), df[C.TIMESTAMP].to_numpy(), u))
+        dup = _exact_duplicates(u[order], i[order], df[C.TIMESTAMP].to_numpy()[order])
+        if dup.any():
+            order = self._drop_duplicates(df, order, dup, duplicates)
         self.interactions = df.iloc[order].reset_index(drop=True)
         self._u, self._i = u[order], i[order]
         self._t = self.interactions[C.TIMESTAMP].to_numpy()
@@ -343,6 +373,28 @@ class Dataset:
         self.items = _validate_side_table(items, C.ITEM, self.item_map, "item")
         self.users = _validate_side_table(users, C.USER, self.user_map, "user")
         self._histories: UserHistories | None = None
+
+    def _drop_duplicates(
+        self, df: pd.DataFrame, order: np.ndarray, dup: np.ndarray, mode: str
+    ) -> np.ndarray:
+        """``order`` without the exact duplicates ``dup`` (aligned with it); warn or raise."""
+        n = int(dup.sum())
+        first = df.iloc[order[np.flatnonzero(dup)[0]]]
+        example = f"e.g. user {_plain_id(first[C.USER])!r}, item {_plain_id(first[C.ITEM])!r}"
+        what = (
+            f"dataset {self.name!r} has {n:,} exact duplicate interaction{'s' if n > 1 else ''} "
+            f"(same user, item and timestamp; {example})"
+        )
+        if mode == "error":
+            raise DataValidationError(
+                f"{what}; remove them, or pass duplicates='collapse' to keep the first of each"
+            )
+        warnings.warn(
+            f"{what}: collapsed, the first of each is kept",
+            DuplicateInteractionWarning,
+            stacklevel=caller_stacklevel(),
+        )
+        return order[~dup]
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -510,11 +562,26 @@ class Dataset:
 
 
 # ---------------------------------------------------------------------- validation helpers
+def _exact_duplicates(u: np.ndarray, i: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Bool mask (aligned with the inputs, sorted by user then time) of the rows that repeat
+    an earlier row's user, item and timestamp; the first of each group is False."""
+    out = np.zeros(len(u), dtype=bool)
+    if len(u) < 2:
+        return out
+    tie = (u[1:] == u[:-1]) & (t[1:] == t[:-1])
+    if not tie.any():  # the common case: no two interactions of a user share a timestamp
+        return out
+    frame = pd.DataFrame({"u": u, "i": i, "t": t})
+    return frame.duplicated(keep="first").to_numpy()
+
+
 def _validate_interactions(df: pd.DataFrame, *, allow_empty: bool) -> pd.DataFrame:
-    if not isinstance(df, pd.DataFrame):
-        raise DataValidationError(
-            f"interactions must be a pandas DataFrame, got {type(df).__name__}"
-        )
+    expect_type(
+        df,
+        pd.DataFrame,
+        "interactions",
+        "build one with pandas, or load a file with genrec.load_dataset(path)",
+    )
     missing = [c for c in C.INTERACTION_REQUIRED if c not in df.columns]
     if missing:
         raise DataValidationError(
@@ -528,6 +595,9 @@ def _validate_interactions(df: pd.DataFrame, *, allow_empty: bool) -> pd.DataFra
         n_nan = int(df[col].isna().sum())
         if n_nan:
             raise DataValidationError(f"column {col!r} has {n_nan} missing (NaN) id(s)")
+        if pd.api.types.is_float_dtype(df[col].dtype) and not np.isfinite(df[col]).all():
+            first = _plain_id(df[col][~np.isfinite(df[col])].iloc[0])
+            raise DataValidationError(f"column {col!r} has a non-finite id {first!r}")
     out = pd.DataFrame({C.USER: df[C.USER].to_numpy(), C.ITEM: df[C.ITEM].to_numpy()})
     if C.TIMESTAMP in df.columns:
         out[C.TIMESTAMP] = _to_epoch(df[C.TIMESTAMP])
@@ -542,7 +612,17 @@ def _validate_interactions(df: pd.DataFrame, *, allow_empty: bool) -> pd.DataFra
                 raise DataValidationError(
                     f"column {col!r} must be numeric without gaps, found {first!r}"
                 )
-            out[col] = values.to_numpy(dtype=np.float64)
+            arr = values.to_numpy(dtype=np.float64)
+            # weights are stored as float32: larger magnitudes would become infinite
+            bound = float(np.finfo(np.float32).max) if col == C.WEIGHT else np.inf
+            bad = ~(np.abs(arr) <= bound)
+            if bad.any():
+                first = _plain_id(df[col][bad].iloc[0])
+                raise DataValidationError(
+                    f"column {col!r} must hold finite numbers"
+                    f"{' within the float32 range' if col == C.WEIGHT else ''}, found {first!r}"
+                )
+            out[col] = arr
     if C.WEIGHT not in out.columns:
         out[C.WEIGHT] = 1.0
     return out
@@ -555,7 +635,9 @@ def _to_epoch(ts: pd.Series) -> np.ndarray:
             raise DataValidationError(f"column 'timestamp' has {n_missing} missing values")
         if getattr(ts.dt, "tz", None) is not None:  # time-zone aware: compare in UTC
             ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
-        return (ts.astype("datetime64[ns]").astype("int64") // 10**9).to_numpy()
+        # seconds in the column's own unit: a cast to nanoseconds overflows past 2262
+        # (Parquet stores microseconds); numpy's unit conversion floors like // 10**9 did
+        return ts.to_numpy().astype("datetime64[s]").astype(np.int64)
     if pd.api.types.is_bool_dtype(ts):
         raise DataValidationError("column 'timestamp' must be numeric or datetime, got booleans")
     values = pd.to_numeric(ts, errors="coerce")
@@ -564,7 +646,11 @@ def _to_epoch(ts: pd.Series) -> np.ndarray:
         raise DataValidationError(
             f"column 'timestamp' must be numeric (unix time) or datetime; found {first!r}"
         )
-    return values.to_numpy()
+    out = values.to_numpy()
+    if out.dtype.kind == "f" and not np.isfinite(out).all():
+        first = _plain_id(ts[~np.isfinite(out)].iloc[0])
+        raise DataValidationError(f"column 'timestamp' must hold finite numbers, found {first!r}")
+    return out
 
 
 def _plain_id(value: Any) -> Any:
@@ -576,8 +662,7 @@ def _validate_side_table(
 ) -> pd.DataFrame | None:
     if table is None:
         return None
-    if not isinstance(table, pd.DataFrame):
-        raise DataValidationError(f"{what} table must be a DataFrame, got {type(table).__name__}")
+    expect_type(table, pd.DataFrame, f"{what} table")
     if key not in table.columns:
         raise DataValidationError(
             f"{what} table needs a {key!r} column; got columns {list(table.columns)}"

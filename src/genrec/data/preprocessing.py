@@ -17,7 +17,7 @@ import pandas as pd
 
 from genrec import columns as C
 from genrec.data.dataset import Dataset
-from genrec.errors import ConfigError, DataValidationError
+from genrec.errors import ConfigError, DataValidationError, expect_type
 
 _KEEP = ("first", "last")
 
@@ -149,6 +149,7 @@ def preprocess(
         DataValidationError: no ``rating`` column for ``rating_threshold``, or nothing left
             (the message shows how many interactions each step kept).
     """
+    expect_type(dataset, Dataset, "preprocess() dataset")
     user_core = _check_count("user_core", user_core)
     item_core = _check_count("item_core", item_core)
     min_user = _check_count("min_user_interactions", min_user_interactions)

@@ -3,12 +3,26 @@
 Every split returns a :class:`Split`: the training :class:`Dataset`, and for validation and
 test a :class:`Holdout` holding the evaluated users, their target items and the *history*
 the model may see at that stage. Validation history = train; test history = train +
-validation (the SASRec/TIGER protocol: the validation item is known at test time). Targets
-never appear in the history given for their own stage.
+validation (the SASRec/TIGER protocol: the validation item is known at test time). A target
+interaction never appears in the history given for its own stage (exact duplicates, which
+could smuggle one in, are collapsed when the :class:`Dataset` is built).
+
+Re-consumption, a user interacting with the same item again later, is a protocol choice
+(``reconsumption=`` of :func:`split_dataset`, ``--reconsumption`` on the command line):
+
+* ``"miss"`` (default): repeats stay. A target the user already had in the stage's history
+  remains a target; since seen items are excluded from the ranked lists, it counts as a
+  miss. ``Split.describe()`` reports how many there are (``n_test_targets_in_history``).
+* ``"drop"``: repeats stay in the training data, but targets already in the stage's history
+  are removed from the holdout (a user with no target left is not evaluated at that stage);
+  ``n_<stage>_targets_dropped`` counts them.
+* ``"first"``: only each user's first interaction with an item is kept before splitting
+  (later repeats are removed, ``n_repeats_removed``), so no target was seen before.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,9 +30,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from genrec.data.dataset import Dataset
-from genrec.errors import ConfigError, DataValidationError
+from genrec.errors import ConfigError, DataValidationError, expect_type
 
 SplitMethod = Literal["loo", "temporal", "ratio", "cold"]
+Reconsumption = Literal["miss", "drop", "first"]
+RECONSUMPTION: tuple[str, ...] = ("miss", "drop", "first")
+_DATASET_HINT = "load one with genrec.load_dataset(...) or build genrec.Dataset(dataframe)"
 
 
 @dataclass
@@ -104,6 +121,7 @@ def leave_one_out(dataset: Dataset, *, validation: bool = True) -> Split:
         DataValidationError: when a user has too few interactions (3 with validation,
             2 without); filter them first (``preprocess(min_user_interactions=3)``).
     """
+    expect_type(dataset, Dataset, "leave_one_out() dataset", _DATASET_HINT)
     need = 3 if validation else 2
     pos, lens = _positions(dataset)
     short = np.unique(dataset.user_idx[lens < need])
@@ -129,6 +147,7 @@ def temporal_split(
     """Global time split: the last ``test_fraction`` of interactions (by time) -> test, the
     ``valid_fraction`` before them -> validation. Only users with history before a
     period are evaluated in it; items are not dropped (the catalogue stays fixed)."""
+    expect_type(dataset, Dataset, "temporal_split() dataset", _DATASET_HINT)
     for name, frac in (("test_fraction", test_fraction), ("valid_fraction", valid_fraction)):
         if not 0.0 <= frac < 1.0:
             raise ConfigError(f"{name} must be in [0, 1), got {frac}")
@@ -181,6 +200,7 @@ def ratio_split(
     """Per-user split: the last ``test_fraction`` of each user's interactions -> test (or a
     seeded random share with ``shuffle=True``), the ``valid_fraction`` before -> validation.
     Users keep at least one training interaction."""
+    expect_type(dataset, Dataset, "ratio_split() dataset", _DATASET_HINT)
     if not (
         0 < test_fraction < 1 and 0 <= valid_fraction < 1 and test_fraction + valid_fraction < 1
     ):
@@ -270,6 +290,7 @@ def cold_item_split(
         ConfigError: ``new_item_share`` outside ``(0, 1)``.
         DataValidationError: no user has a cold target after a non-cold interaction.
     """
+    expect_type(dataset, Dataset, "cold_item_split() dataset", _DATASET_HINT)
     if not 0.0 < new_item_share < 1.0:
         raise ConfigError(f"new_item_share must be in (0, 1), got {new_item_share!r}")
     n_items = dataset.n_items
@@ -324,8 +345,54 @@ def cold_item_split(
     return ColdItemSplit(train, valid, test, "cold", params, cold_items=cold_items.astype(np.int64))
 
 
-def split_dataset(dataset: Dataset, method: str = "loo", **kwargs: Any) -> Split:
-    """Dispatch by name: ``"loo"``, ``"temporal"``, ``"ratio"`` or ``"cold"``."""
+def first_occurrences(dataset: Dataset) -> np.ndarray:
+    """Bool mask (aligned with ``dataset.interactions``): True for each user's first
+    interaction with each item, False for the later repeats (re-consumption)."""
+    key = dataset.user_idx.astype(np.int64) * (dataset.n_items + 1) + dataset.item_idx
+    _, first = np.unique(key, return_index=True)  # rows are chronological within a user
+    mask = np.zeros(dataset.n_interactions, dtype=bool)
+    mask[first] = True
+    return mask
+
+
+def _drop_seen_targets(holdout: Holdout) -> tuple[Holdout, int]:
+    """``holdout`` without the targets already in its history; users left without a target
+    are removed. Returns the new holdout and the number of targets dropped."""
+    seen = holdout.history.matrix()[holdout.users].multiply(holdout.targets).tocsr()
+    if seen.nnz == 0:
+        return holdout, 0
+    seen.data[:] = 1.0
+    kept = (holdout.targets - seen).tocsr()
+    kept.eliminate_zeros()
+    rows = np.flatnonzero(np.diff(kept.indptr) > 0)
+    return Holdout(holdout.users[rows], kept[rows], holdout.history), int(seen.nnz)
+
+
+def split_dataset(
+    dataset: Dataset,
+    method: str = "loo",
+    *,
+    reconsumption: Reconsumption = "miss",
+    **kwargs: Any,
+) -> Split:
+    """Split ``dataset`` by name: ``"loo"``, ``"temporal"``, ``"ratio"`` or ``"cold"``.
+
+    Args:
+        dataset: the interactions (a :class:`~genrec.data.dataset.Dataset`).
+        method: the split's name.
+        reconsumption: how to treat a user's repeated interactions with an item (see the
+            module docs): ``"miss"`` (default; a target seen before counts as a miss),
+            ``"drop"`` (such targets are not evaluated) or ``"first"`` (repeats are removed
+            before splitting).
+        **kwargs: options of the split function (``test_fraction``, ``validation``...).
+
+    Raises:
+        GenrecTypeError: ``dataset`` is not a Dataset or ``method`` not a string.
+        ConfigError: an unknown method, option or ``reconsumption`` value.
+        DataValidationError: the data cannot be split this way (too-short histories...).
+    """
+    expect_type(dataset, Dataset, "split_dataset() dataset", _DATASET_HINT)
+    expect_type(method, str, "split_dataset() method")
     methods = {
         "loo": leave_one_out,
         "temporal": temporal_split,
@@ -334,4 +401,39 @@ def split_dataset(dataset: Dataset, method: str = "loo", **kwargs: Any) -> Split
     }
     if method not in methods:
         raise ConfigError(f"unknown split {method!r}; choose one of {sorted(methods)}")
-    return methods[method](dataset, **kwargs)
+    if reconsumption not in RECONSUMPTION:
+        raise ConfigError(
+            f"reconsumption must be one of {list(RECONSUMPTION)}, got {reconsumption!r}"
+        )
+    fn = methods[method]
+    accepted = [p for p in inspect.signature(fn).parameters if p != "dataset"]
+    unknown = [k for k in kwargs if k not in accepted]
+    if unknown:
+        raise ConfigError(
+            f"split {method!r} got unexpected option(s) {unknown}; it accepts "
+            f"{', '.join(accepted) or 'no options'} (and reconsumption)"
+        )
+    n_removed = 0
+    if reconsumption == "first":
+        keep = first_occurrences(dataset)
+        n_removed = int((~keep).sum())
+        if n_removed:
+            dataset = dataset.subset(keep)
+    split = fn(dataset, **kwargs)
+    split.params["reconsumption"] = reconsumption
+    if reconsumption == "first":
+        split.params["n_repeats_removed"] = n_removed
+    elif reconsumption == "drop":
+        for stage in ("valid", "test"):
+            holdout = getattr(split, stage)
+            if holdout is None:
+                continue
+            holdout, n_dropped = _drop_seen_targets(holdout)
+            split.params[f"n_{stage}_targets_dropped"] = n_dropped
+            setattr(split, stage, holdout)
+        if len(split.test) == 0:
+            raise DataValidationError(
+                "reconsumption='drop' left no test target: every test target was already in "
+                "its user's history; use reconsumption='miss' or 'first'"
+            )
+    return split

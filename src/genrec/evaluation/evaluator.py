@@ -1,7 +1,7 @@
 """The one evaluation runner. Every number genrec reports comes from :func:`evaluate`.
 
 Protocol (defaults): full ranking over the whole catalogue, seen items excluded, ties broken
-pessimistically (a target never wins a tie, see :mod:`genrec.models.topk`), metrics at
+pessimistically (a target never wins a tie, see :mod:`genrec.core.topk`), metrics at
 k in {5, 10, 20}. Sampled metrics only with ``sampled_negatives=N`` and then every metric
 name carries the ``sampled_`` prefix and the protocol says ``sampled-N``.
 """
@@ -16,10 +16,18 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from genrec.console import progress as console_progress
+from genrec.core.recommender import MAX_RESULT_ENTRIES, RankRequest, Recommender
 from genrec.data.splitting import Holdout, Split
-from genrec.errors import ConfigError, NotFittedError, UnknownNameError, suggest
+from genrec.errors import (
+    ConfigError,
+    GenrecTypeError,
+    NotFittedError,
+    ResourceLimitError,
+    UnknownNameError,
+    suggest,
+)
 from genrec.evaluation import metrics as M
-from genrec.models.base import Recommender
 
 DEFAULT_KS: tuple[int, ...] = (5, 10, 20)
 DEFAULT_METRICS: tuple[str, ...] = ("recall", "ndcg", "mrr", "hit_rate", "precision", "map")
@@ -64,7 +72,10 @@ def _holdout_of(split: Split | Holdout, stage: str) -> Holdout:
     if isinstance(split, Holdout):
         return split
     if not isinstance(split, Split):
-        raise ConfigError(f"evaluate() expects a Split or Holdout, got {type(split).__name__}")
+        raise GenrecTypeError(
+            f"evaluate() expects a Split or Holdout, got {type(split).__name__}; make one with "
+            "genrec.split_dataset(dataset, 'loo')"
+        )
     if stage not in ("test", "valid"):
         raise ConfigError(f"stage must be 'test' or 'valid', got {stage!r}")
     holdout = split.test if stage == "test" else split.valid
@@ -135,7 +146,8 @@ def evaluate(
     item_vectors: np.ndarray | None = None,
     progress: bool = False,
 ) -> EvaluationResult:
-    """Evaluate a fitted model on the ``stage`` holdout of ``split`` through ``recommend``.
+    """Evaluate a fitted model on the ``stage`` holdout of ``split`` through
+    :meth:`~genrec.core.recommender.Recommender.rank`, the call behind ``recommend``.
 
     Args:
         model: a fitted recommender.
@@ -153,12 +165,25 @@ def evaluate(
         item_vectors: dense ``(n_items + 1, d)`` vectors for embedding diversity.
         progress: show a progress bar.
     """
+    if not isinstance(model, Recommender):
+        raise GenrecTypeError(
+            f"evaluate() expects a fitted genrec Recommender, got {type(model).__name__}"
+        )
     if not model.is_fitted:
         raise NotFittedError(f"{type(model).__name__} is not fitted: call fit(dataset) first")
     _check_names(metrics, ks)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     holdout = _holdout_of(split, stage)
+    if len(holdout) * int(max(ks)) > MAX_RESULT_ENTRIES:  # the ranked lists are (U, max k)
+        raise ResourceLimitError(
+            f"k={int(max(ks))} for {len(holdout):,} users is too large to rank (the catalogue "
+            f"has {model.n_items:,} items); use smaller cut-offs"
+        )
     if holdout.history.item_map != model.item_map:
         raise ConfigError("the model was fitted on a different item catalogue than this split")
+    if holdout.history.user_map != model.user_map:
+        raise ConfigError("the model was fitted on different users than this split")
     n_items = model.n_items
     K = int(max(ks))
     candidates = None
@@ -169,28 +194,18 @@ def evaluate(
             raise ConfigError(f"sampled_negatives must be > 0, got {sampled_negatives}")
         candidates = _sample_candidates(holdout, n_items, sampled_negatives, exclude_seen, seed)
         protocol, prefix = f"sampled-{sampled_negatives}", "sampled_"
-    hist = model._histories_for(holdout.history)
-
+    request = RankRequest(
+        histories=holdout.history.histories(),
+        rows=holdout.users,
+        k=K,
+        exclude_seen=exclude_seen,
+        candidates=candidates,
+        demote=holdout.targets,  # ties never favour the target
+        batch_size=batch_size,
+    )
     start = time.perf_counter()
-    ranked = np.zeros((len(holdout), K), dtype=np.int64)
-    # the model may batch users in another order (TIGER: by history length, less padding)
-    order = model._row_order(hist, holdout.users)
-    chunks = range(0, len(holdout), batch_size)
-    for start_row in _progress(chunks, progress, f"evaluating {model.name}"):
-        sl: slice | np.ndarray = slice(start_row, start_row + batch_size)
-        if order is not None:
-            sl = order[sl]  # positions into the holdout; results land back there
-        cand = candidates[sl] if candidates is not None else None
-        items, _ = model._rank_rows(
-            hist,
-            holdout.users[sl],
-            K,
-            exclude_seen,
-            cand,
-            batch_size,
-            demote=holdout.targets[sl],
-        )
-        ranked[sl] = items
+    with console_progress(len(holdout), f"evaluating {model.name}", enabled=progress) as advance:
+        ranked = model.rank(request, progress=advance).items
     seconds = time.perf_counter() - start
 
     n_targets = holdout.n_targets
@@ -227,11 +242,3 @@ def evaluate(
         seconds=seconds,
         info={"exclude_seen": exclude_seen, "ks": list(ks), "tie_breaking": "pessimistic"},
     )
-
-
-def _progress(iterable: Sequence[int], enabled: bool, description: str):
-    if not enabled:
-        return iterable
-    from rich.progress import track
-
-    return track(iterable, description=description, transient=True)

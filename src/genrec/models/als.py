@@ -45,14 +45,16 @@ class ALSConfig(ModelConfig):
     """Config of :class:`ALS`."""
 
     # default search space of `genrec tune` (docs/tuning.md); a class attribute, no field
+    # old config keys that still load, with a DeprecatedKeyWarning
+    RENAMED = {"factors": "embedding_dim"}
     SEARCH_SPACE = {
-        "factors": {"type": "int", "low": 16, "high": 256, "log": True},
+        "embedding_dim": {"type": "int", "low": 16, "high": 256, "log": True},
         "regularization": {"type": "float", "low": 1e-4, "high": 10.0, "log": True},
         "alpha": {"type": "float", "low": 0.1, "high": 100.0, "log": True},
         "iterations": {"type": "int", "low": 5, "high": 30},
     }
 
-    factors: int = field(64, "latent dimension of user and item factors")
+    embedding_dim: int = field(64, "latent dimension of user and item factors")
     regularization: float = field(0.01, "L2 penalty on the factors (lambda)")
     alpha: float = field(1.0, "confidence slope: c_ui = 1 + alpha * weight_ui")
     iterations: int = field(15, "ALS sweeps (users then items)")
@@ -65,7 +67,7 @@ class ALSConfig(ModelConfig):
     use_cg: bool = field(True, "conjugate-gradient solver (fast); false = exact Cholesky")
 
     def validate(self) -> None:
-        self.positive("factors", "iterations")
+        self.positive("embedding_dim", "iterations")
         self.positive("regularization", "alpha", "bm25_k1", "num_threads", allow_zero=True)
         if not 0.0 <= self.bm25_b <= 1.0:
             raise ConfigError(f"ALSConfig.bm25_b must be in [0, 1], got {self.bm25_b!r}")
@@ -102,8 +104,18 @@ def bm25_weights(
 class ALS(ScoringRecommender):
     """Implicit ALS matrix factorisation (training through ``implicit``; see module docs)."""
 
+    summary = (
+        "Implicit-feedback matrix factorisation by alternating least squares (implicit package)."
+    )
+
     config_class = ALSConfig
     config: ALSConfig
+    requires = {"implicit": "als"}
+
+    def item_embeddings(self) -> np.ndarray | None:
+        """The item factors ``(n_items + 1, factors)`` float32 (row 0 zeros)."""
+        factors = getattr(self, "item_factors_", None)
+        return None if factors is None else np.asarray(factors, dtype=np.float32).copy()
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, dataset: Dataset, valid: object) -> None:
@@ -125,7 +137,7 @@ class ALS(ScoringRecommender):
         # oversubscribes the cores (and implicit warns about it), so pin BLAS to 1 thread.
         with threadpool_limits(limits=1, user_api="blas"):
             als = AlternatingLeastSquares(
-                factors=cfg.factors,
+                factors=cfg.embedding_dim,
                 regularization=cfg.regularization,
                 alpha=1.0,  # confidences are computed above
                 dtype=np.float32,
@@ -135,7 +147,7 @@ class ALS(ScoringRecommender):
                 random_state=int(cfg.seed) % 2**32,
             )
             als.fit(C, show_progress=False)
-        f = cfg.factors
+        f = cfg.embedding_dim
         user_factors = np.zeros((W.shape[0], f), dtype=np.float32)  # (U + 1, f), row 0 = pad
         item_factors = np.zeros((W.shape[1], f), dtype=np.float32)  # (n + 1, f), row 0 = pad
         user_factors[1:] = np.asarray(als.user_factors, dtype=np.float32)
@@ -200,10 +212,10 @@ class ALS(ScoringRecommender):
     def _load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         self.user_factors_ = np.asarray(state["user_factors"], dtype=np.float32)
         self.item_factors_ = np.asarray(state["item_factors"], dtype=np.float32)
-        if self.user_factors_.shape[1] != self.config.factors:
+        if self.user_factors_.shape[1] != self.config.embedding_dim:
             raise ValueError(
                 f"user_factors have {self.user_factors_.shape[1]} columns, config says "
-                f"factors={self.config.factors}"
+                f"factors={self.config.embedding_dim}"
             )
         if self.config.weighting == "bm25":
             self.bm25_idf_ = np.asarray(state["bm25_idf"], dtype=np.float64)

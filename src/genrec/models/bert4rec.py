@@ -29,12 +29,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from genrec.config import field
-from genrec.data.dataset import Dataset, HistoryBatch
-from genrec.data.sequences import last_items, minibatches, training_rows
+from genrec.data.dataset import Dataset, HistoryBatch, UserHistories
+from genrec.data.sequences import (
+    epoch_batches,
+    last_items,
+    length_order,
+    row_lengths,
+    training_rows,
+    trim_left_padding,
+)
 from genrec.errors import ConfigError
 from genrec.models.neural import NeuralConfig, NeuralRecommender
 from genrec.nn.losses import full_softmax_ce
@@ -70,7 +78,15 @@ class BERT4RecConfig(NeuralConfig):
     last_item_mask_prob: float = field(
         0.1, "fraction of training sequences with only their last item masked"
     )
-    ce_chunk_size: int = field(4096, "positions per chunk of the full-softmax loss (memory bound)")
+    ce_chunk_size: int = field(
+        128, "positions per chunk of the fused full-softmax loss (cache-sized)"
+    )
+    bucket_batches: int = field(
+        50,
+        "length-bucketed batches: sort chunks of this many batches by length, cut them into "
+        "batches of batch_size x mean-length tokens and drop all-padding columns (0 = random "
+        "batches of batch_size sequences, still trimmed)",
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -78,6 +94,7 @@ class BERT4RecConfig(NeuralConfig):
             "embedding_dim", "n_blocks", "n_heads", "ffn_multiplier", "max_seq_len",
             "ce_chunk_size",
         )  # fmt: skip
+        self.positive("bucket_batches", allow_zero=True)
         if self.embedding_dim % self.n_heads:
             raise ConfigError(
                 f"BERT4RecConfig.embedding_dim ({self.embedding_dim}) must be divisible by "
@@ -165,21 +182,26 @@ class BERT4RecNetwork(nn.Module):
 class BERT4Rec(NeuralRecommender):
     """BERT4Rec (Sun et al. 2019); see the module docstring for training and inference."""
 
+    summary = "Bidirectional transformer trained by masked-item prediction (Sun et al. 2019)."
+
     config_class = BERT4RecConfig
     config: BERT4RecConfig
 
     def _build_network(self) -> BERT4RecNetwork:
         return BERT4RecNetwork(self.n_items, self.config)
 
-    def _epoch_batches(
+    def epoch_batches(
         self, dataset: Dataset, generator: torch.Generator
     ) -> Iterator[dict[str, torch.Tensor]]:
         cfg = self.config
         hist = dataset.histories()
         rows = training_rows(hist, min_len=2)
         seqs = torch.from_numpy(last_items(hist, rows, cfg.max_seq_len))  # (R, L)
-        for idx in minibatches(len(rows), cfg.batch_size, generator):
-            s = seqs[torch.from_numpy(idx)]  # (B, L), left-padded: the last column is real
+        lengths = row_lengths(seqs.numpy())
+        for idx in epoch_batches(lengths, cfg.batch_size, cfg.bucket_batches, generator):
+            # (B, W <= L), left-padded: the last column is real. Positions are right-aligned
+            # and padding keys masked, so dropping all-padding columns changes no output.
+            s = trim_left_padding(seqs[torch.from_numpy(idx)])
             B = s.shape[0]
             masked = (torch.rand(s.shape, generator=generator) < cfg.mask_prob) & (s > 0)
             last_only = torch.rand(B, generator=generator) < cfg.last_item_mask_prob  # (B,)
@@ -189,13 +211,17 @@ class BERT4Rec(NeuralRecommender):
             inputs = torch.where(masked, self.n_items + 1, s)  # (B, L) [MASK] = n_items + 1
             yield {"inputs": inputs, "labels": labels}
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None
-        return self.train_net_(batch["inputs"], batch["labels"])
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return net(batch["inputs"], batch["labels"])
+
+    def _row_order(self, hist: UserHistories, rows: np.ndarray) -> np.ndarray:
+        """Users by history length, so that each scoring batch is trimmed to little padding."""
+        return length_order(hist.seq_indptr, rows, self.config.max_seq_len - 1)
 
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
         assert self.network_ is not None
-        hist = torch.from_numpy(batch.padded_sequences(self.config.max_seq_len - 1))  # (B, L-1)
+        hist = torch.from_numpy(batch.padded_sequences(self.config.max_seq_len - 1))
+        hist = trim_left_padding(hist)  # (B, W <= L - 1)
         mask = torch.full((len(batch), 1), self.n_items + 1, dtype=torch.long)  # (B, 1)
         seq = torch.cat([hist, mask], dim=1).to(self.device_)  # (B, L)
         return self.network_.score_last(seq)  # (B, n_items + 1)

@@ -248,6 +248,10 @@ class CVAE(NeuralRecommender):
         **overrides: config fields.
     """
 
+    summary = (
+        "Collaborative variational auto-encoder that also reads the items' content (Li & She 2017)."
+    )
+
     config_class = CVAEConfig
     config: CVAEConfig
 
@@ -266,7 +270,8 @@ class CVAE(NeuralRecommender):
             if raw is None:
                 raise DataValidationError(
                     "cvae needs item content: the dataset has no genres in its item table; "
-                    "pass item_vectors=... or content='path/to/vectors.npy'"
+                    "set content to a .npy file of item vectors (command line: --set "
+                    "content=PATH) or pass item_vectors=..."
                 )
         else:
             path = Path(cfg.content)
@@ -293,7 +298,7 @@ class CVAE(NeuralRecommender):
         assert self.content_ is not None
         return CVAENetwork(torch.from_numpy(self.content_), self.config, self._bernoulli())
 
-    def _epoch_batches(
+    def epoch_batches(
         self, dataset: Dataset, generator: torch.Generator
     ) -> Iterator[dict[str, torch.Tensor]]:
         mat = binary_matrix(dataset)
@@ -301,14 +306,13 @@ class CVAE(NeuralRecommender):
             mat, training_users(dataset), self.config.batch_size, generator
         )
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         B = batch["users"].shape[0]
         x = torch.zeros(B, self.n_items, device=batch["vals"].device)  # (B, n_items)
         x[batch["rows"], batch["cols"]] = 1.0
         hist, mask = _padded_columns(batch["rows"].cpu().numpy(), batch["cols"].cpu().numpy(), B)
         dev = x.device
-        return self.train_net_(x, hist.to(dev), mask.to(dev), self.n_train_users_)
+        return net(x, hist.to(dev), mask.to(dev), self.n_train_users_)
 
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
         assert self.network_ is not None

@@ -386,6 +386,8 @@ class DiffRecNetwork(nn.Module):
 class DiffRec(NeuralRecommender):
     """DiffRec (Wang et al. 2023); see the module docstring."""
 
+    summary = "Diffusion model that denoises the user's interaction vector (Wang et al. 2023)."
+
     config_class = DiffRecConfig
     config: DiffRecConfig
 
@@ -399,7 +401,7 @@ class DiffRec(NeuralRecommender):
     def _input_rows(self, batch: HistoryBatch) -> torch.Tensor:
         return csr_to_dense(batch.matrix, self.device_)  # (B, n_items)
 
-    def _epoch_batches(
+    def epoch_batches(
         self, dataset: Dataset, generator: torch.Generator
     ) -> Iterator[dict[str, torch.Tensor]]:
         mat = self._training_matrix(dataset)
@@ -407,12 +409,12 @@ class DiffRec(NeuralRecommender):
             mat, training_users(dataset), self.config.batch_size, generator
         )
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None and self.network_ is not None
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        assert self.network_ is not None
         x0 = densify(batch, self.n_items)  # (B, n_items)
         diffusion = self.network_.diffusion
         t, pt = diffusion.sample_timesteps(x0.shape[0], x0.device)
-        losses = self.train_net_(x0, t)  # (B,)
+        losses = net(x0, t)  # (B,)
         diffusion.update_history(t, losses)
         return (losses / pt).mean()
 

@@ -26,12 +26,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from genrec.config import field
-from genrec.data.dataset import Dataset, HistoryBatch
-from genrec.data.sequences import causal_pairs, last_items, minibatches, training_rows
+from genrec.data.dataset import Dataset, HistoryBatch, UserHistories
+from genrec.data.sequences import (
+    causal_batches,
+    last_items,
+    length_order,
+    training_rows,
+    trim_left_padding,
+)
 from genrec.errors import ConfigError
 from genrec.models.neural import NeuralConfig, NeuralRecommender
+from genrec.nn.losses import full_softmax_ce
 from genrec.registry import register_model
 
 
@@ -58,11 +66,21 @@ class GRU4RecConfig(NeuralConfig):
     sample_alpha: float = field(0.5, "bpr_max: negatives ~ popularity**alpha (0 = uniform)")
     bpreg: float = field(1.0, "bpr_max: weight of the softmax-weighted score regulariser")
     elu_param: float = field(0.5, "bpr_max: ELU(alpha) applied to scores in the loss (0 = off)")
+    ce_chunk_size: int = field(
+        128, "positions per chunk of the fused full-softmax loss (cache-sized; loss='ce')"
+    )
+    bucket_batches: int = field(
+        50,
+        "length-bucketed batches: sort chunks of this many batches by length, cut them into "
+        "batches of batch_size x mean-length tokens and drop all-padding columns (0 = random "
+        "batches of batch_size sequences, still trimmed)",
+    )
 
     def validate(self) -> None:
         super().validate()
         self.positive("embedding_dim", "hidden_dim", "n_layers", "max_seq_len", "n_negatives")
-        self.positive("sample_alpha", "bpreg", "elu_param", allow_zero=True)
+        self.positive("sample_alpha", "bpreg", "elu_param", "bucket_batches", allow_zero=True)
+        self.positive("ce_chunk_size")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"GRU4RecConfig.dropout must be in [0, 1), got {self.dropout!r}")
 
@@ -115,9 +133,29 @@ class GRU4RecNetwork(nn.Module):
             self.item_emb.weight[0].zero_()
 
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Hidden state per position ``(B, L, D)`` for left-padded item ids ``(B, L)``."""
+        """Hidden state per position ``(B, L, D)`` for left-padded item ids ``(B, L)``.
+
+        Every sequence starts from the zero state at its first real item (as a session does
+        in the original GRU4Rec): the GRU runs over packed sequences, so the amount of left
+        padding (the batch's width) changes nothing and padding costs no compute. The
+        states of padding positions are 0 (before the projection)."""
         x = self.drop(self.item_emb(inputs))  # (B, L, D)
-        h, _ = self.gru(x)  # (B, L, H); position t has read items <= t only
+        B, L = inputs.shape
+        lengths = (inputs > 0).sum(1)  # (B,): the real items are the last `lengths` columns
+        if bool((lengths == L).all()):  # no padding at all: nothing to pack
+            h, _ = self.gru(x)  # (B, L, H); position t has read items <= t only
+            return self.proj(self.drop(h))
+        cols = torch.arange(L, device=inputs.device)
+        pad = (L - lengths)[:, None]  # (B, 1)
+        left = (cols + pad) % L  # (B, L): roll each row so that its items come first
+        x = x.gather(1, left[..., None].expand(-1, -1, x.shape[-1]))  # right-padded
+        packed = pack_padded_sequence(
+            x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False
+        )
+        out, _ = self.gru(packed)
+        h, _ = pad_packed_sequence(out, batch_first=True, total_length=L)  # (B, L, H)
+        back = (cols - pad) % L  # (B, L): and back to the left-padded layout
+        h = h.gather(1, back[..., None].expand(-1, -1, h.shape[-1]))  # (B, L, H)
         return self.proj(self.drop(h))  # (B, L, D)
 
     def scores(self, h: torch.Tensor) -> torch.Tensor:
@@ -137,9 +175,9 @@ class GRU4RecNetwork(nn.Module):
             return self.scores(h[:, -1])  # (B, n_items + 1)
         keep = targets > 0
         h, t = h[keep], targets[keep]  # (N, D), (N,)
-        if self.cfg.loss == "ce":
-            logits = self.scores(h)[:, 1:]  # (N, n_items): padding is never a class
-            return F.cross_entropy(logits.float(), t - 1)
+        if self.cfg.loss == "ce":  # fused, chunked; padding is never a class
+            w, b = self.item_emb.weight, self.item_bias
+            return full_softmax_ce(h, w[1:], t - 1, bias=b[1:], chunk_size=self.cfg.ce_chunk_size)
         assert negatives is not None, "bpr_max needs sampled negatives"
         w, b = self.item_emb.weight, self.item_bias
         pos = (h * w[t]).sum(-1) + b[t]  # (N,)
@@ -171,13 +209,17 @@ class GRU4Rec(NeuralRecommender):
     Scores for a user come from the GRU state after the last ``max_seq_len`` history items.
     """
 
+    summary = (
+        "Recurrent (GRU) next-item model with cross-entropy or BPR-max loss (Hidasi et al. 2016)."
+    )
+
     config_class = GRU4RecConfig
     config: GRU4RecConfig
 
     def _build_network(self) -> nn.Module:
         return GRU4RecNetwork(self.n_items, self.config)
 
-    def _epoch_batches(
+    def epoch_batches(
         self, dataset: Dataset, generator: torch.Generator
     ) -> Iterator[dict[str, torch.Tensor]]:
         cfg = self.config
@@ -185,8 +227,9 @@ class GRU4Rec(NeuralRecommender):
         rows = training_rows(hist)
         padded = last_items(hist, rows, cfg.max_seq_len + 1)  # (R, L + 1), left-truncated
         popularity = dataset.item_popularity()
-        for idx in minibatches(len(rows), cfg.batch_size, generator):
-            inputs, targets = causal_pairs(padded[idx])  # (B, L) each
+        for _, inputs, targets in causal_batches(
+            padded, cfg.batch_size, cfg.bucket_batches, generator
+        ):  # (B, W) each, W <= L: packed sequences make the width irrelevant
             batch = {"inputs": inputs, "targets": targets}
             if cfg.loss == "bpr_max":
                 batch["negatives"] = sample_negatives(
@@ -194,11 +237,14 @@ class GRU4Rec(NeuralRecommender):
                 )
             yield batch
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None
-        return self.train_net_(batch["inputs"], batch["targets"], batch.get("negatives"))
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return net(batch["inputs"], batch["targets"], batch.get("negatives"))
+
+    def _row_order(self, hist: UserHistories, rows: np.ndarray) -> np.ndarray:
+        """Users by history length, so that each scoring batch is trimmed to little padding."""
+        return length_order(hist.seq_indptr, rows, self.config.max_seq_len)
 
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
         assert self.network_ is not None
-        seqs = torch.from_numpy(batch.padded_sequences(self.config.max_seq_len))
+        seqs = trim_left_padding(torch.from_numpy(batch.padded_sequences(self.config.max_seq_len)))
         return self.network_(seqs.to(self.device_))  # (B, n_items + 1)

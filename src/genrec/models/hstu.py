@@ -47,10 +47,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from genrec.config import field
-from genrec.data.dataset import Dataset, HistoryBatch, left_pad
-from genrec.data.sequences import causal_pairs, last_items, minibatches, training_rows
+from genrec.data.dataset import Dataset, HistoryBatch, UserHistories, left_pad
+from genrec.data.sequences import (
+    causal_batches,
+    last_items,
+    length_order,
+    training_rows,
+    trim_left_padding,
+)
 from genrec.errors import ConfigError
 from genrec.models.neural import NeuralConfig, NeuralRecommender
+from genrec.nn.losses import full_softmax_ce
 from genrec.registry import register_model
 
 #: the authors' log-bucket width: bucket = floor(ln(dt) / 0.301), dt in seconds
@@ -86,10 +93,21 @@ class HSTUConfig(NeuralConfig):
     n_negatives: int = field(128, "sampled_softmax: uniform negatives per batch")
     l2_norm: bool = field(True, "L2-normalise states and item embeddings (cosine scores)")
     temperature: float = field(0.05, "softmax temperature of the cosine scores (l2_norm only)")
+    ce_chunk_size: int = field(
+        128, "positions per chunk of the fused full-softmax loss (cache-sized; loss='ce')"
+    )
+    bucket_batches: int = field(
+        50,
+        "length-bucketed batches: sort chunks of this many batches by length, cut them into "
+        "batches of batch_size x mean-length tokens and drop all-padding columns (0 = random "
+        "batches of batch_size sequences, still trimmed)",
+    )
 
     def validate(self) -> None:
         super().validate()
         self.positive("embedding_dim", "n_layers", "n_heads", "attention_dim", "linear_dim")
+        self.positive("ce_chunk_size")
+        self.positive("bucket_batches", allow_zero=True)
         self.positive("max_seq_len", "n_time_buckets", "n_negatives", "temperature")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"HSTUConfig.dropout must be in [0, 1), got {self.dropout!r}")
@@ -248,8 +266,11 @@ class HSTUNetwork(nn.Module):
             return self._out(h[:, -1], w)  # (B, n_items + 1)
         keep = targets > 0
         h, t = h[keep], targets[keep]  # (N, D), (N,)
-        if self.cfg.loss == "ce":
-            return F.cross_entropy(self._out(h, w[1:]).float(), t - 1)
+        if self.cfg.loss == "ce":  # fused, chunked full softmax (padding is never a class)
+            if self.cfg.l2_norm:  # cosine scores / temperature
+                hn, wn = F.normalize(h, dim=-1) / self.cfg.temperature, F.normalize(w[1:], dim=-1)
+                return full_softmax_ce(hn, wn, t - 1, chunk_size=self.cfg.ce_chunk_size)
+            return full_softmax_ce(h, w[1:], t - 1, chunk_size=self.cfg.ce_chunk_size)
         assert negatives is not None, "sampled_softmax needs negatives"
         pos = self._pair(h, w[t])  # (N,)
         neg = self._out(h, w[negatives])  # (N, M)
@@ -261,6 +282,10 @@ class HSTUNetwork(nn.Module):
 @register_model("hstu")
 class HSTU(NeuralRecommender):
     """HSTU (Zhai et al., ICML 2024) for next-item retrieval; see the module docstring."""
+
+    summary = (
+        "Hierarchical sequential transduction units with pointwise attention (Zhai et al. 2024)."
+    )
 
     config_class = HSTUConfig
     config: HSTUConfig
@@ -282,7 +307,7 @@ class HSTU(NeuralRecommender):
         return (rel, ok) if ok.any() else None
 
     # ------------------------------------------------------------------ training
-    def _epoch_batches(
+    def epoch_batches(
         self, dataset: Dataset, generator: torch.Generator
     ) -> Iterator[dict[str, torch.Tensor]]:
         cfg = self.config
@@ -294,33 +319,41 @@ class HSTU(NeuralRecommender):
             tpad = left_pad(hist.seq_indptr, hist.seq_times, rows, cfg.max_seq_len + 1)
             tpad = tpad[:, :-1]  # (R, L) times of the inputs
             times = (tpad - tpad[:, -1:]).astype(np.float32)  # small relative seconds
-        for idx in minibatches(len(rows), cfg.batch_size, generator):
-            inputs, targets = causal_pairs(padded[idx])  # (B, L) each
+        # positions count among real items and the attention divisor is the constant
+        # max_seq_len: dropping all-padding columns changes no output
+        for idx, inputs, targets in causal_batches(
+            padded, cfg.batch_size, cfg.bucket_batches, generator
+        ):  # (B, W) each, W <= L
             batch = {"inputs": inputs, "targets": targets}
             if times is not None:
-                batch["times"] = torch.from_numpy(times[idx])
+                batch["times"] = torch.from_numpy(times[idx][:, -inputs.shape[1] :])
             if cfg.loss == "sampled_softmax":
                 batch["negatives"] = torch.randint(
                     1, self.n_items + 1, (cfg.n_negatives,), generator=generator
                 )
             yield batch
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None
-        return self.train_net_(
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return net(
             batch["inputs"],
             batch["targets"],
             times=batch.get("times"),
             negatives=batch.get("negatives"),
         )
 
+    def _row_order(self, hist: UserHistories, rows: np.ndarray) -> np.ndarray:
+        """Users by history length, so that each scoring batch is trimmed to little padding."""
+        return length_order(hist.seq_indptr, rows, self.config.max_seq_len)
+
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
         assert self.network_ is not None
         L = self.config.max_seq_len
-        seqs = torch.from_numpy(batch.padded_sequences(L)).to(self.device_)
+        seqs = trim_left_padding(torch.from_numpy(batch.padded_sequences(L)))  # (B, W)
+        width = seqs.shape[1]
+        seqs = seqs.to(self.device_)
         times = valid = None
         bt = self._batch_times(batch, L)
         if bt is not None:
-            times = torch.from_numpy(bt[0].astype(np.float32)).to(self.device_)
+            times = torch.from_numpy(bt[0][:, -width:].astype(np.float32)).to(self.device_)
             valid = torch.from_numpy(bt[1]).to(self.device_)
         return self.network_(seqs, times=times, time_valid=valid)  # (B, n_items + 1)

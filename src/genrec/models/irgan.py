@@ -50,6 +50,7 @@ from genrec.data.dataset import Dataset, HistoryBatch
 from genrec.errors import ConfigError
 from genrec.models.ae_common import (
     binary_matrix,
+    csr_to_dense,
     densify,
     multinomial_nll,
     pad_scores,
@@ -166,6 +167,10 @@ class IRGANNetwork(nn.Module):
 class IRGAN(NeuralRecommender):
     """IRGAN (Wang et al. 2017) for item recommendation; see the module docstring."""
 
+    summary = (
+        "Adversarial training of a generator of items against a discriminator (Wang et al. 2017)."
+    )
+
     config_class = IRGANConfig
     config: IRGANConfig
 
@@ -176,7 +181,7 @@ class IRGAN(NeuralRecommender):
     def _build_network(self) -> IRGANNetwork:
         return IRGANNetwork(self.n_items, self.config)
 
-    def _epoch_batches(
+    def epoch_batches(
         self, dataset: Dataset, generator: torch.Generator
     ) -> Iterator[dict[str, torch.Tensor]]:
         assert self.network_ is not None
@@ -196,16 +201,14 @@ class IRGAN(NeuralRecommender):
                 batches.append(batch)
         return iter(batches)
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         x = densify(batch, self.n_items)  # (B, n_items) binary
         phase = int(batch["phase"])
-        loss = self.train_net_(x, phase)
+        loss = net(x, phase)
         self.phase_losses_.append((int(batch["epoch"]), phase, float(loss.detach())))
         return loss
 
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
-        from genrec.models.ae_common import csr_to_dense
 
         assert self.network_ is not None
         x = csr_to_dense(batch.matrix, self.device_)  # (B, n_items)

@@ -11,7 +11,7 @@ sparse item x item matrix ``S``; a user's scores are ``x_u S``: every history it
 its neighbours with their similarity.
 
 Ties at the pruning boundary are broken deterministically (lower internal id first), the
-rule :func:`genrec.models.topk.topk_with_ties` uses. The similarity is computed in blocks of
+rule :func:`genrec.core.topk.topk_with_ties` uses. The similarity is computed in blocks of
 items (sparse co-occurrence counts, then a vectorised per-row sort), never densely.
 """
 
@@ -113,6 +113,10 @@ class ItemKNN(ScoringRecommender):
     ``x_u`` is the user's binary history row, so an item's score is the sum of its
     similarities to the history items that list it among their neighbours.
     """
+
+    summary = (
+        "Item-item nearest neighbours: shrunk cosine similarity to the items in the user's history."
+    )
 
     deterministic = True
     config_class = ItemKNNConfig

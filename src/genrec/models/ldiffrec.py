@@ -173,6 +173,8 @@ class LDiffRecNetwork(nn.Module):
 class LDiffRec(DiffRec):
     """L-DiffRec (Wang et al. 2023, Sec. 3.5); see the module docstring."""
 
+    summary = "DiffRec in a compressed latent space of item clusters (Wang et al. 2023)."
+
     config_class = LDiffRecConfig
     config: LDiffRecConfig  # type: ignore[assignment]
 
@@ -195,15 +197,15 @@ class LDiffRec(DiffRec):
             return max((1.0 - step / cfg.anneal_steps) * cfg.lamda, cfg.anneal_cap)
         return max(cfg.lamda, cfg.anneal_cap)
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None and self.network_ is not None
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        assert self.network_ is not None
         x = densify(batch, self.n_items)  # (B, n_items)
-        net = self.network_
-        t, pt = net.diffusion.sample_timesteps(x.shape[0], x.device)
-        diff, nll, kl = self.train_net_(x, t)
-        net.diffusion.update_history(t, diff)
-        lam = self.kl_weight(int(net.step))
-        net.step += 1
+        core = self.network_  # the unwrapped module: its diffusion state and step counter
+        t, pt = core.diffusion.sample_timesteps(x.shape[0], x.device)
+        diff, nll, kl = net(x, t)  # forward through `net` (DDP averages the gradients)
+        core.diffusion.update_history(t, diff)
+        lam = self.kl_weight(int(core.step))
+        core.step += 1
         return (diff / pt).mean() + (nll + lam * kl).mean()
 
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:

@@ -210,12 +210,17 @@ class LightGCN(NeuralRecommender):
 
     config_class = LightGCNConfig
     config: LightGCNConfig
+    summary = "Graph convolution over the user-item graph, trained with BPR (He et al. 2020)."
 
     def __init__(self, config: object = None, **overrides: object):
         super().__init__(config, **overrides)
         self._graph: torch.Tensor | None = None  # A_hat on device_, from the training data
         self._layers: list[torch.Tensor] | None = None  # cached layers of the current weights
         self._degree = np.zeros(0, np.float32)  # training users per item, with the graph
+        # the observed training pairs, built for training (see _build_pairs) and freed after
+        self._pair_users: np.ndarray | None = None
+        self._pair_items: np.ndarray | None = None
+        self._pair_keys: np.ndarray | None = None
 
     # ------------------------------------------------------------------ graph
     def _training_matrix(self) -> sp.csr_matrix:
@@ -249,23 +254,30 @@ class LightGCN(NeuralRecommender):
         self._invalidate()
         return LightGCNNetwork(self.user_map.size, self.n_items, self.config)  # type: ignore[union-attr]
 
-    def _fit(self, dataset: Dataset, valid: object) -> None:
-        self._graph = None
-        self._invalidate()
+    def _build_pairs(self) -> None:
+        """The distinct training (user, item) pairs and their sorted keys
+        ``u * (n_items + 1) + i`` (for negative rejection), when not built yet."""
+        if self._pair_users is not None:
+            return
         R = self._training_matrix()
         self._pair_users = np.repeat(np.arange(R.shape[0]), np.diff(R.indptr)).astype(np.int64)
         self._pair_items = R.indices.astype(np.int64)
-        # sorted keys u * (n_items + 1) + i of the observed pairs, for negative rejection
         self._pair_keys = np.sort(self._pair_users * R.shape[1] + self._pair_items)
+
+    def _fit(self, dataset: Dataset, valid: object) -> None:
+        self._graph = None
+        self._invalidate()
+        self._build_pairs()
         try:
             super()._fit(dataset, valid)
         finally:
             self._invalidate()  # the trainer restores the best weights after the last step
-            del self._pair_users, self._pair_items, self._pair_keys
+            self._pair_users = self._pair_items = self._pair_keys = None  # training only
 
     def _sample_negatives(self, users: np.ndarray, generator: torch.Generator) -> np.ndarray:
         """One item per user, uniform over the items it has not interacted with (rejection,
         at most 20 rounds; a user who has seen almost everything may keep a seen item)."""
+        assert self._pair_keys is not None
         n_cols = self.n_items + 1
         neg = torch.randint(1, n_cols, (len(users),), generator=generator).numpy()
         for _ in range(20):
@@ -278,24 +290,26 @@ class LightGCN(NeuralRecommender):
             neg[seen] = redraw
         return neg.astype(np.int64)
 
-    def _epoch_batches(
+    def epoch_batches(
         self, dataset: Dataset, generator: torch.Generator
     ) -> Iterator[dict[str, torch.Tensor]]:
-        n = len(self._pair_users)
+        self._build_pairs()  # also outside fit (e.g. one batch for a test)
+        users, items = self._pair_users, self._pair_items
+        assert users is not None and items is not None
+        n = len(users)
         perm = torch.randperm(n, generator=generator).numpy()
-        negatives = self._sample_negatives(self._pair_users[perm], generator)  # (n,)
+        negatives = self._sample_negatives(users[perm], generator)  # (n,)
         for start in range(0, n, self.config.batch_size):
             idx = perm[start : start + self.config.batch_size]
             yield {
-                "users": torch.from_numpy(self._pair_users[idx]),
-                "pos": torch.from_numpy(self._pair_items[idx]),
+                "users": torch.from_numpy(users[idx]),
+                "pos": torch.from_numpy(items[idx]),
                 "neg": torch.from_numpy(negatives[start : start + len(idx)]),
             }
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         self._invalidate()  # the weights change after this step
-        return self.train_net_(self._graph_on_device(), batch["users"], batch["pos"], batch["neg"])
+        return net(self._graph_on_device(), batch["users"], batch["pos"], batch["neg"])
 
     # ------------------------------------------------------------------ scoring
     def fold_in(self, batch: HistoryBatch) -> torch.Tensor:

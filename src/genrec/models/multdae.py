@@ -50,6 +50,10 @@ class MultDAEConfig(NeuralConfig):
 class MultDAE(MultVAE):
     """Mult-DAE (Liang et al. 2018, Sec. 2.3): Mult-VAE's network with a deterministic code."""
 
+    summary = (
+        "Denoising auto-encoder of the user's items, multinomial likelihood (Liang et al. 2018)."
+    )
+
     config_class = MultDAEConfig
     config: MultDAEConfig  # type: ignore[assignment]
     variational = False

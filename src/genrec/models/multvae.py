@@ -141,6 +141,10 @@ class MultVAENetwork(nn.Module):
 class MultVAE(NeuralRecommender):
     """Mult-VAE (Liang et al. 2018); see the module docstring."""
 
+    summary = (
+        "Variational auto-encoder of the user's items, multinomial likelihood (Liang et al. 2018)."
+    )
+
     config_class = MultVAEConfig
     config: MultVAEConfig
     variational = True
@@ -148,7 +152,7 @@ class MultVAE(NeuralRecommender):
     def _build_network(self) -> MultVAENetwork:
         return MultVAENetwork(self.n_items, self.config.dims, self.config.dropout, self.variational)
 
-    def _epoch_batches(
+    def epoch_batches(
         self, dataset: Dataset, generator: torch.Generator
     ) -> Iterator[dict[str, torch.Tensor]]:
         mat = binary_matrix(dataset)
@@ -162,10 +166,10 @@ class MultVAE(NeuralRecommender):
         step = int(self.network_.anneal_step)
         return anneal_beta(step, self.config.total_anneal_steps, self.config.anneal_cap)
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None and self.network_ is not None
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        assert self.network_ is not None
         x = densify(batch, self.n_items)  # (B, n_items)
-        logits, mu, logvar = self.train_net_(x)
+        logits, mu, logvar = net(x)
         loss = multinomial_nll(logits, x)
         if self.variational:
             beta = self.current_beta()

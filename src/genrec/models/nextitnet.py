@@ -18,15 +18,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from genrec.config import field
-from genrec.data.dataset import Dataset, HistoryBatch
-from genrec.data.sequences import causal_pairs, last_items, minibatches, training_rows
+from genrec.data.dataset import Dataset, HistoryBatch, UserHistories
+from genrec.data.sequences import (
+    causal_batches,
+    last_items,
+    length_order,
+    training_rows,
+    trim_left_padding,
+)
 from genrec.errors import ConfigError
 from genrec.models.neural import NeuralConfig, NeuralRecommender
+from genrec.nn.losses import full_softmax_ce
 from genrec.registry import register_model
 
 
@@ -49,10 +57,20 @@ class NextItNetConfig(NeuralConfig):
     kernel_size: int = field(3, "convolution kernel width")
     dropout: float = field(0.0, "dropout on the input embeddings and the final states")
     max_seq_len: int = field(50, "keep the last max_seq_len items of each sequence")
+    ce_chunk_size: int = field(
+        128, "positions per chunk of the fused full-softmax loss (cache-sized)"
+    )
+    bucket_batches: int = field(
+        50,
+        "length-bucketed batches: sort chunks of this many batches by length, cut them into "
+        "batches of batch_size x mean-length tokens and drop all-padding columns (0 = random "
+        "batches of batch_size sequences, still trimmed)",
+    )
 
     def validate(self) -> None:
         super().validate()
-        self.positive("embedding_dim", "n_repeats", "kernel_size", "max_seq_len")
+        self.positive("embedding_dim", "n_repeats", "kernel_size", "max_seq_len", "ce_chunk_size")
+        self.positive("bucket_batches", allow_zero=True)
         if not self.dilations or any(d <= 0 for d in self.dilations):
             raise ConfigError(
                 f"NextItNetConfig.dilations must be positive integers, got {self.dilations!r}"
@@ -85,10 +103,14 @@ class NextItNetBlock(nn.Module):
         self.conv2 = CausalConv1d(dim, kernel_size, 2 * dilation)
         self.norm2 = nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
+        """``x (B, L, D)``; ``real (B, L, 1)`` zeroes the output at padding positions."""
         h = F.relu(self.norm1(self.conv1(x)))  # (B, L, D)
+        if real is not None:
+            h = h * real  # padding stays 0 inside the block too (see NextItNetNetwork.encode)
         h = F.relu(self.norm2(self.conv2(h)))  # (B, L, D)
-        return x + h
+        out = x + h
+        return out if real is None else out * real
 
 
 class NextItNetNetwork(nn.Module):
@@ -113,10 +135,16 @@ class NextItNetNetwork(nn.Module):
         return 1 + sum((k - 1) * 3 * d for d in self.cfg.dilations) * self.cfg.n_repeats
 
     def encode(self, inputs: torch.Tensor) -> torch.Tensor:
-        """States ``(B, L, D)`` for left-padded item ids ``(B, L)``; causal."""
-        x = self.drop(self.item_emb(inputs))  # (B, L, D)
+        """States ``(B, L, D)`` for left-padded item ids ``(B, L)``; causal.
+
+        Padding positions are held at exactly 0 after every convolution, i.e. they look
+        like the zeros the causal convolutions pad with on the left. Their bias, LayerNorm
+        and ReLU would otherwise give them non-zero states that later positions read, so
+        the outputs would depend on how much left padding a batch has (its width)."""
+        real = (inputs > 0).unsqueeze(-1).to(self.item_emb.weight.dtype)  # (B, L, 1)
+        x = self.drop(self.item_emb(inputs))  # (B, L, D), 0 at padding (padding_idx)
         for block in self.blocks:
-            x = block(x)  # (B, L, D)
+            x = block(x, real)  # (B, L, D)
         return self.drop(x)
 
     def forward(self, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
@@ -126,13 +154,15 @@ class NextItNetNetwork(nn.Module):
         if targets is None:
             return h[:, -1] @ self.item_emb.weight.T  # (B, n_items + 1)
         keep = targets > 0
-        logits = h[keep] @ self.item_emb.weight[1:].T  # (N, n_items)
-        return F.cross_entropy(logits.float(), targets[keep] - 1)
+        w = self.item_emb.weight[1:]  # (n_items, D): padding is never a class
+        return full_softmax_ce(h[keep], w, targets[keep] - 1, chunk_size=self.cfg.ce_chunk_size)
 
 
 @register_model("nextitnet")
 class NextItNet(NeuralRecommender):
     """NextItNet (Yuan et al., WSDM 2019); see the module docstring."""
+
+    summary = "Dilated causal convolutions over the user's item sequence (Yuan et al. 2019)."
 
     config_class = NextItNetConfig
     config: NextItNetConfig
@@ -140,21 +170,26 @@ class NextItNet(NeuralRecommender):
     def _build_network(self) -> nn.Module:
         return NextItNetNetwork(self.n_items, self.config)
 
-    def _epoch_batches(
+    def epoch_batches(
         self, dataset: Dataset, generator: torch.Generator
     ) -> Iterator[dict[str, torch.Tensor]]:
         hist = dataset.histories()
         rows = training_rows(hist)
-        padded = last_items(hist, rows, self.config.max_seq_len + 1)  # (R, L + 1)
-        for idx in minibatches(len(rows), self.config.batch_size, generator):
-            inputs, targets = causal_pairs(padded[idx])  # (B, L) each
+        cfg = self.config
+        padded = last_items(hist, rows, cfg.max_seq_len + 1)  # (R, L + 1)
+        for _, inputs, targets in causal_batches(
+            padded, cfg.batch_size, cfg.bucket_batches, generator
+        ):  # (B, W) each, W <= L: padding is inert, so the width changes nothing
             yield {"inputs": inputs, "targets": targets}
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None
-        return self.train_net_(batch["inputs"], batch["targets"])
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return net(batch["inputs"], batch["targets"])
+
+    def _row_order(self, hist: UserHistories, rows: np.ndarray) -> np.ndarray:
+        """Users by history length, so that each scoring batch is trimmed to little padding."""
+        return length_order(hist.seq_indptr, rows, self.config.max_seq_len)
 
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
         assert self.network_ is not None
-        seqs = torch.from_numpy(batch.padded_sequences(self.config.max_seq_len))
+        seqs = trim_left_padding(torch.from_numpy(batch.padded_sequences(self.config.max_seq_len)))
         return self.network_(seqs.to(self.device_))  # (B, n_items + 1)

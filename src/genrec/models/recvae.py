@@ -182,13 +182,15 @@ class RecVAENetwork(nn.Module):
 class RecVAE(NeuralRecommender):
     """RecVAE (Shenbin et al. 2020); see the module docstring."""
 
+    summary = "Mult-VAE with a composite prior and alternating training (Shenbin et al. 2020)."
+
     config_class = RecVAEConfig
     config: RecVAEConfig
 
     def _build_network(self) -> RecVAENetwork:
         return RecVAENetwork(self.n_items, self.config)
 
-    def _epoch_batches(
+    def epoch_batches(
         self, dataset: Dataset, generator: torch.Generator
     ) -> Iterator[dict[str, torch.Tensor]]:
         mat, users = binary_matrix(dataset), training_users(dataset)
@@ -203,12 +205,12 @@ class RecVAE(NeuralRecommender):
                     first = False
                     yield batch
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None and self.network_ is not None
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        assert self.network_ is not None
         if int(batch["update_prior"]):
             self.network_.update_prior()
         x = densify(batch, self.n_items)  # (B, n_items)
-        return self.train_net_(x, int(batch["phase"]))
+        return net(x, int(batch["phase"]))
 
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
         assert self.network_ is not None

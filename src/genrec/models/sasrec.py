@@ -42,8 +42,14 @@ import torch
 from torch import nn
 
 from genrec.config import field
-from genrec.data.dataset import Dataset, HistoryBatch
-from genrec.data.sequences import causal_pairs, last_items, minibatches, training_rows
+from genrec.data.dataset import Dataset, HistoryBatch, UserHistories
+from genrec.data.sequences import (
+    causal_batches,
+    last_items,
+    length_order,
+    training_rows,
+    trim_left_padding,
+)
 from genrec.errors import ConfigError
 from genrec.models.neural import NeuralConfig, NeuralRecommender
 from genrec.nn.losses import full_softmax_ce, gbce, gbce_beta, sampled_softmax
@@ -66,17 +72,44 @@ class SASRecConfig(NeuralConfig):
         "weight_decay": {"type": "float", "low": 1e-6, "high": 1e-1, "log": True},
     }
 
+    adam_beta2: float = field(
+        0.98, "AdamW second-moment decay (0.98: the SASRec paper and RecTools; faster per epoch)"
+    )
     embedding_dim: int = field(64, "item/position embedding and hidden size d")
     n_blocks: int = field(2, "number of self-attention blocks")
     n_heads: int = field(1, "attention heads per block (the paper uses 1)")
     ffn_multiplier: int = field(1, "feed-forward hidden size = ffn_multiplier * d (paper: 1)")
     dropout: float = field(0.2, "dropout on embeddings, attention and feed-forward outputs")
     max_seq_len: int = field(50, "keep only the most recent max_seq_len items (left truncation)")
-    norm_first: bool = field(True, "pre-LayerNorm blocks (False: post-LN)")
+    norm_first: bool = field(True, "pre-LayerNorm blocks (False: post-LN; see sasrec_block)")
+    sasrec_block: bool = field(
+        False,
+        "the original SASRec block (Kang & McAuley's code, RecTools): residuals from the "
+        "LayerNorm'd input, keys/values from the raw input; overrides norm_first",
+    )
+    ffn_activation: Literal["gelu", "relu"] = field(
+        "gelu", "feed-forward activation ('relu': the SASRec paper, Eq. 4)"
+    )
+    init: Literal["normal", "xavier"] = field(
+        "normal",
+        "'normal': item embeddings N(0, 1/d); 'xavier': Xavier-normal for every weight "
+        "matrix, embeddings included (SASRec's PyTorch code, RecTools)",
+    )
+    scale_inputs: bool = field(
+        True, "multiply the input item embeddings by sqrt(d) (SASRec's code; RecTools does not)"
+    )
     loss: SASRecLoss = field("ce", "'ce' (full softmax), 'bce', 'gbce' or 'sampled_softmax'")
     n_negatives: int = field(1, "uniform negatives per position for bce/gbce/sampled_softmax")
     gbce_t: float = field(0.75, "gSASRec calibration t in [0, 1] (loss='gbce'; 0 = BCE)")
-    ce_chunk_size: int = field(4096, "positions per chunk of the full-softmax loss (memory bound)")
+    ce_chunk_size: int = field(
+        128, "positions per chunk of the fused full-softmax loss (cache-sized; loss='ce')"
+    )
+    bucket_batches: int = field(
+        50,
+        "length-bucketed batches: sort chunks of this many batches by length, cut them into "
+        "batches of batch_size x mean-length tokens and drop all-padding columns (0 = random "
+        "batches of batch_size sequences, still trimmed)",
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -84,6 +117,7 @@ class SASRecConfig(NeuralConfig):
             "embedding_dim", "n_blocks", "n_heads", "ffn_multiplier", "max_seq_len",
             "n_negatives", "ce_chunk_size",
         )  # fmt: skip
+        self.positive("bucket_batches", allow_zero=True)
         if self.embedding_dim % self.n_heads:
             raise ConfigError(
                 f"SASRecConfig.embedding_dim ({self.embedding_dim}) must be divisible by "
@@ -115,9 +149,15 @@ class SASRecNetwork(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.encoder = TransformerEncoder(
             config.n_blocks, d, config.n_heads, config.ffn_multiplier * d, config.dropout,
-            config.norm_first,
+            config.norm_first, sasrec=config.sasrec_block, activation=config.ffn_activation,
         )  # fmt: skip
-        nn.init.normal_(self.item_emb.weight, std=d**-0.5)  # unit-variance inputs after * sqrt(d)
+        self.input_scale = math.sqrt(d) if config.scale_inputs else 1.0
+        if config.init == "xavier":  # every matrix, embeddings included (RecTools)
+            for p in self.parameters():
+                if p.dim() > 1:
+                    nn.init.xavier_normal_(p)
+        else:
+            nn.init.normal_(self.item_emb.weight, std=d**-0.5)  # unit variance after * sqrt(d)
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
         # Sigmoid losses with K negatives want every score near the prior log-odds
@@ -135,7 +175,7 @@ class SASRecNetwork(nn.Module):
         """Hidden states ``(B, L, D)`` of left-padded item ids ``seq`` ``(B, L)``; position
         ``t`` only sees items ``<= t`` (causal mask, paper Sec. III-B "Causality")."""
         real = seq > 0  # (B, L)
-        x = self.item_emb(seq) * math.sqrt(self.item_emb.embedding_dim)  # (B, L, D)
+        x = self.item_emb(seq) * self.input_scale  # (B, L, D)
         x = self.drop(self.pos_emb(x)) * real[..., None]  # padding inputs are zero
         return self.encoder(x, attention_mask(real, causal=True))  # (B, L, D)
 
@@ -194,26 +234,33 @@ class SASRec(NeuralRecommender):
     score the hidden state of the last position against all item embeddings.
     """
 
+    summary = (
+        "Causal self-attention transformer over the user's item sequence (Kang & McAuley 2018)."
+    )
+
     config_class = SASRecConfig
     config: SASRecConfig
 
     def _build_network(self) -> SASRecNetwork:
         return SASRecNetwork(self.n_items, self.config)
 
-    def _epoch_batches(
+    def epoch_batches(
         self, dataset: Dataset, generator: torch.Generator
     ) -> Iterator[dict[str, torch.Tensor]]:
         hist = dataset.histories()
         rows = training_rows(hist, min_len=2)
-        seqs = last_items(hist, rows, self.config.max_seq_len + 1)  # (R, L + 1)
-        for idx in minibatches(len(rows), self.config.batch_size, generator):
-            inputs, targets = causal_pairs(seqs[idx])  # (B, L), (B, L)
+        cfg = self.config
+        seqs = last_items(hist, rows, cfg.max_seq_len + 1)  # (R, L + 1)
+        # positions are right-aligned (PositionEmbedding), so dropping all-padding columns
+        # changes no item's position: the same network function, less compute
+        for _, inputs, targets in causal_batches(
+            seqs, cfg.batch_size, cfg.bucket_batches, generator
+        ):
             # one seed per batch: negatives are drawn on the device in training_step
             seed = torch.randint(0, 2**62, (1,), generator=generator)
             yield {"inputs": inputs, "targets": targets, "neg_seed": seed}
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         negatives = None
         if self.config.loss != "ce":
             n = int((batch["targets"] > 0).sum())
@@ -222,14 +269,20 @@ class SASRec(NeuralRecommender):
             negatives = torch.randint(
                 1, self.n_items + 1, (n, self.config.n_negatives), generator=gen, device=device
             )  # (N, K) uniform over real items
-        return self.train_net_(batch["inputs"], batch["targets"], negatives)
+        return net(batch["inputs"], batch["targets"], negatives)
 
     def _load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         if self.config.loss in ("bce", "gbce") and "logit_bias" not in state:
             state = {**state, "logit_bias": np.zeros((), np.float32)}  # saved before the bias
         super()._load_state_dict(state)
 
+    def _row_order(self, hist: UserHistories, rows: np.ndarray) -> np.ndarray:
+        """Users by history length, so that each scoring batch is trimmed to little padding
+        (evaluating Amazon Beauty's test users: mean 7 items of 50)."""
+        return length_order(hist.seq_indptr, rows, self.config.max_seq_len)
+
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
         assert self.network_ is not None
-        seq = torch.from_numpy(batch.padded_sequences(self.config.max_seq_len)).to(self.device_)
+        seq = torch.from_numpy(batch.padded_sequences(self.config.max_seq_len))
+        seq = trim_left_padding(seq).to(self.device_)  # right-aligned positions: same scores
         return self.network_.score_last(seq)  # (B, n_items + 1)

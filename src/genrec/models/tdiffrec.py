@@ -82,6 +82,8 @@ def recency_matrix(
 class TDiffRec(DiffRec):
     """T-DiffRec (Wang et al. 2023, Sec. 3.6); see the module docstring."""
 
+    summary = "DiffRec with the user's interactions weighted by recency (Wang et al. 2023)."
+
     config_class = TDiffRecConfig
     config: TDiffRecConfig  # type: ignore[assignment]
 

@@ -35,7 +35,7 @@ import scipy.sparse as sp
 from genrec.config import ModelConfig, field
 from genrec.data.dataset import Dataset, HistoryBatch
 from genrec.errors import NotFittedError
-from genrec.models.base import ScoringRecommender
+from genrec.models.base import ScoringRecommender, check_k
 from genrec.registry import register_model
 from genrec.text.encoders import (
     TextEncoder,
@@ -45,6 +45,7 @@ from genrec.text.encoders import (
     resolve_encoder,
     to_dense,
 )
+from genrec.text.search import similar_items_frame
 
 # History-item x catalogue similarities computed at once by the ``max`` aggregation.
 _BLOCK_ELEMENTS = 2**23
@@ -86,6 +87,10 @@ class TextKNN(ScoringRecommender):
         has_text_: ``(n_items + 1,)`` bool, items with metadata.
     """
 
+    summary = (
+        "Nearest neighbours by item text (TF-IDF or MiniLM); recommends items nobody has used yet."
+    )
+
     deterministic = True
     config_class = TextKNNConfig
     config: TextKNNConfig
@@ -117,6 +122,12 @@ class TextKNN(ScoringRecommender):
             "items_with_text": int(has_text.sum()),
             "items_without_text": int(n_missing),
         }
+
+    def text_vectors(self) -> tuple[TextEncoder, np.ndarray | sp.csr_matrix, np.ndarray]:
+        """The fitted encoder, the item vectors and the has-text mask (free-text search
+        reuses them: :meth:`genrec.text.search.ItemTextIndex.from_model`)."""
+        self._check_vectors()
+        return self.encoder_, self.item_vectors_, self.has_text_  # type: ignore[return-value]
 
     @property
     def encoder_name(self) -> str:
@@ -215,10 +226,9 @@ class TextKNN(ScoringRecommender):
             UnknownIdError: an id not in the catalogue.
             DataValidationError: a query item has no text.
         """
-        from genrec.text.search import similar_items_frame
 
         self._check_fitted()
-        self._check_k(k)
+        check_k(k)
         return similar_items_frame(
             self.item_vectors_, self.has_text_, self.item_map, self.item_titles_, item_ids, k
         )

@@ -3,7 +3,7 @@
 
 Every item is a tuple of ``L`` semantic-ID tokens (an :class:`~genrec.tokenizers.ItemCodebook`,
 e.g. RQ-VAE codes plus a collision level, paper Sec. 3.1). A T5-style encoder-decoder
-(Sec. 3.2) reads the codes of the user's last ``max_items`` items, flattened, after a hashed
+(Sec. 3.2) reads the codes of the user's last ``max_seq_len`` items, flattened, after a hashed
 user token (``n_user_buckets`` buckets, "Hashing Trick", Sec. 4.1), and decodes the next
 item's ``L`` codes. Training is teacher forcing with cross-entropy on the shared trainer;
 recommendation is the shared beam search (:mod:`genrec.decoding`) with an incremental decoder
@@ -47,7 +47,6 @@ popularity like the scoring models.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -62,10 +61,17 @@ from genrec.data.dataset import Dataset, HistoryBatch, UserHistories
 from genrec.data.sequences import length_bucketed_batches, minibatches, trim_left_padding
 from genrec.decoding import SemanticIDTrie, Static, TrieConstraint, beam_search
 from genrec.errors import ConfigError, DataValidationError
-from genrec.models.base import GenerativeRecommender, _candidate_rows
-from genrec.models.neural import NeuralConfig, NeuralRecommender
-from genrec.models.topk import csr_to_bool, topk_with_ties
+from genrec.evaluation.diagnostics import generation_diagnostics
+from genrec.models.base import GenerativeRecommender
 from genrec.registry import register_model
+from genrec.text import embed_items, load_item_vectors
+from genrec.tokenizers import ItemCodebook, codebook_health, fit_codebook, random_codebook
+from genrec.training.neural import (
+    NeuralConfig,
+    NeuralTrainingMixin,
+    resolve_device,
+    training_device,
+)
 
 _HASH = 2_654_435_761  # Knuth's multiplicative hash for user ids -> buckets
 
@@ -74,6 +80,8 @@ _HASH = 2_654_435_761  # Knuth's multiplicative hash for user ids -> buckets
 class TIGERConfig(NeuralConfig):
     """Config of :class:`TIGER` (defaults: the paper's Sec. 4.1 setting)."""
 
+    # old config keys that still load, with a DeprecationWarning (docs/models.md)
+    RENAMED = {"d_model": "embedding_dim", "max_items": "max_seq_len"}
     # default search space of `genrec tune` (docs/tuning.md); a class attribute, no field
     SEARCH_SPACE = {
         "lr": {"type": "float", "low": 3e-4, "high": 3e-3, "log": True},
@@ -82,14 +90,14 @@ class TIGERConfig(NeuralConfig):
         "warmup_steps": {"type": "int", "low": 0, "high": 2000, "step": 100},
     }
 
-    d_model: int = field(128, "hidden size of encoder and decoder")
+    embedding_dim: int = field(128, "hidden size of encoder and decoder (T5's d_model)")
     n_encoder_layers: int = field(4, "encoder blocks")
     n_decoder_layers: int = field(4, "decoder blocks")
     n_heads: int = field(6, "attention heads")
     head_dim: int = field(64, "size of each attention head (T5's d_kv)")
     ffn_dim: int = field(1024, "feed-forward hidden size")
     dropout: float = field(0.1, "dropout on embeddings, attention and sub-layer outputs")
-    max_items: int = field(20, "the user's last max_items items form the encoder input")
+    max_seq_len: int = field(20, "the user's last max_seq_len items form the encoder input")
     n_user_buckets: int = field(2000, "hashed user-id tokens (0 = no user token)")
     num_beams: int = field(20, "beams of the constrained beam search (>= k requested)")
     codebook_path: str | None = field(None, "saved ItemCodebook folder (else built at fit)")
@@ -130,8 +138,8 @@ class TIGERConfig(NeuralConfig):
     def validate(self) -> None:
         super().validate()
         self.positive(
-            "d_model", "n_encoder_layers", "n_decoder_layers", "n_heads", "head_dim",
-            "ffn_dim", "max_items", "num_beams", "n_levels", "codebook_size",
+            "embedding_dim", "n_encoder_layers", "n_decoder_layers", "n_heads", "head_dim",
+            "ffn_dim", "max_seq_len", "num_beams", "n_levels", "codebook_size",
             "score_chunk_size",
         )  # fmt: skip
         self.positive("n_user_buckets", allow_zero=True)
@@ -261,7 +269,7 @@ class EncoderBlock(nn.Module):
 
     def __init__(self, cfg: TIGERConfig):
         super().__init__()
-        d = cfg.d_model
+        d = cfg.embedding_dim
         self.attn = Attention(d, cfg.n_heads, cfg.head_dim, cfg.dropout, cross=False)
         self.ffn = FeedForward(d, cfg.ffn_dim, cfg.dropout)
         self.norm1, self.norm2 = nn.RMSNorm(d, eps=1e-6), nn.RMSNorm(d, eps=1e-6)
@@ -277,7 +285,7 @@ class DecoderBlock(nn.Module):
 
     def __init__(self, cfg: TIGERConfig):
         super().__init__()
-        d = cfg.d_model
+        d = cfg.embedding_dim
         self.self_attn = Attention(d, cfg.n_heads, cfg.head_dim, cfg.dropout, cross=False)
         self.cross = Attention(d, cfg.n_heads, cfg.head_dim, cfg.dropout, cross=True)
         self.ffn = FeedForward(d, cfg.ffn_dim, cfg.dropout)
@@ -309,7 +317,7 @@ class TIGERNetwork(nn.Module):
 
     def __init__(self, codebook_sizes: Sequence[int], config: TIGERConfig):
         super().__init__()
-        d = config.d_model
+        d = config.embedding_dim
         self.sizes = [int(s) for s in codebook_sizes]
         self.n_levels = L = len(self.sizes)
         self.offsets = [1 + int(o) for o in np.cumsum([0, *self.sizes[:-1]])]  # token id base
@@ -317,7 +325,7 @@ class TIGERNetwork(nn.Module):
         self.token_emb = nn.Embedding(1 + sum(self.sizes), d, padding_idx=0)
         self.user_emb = nn.Embedding(max(config.n_user_buckets, 1), d)
         self.use_user = config.n_user_buckets > 0
-        self.enc_pos = nn.Parameter(torch.zeros(1 + config.max_items * L, d))
+        self.enc_pos = nn.Parameter(torch.zeros(1 + config.max_seq_len * L, d))
         self.dec_pos = nn.Parameter(torch.zeros(L, d))
         self.bos = nn.Parameter(torch.zeros(d))
         self.encoder = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_encoder_layers))
@@ -339,15 +347,15 @@ class TIGERNetwork(nn.Module):
         """Encoder output ``(B, 1 + S, D)`` and key mask ``(B, 1 + S)`` for user buckets
         ``(B,)`` and left-padded flattened code tokens ``(B, S)`` (0 = padding)."""
         B, S = tokens.shape
-        P = self.enc_pos.shape[0]  # 1 + max_items * n_levels
+        P = self.enc_pos.shape[0]  # 1 + max_seq_len * n_levels
         if S > P - 1:
             raise ValueError(
                 f"{S} code tokens per row, more than the encoder's {P - 1} positions "
-                "(max_items x n_levels)"
+                "(max_seq_len x n_levels)"
             )
         user = self.user_emb(users)[:, None]  # (B, 1, D)
         # the user token at position 0, the items right-aligned at the end: a batch trimmed
-        # of its all-padding columns (S < max_items * L) encodes exactly like a padded one
+        # of its all-padding columns (S < max_seq_len * L) encodes exactly like a padded one
         pos = torch.cat([self.enc_pos[:1], self.enc_pos[P - S :]])
         x = torch.cat([user, self.token_emb(tokens)], dim=1) + pos  # (B, 1 + S, D)
         real = torch.cat(
@@ -450,145 +458,26 @@ class TIGERNetwork(nn.Module):
         return loss / self.n_levels
 
 
-# --------------------------------------------------------------------------- codebooks
-def codebook_health(codes: np.ndarray, sizes: Sequence[int]) -> dict[str, float | int]:
-    """Health of a TIGER code table ``(n_items + 1, L)`` (row 0 padding, ``-1`` = uncoded,
-    the last level the collision level); the keys of :meth:`TIGER.codebook_diagnostics`."""
-    body = np.asarray(codes)[1:]
-    body = body[(body >= 0).all(1)]  # coded items
-    out: dict[str, float | int] = {"n_coded_items": int(len(body))}
-    if len(body) == 0:  # nothing coded: no statistics to give
-        return out
-    for lvl, size in enumerate(sizes):
-        counts = np.bincount(body[:, lvl], minlength=size)
-        p = counts[counts > 0] / max(counts.sum(), 1)
-        out[f"codebook_utilisation_l{lvl + 1}"] = float((counts > 0).mean())
-        out[f"code_entropy_bits_l{lvl + 1}"] = float(-(p * np.log2(p)).sum()) + 0.0  # no -0.0
-    L = body.shape[1]
-    sem = body[:, : L - 1] if L > 1 else body
-    for depth in range(1, sem.shape[1] + 1):
-        n_prefixes = len(np.unique(sem[:, :depth], axis=0))
-        out[f"items_per_prefix_l{depth}"] = len(body) / max(n_prefixes, 1)
-    _, groups = np.unique(sem, axis=0, return_counts=True)
-    sizes_ = np.repeat(groups, groups)
-    out["collision_rate_before_dedup"] = float((sizes_ > 1).mean()) if L > 1 else 0.0
-    out["max_items_per_semantic_id"] = int(groups.max())
-    out["dedup_level_size"] = int(sizes[-1]) if L > 1 else 0
-    out["dedup_items"] = int((body[:, -1] > 0).sum()) if L > 1 else 0
-    return out
-
-
-def fit_codebook(
-    name: str,
-    vectors: np.ndarray,
-    item_ids: Sequence[Any] | None,
-    *,
-    n_levels: int,
-    codebook_size: int,
-    seed: int = 0,
-    collaborative: np.ndarray | None = None,
-    **options: Any,
-):
-    """Fit the ``name`` tokenizer (:func:`genrec.tokenizers.get_tokenizer`) the way
-    :class:`TIGER` does at fit time and return an ``n_levels``-deep
-    :class:`~genrec.tokenizers.ItemCodebook` for ``codebook_path``.
-
-    ``n_levels`` counts the collision level: the tokenizer fits ``n_levels - 1`` semantic
-    levels of ``codebook_size`` codes; when no item tuples collide, a constant collision level
-    keeps the depth at ``n_levels``. ``options`` go to the tokenizer's config (e.g.
-    ``balanced=True`` for ``rkmeans``, ``epochs=...`` for ``rqvae``). ``name="random"`` gives
-    :func:`random_codebook`, exactly what ``TIGER(codebook="random")`` builds (the vectors
-    only count the items).
-
-    Args:
-        name: tokenizer name (``rqvae``, ``rkmeans``, ``hkmeans``, ``random``, ...).
-        vectors: ``(n_items + 1, d)`` item vectors, row 0 the padding row.
-        item_ids: external item ids in internal order (recorded, checked at load).
-        n_levels: code tokens per item, collision level included.
-        codebook_size: codes per semantic level.
-        seed: tokenizer seed.
-        collaborative: ``(n_items + 1, d_cf)`` collaborative item vectors (e.g.
-            :func:`genrec.text.collaborative_vectors` of ALS or SASRec fitted on the training
-            split) for tokenizers that align with them: ``rqvae`` with ``cf_weight > 0``
-            (LETTER's collaborative regulariser).
-
-    Raises:
-        ConfigError: ``collaborative`` for a tokenizer that does not use it.
-    """
-    from genrec.tokenizers import ItemCodebook, get_tokenizer
-
-    if name == "random":  # TIGER's own random-ID control, not the registry's hashing one
-        if options or collaborative is not None:
-            got = sorted(options) + (["collaborative"] if collaborative is not None else [])
-            raise ConfigError(f"the random codebook takes no options, got {got}")
-        n = len(vectors) - 1
-        return random_codebook(n, n_levels, codebook_size, seed, item_ids)
-    tokenizer = get_tokenizer(name)(
-        n_levels=max(n_levels - 1, 1), codebook_size=codebook_size, seed=seed, **options
-    )
-    if collaborative is None:
-        cb = tokenizer.fit(vectors, item_ids)
-    elif getattr(tokenizer.config, "cf_weight", 0) > 0:
-        cb = tokenizer.fit(vectors, item_ids, collaborative=collaborative)
-    else:
-        raise ConfigError(
-            f"collaborative vectors were given but the {name} tokenizer does not use them "
-            "(only rqvae with cf_weight > 0 does)"
-        )
-    if cb.n_levels == n_levels - 1:  # no collisions: a constant collision level
-        codes = np.concatenate([cb.codes, np.zeros((len(cb.codes), 1), np.int64)], 1)
-        cb = ItemCodebook(codes, [*cb.codebook_sizes, 1], cb.item_ids, cb.meta)
-    return cb
-
-
-def random_codebook(
-    n_items: int, n_levels: int, codebook_size: int, seed: int, item_ids: Sequence[Any] | None
-):
-    """A random ItemCodebook: ``n_levels - 1`` uniform levels of ``codebook_size`` codes and a
-    collision level numbering items that share a tuple (TIGER Sec. 3.1). ``n_levels == 1``:
-    a random permutation (unique codes need ``codebook_size >= n_items``)."""
-    from genrec.tokenizers import ItemCodebook
-
-    rng = np.random.default_rng(seed)
-    if n_levels == 1:
-        if codebook_size < n_items:
-            raise ConfigError(
-                f"one level of {codebook_size} codes cannot give {n_items} items unique IDs"
-            )
-        body = rng.permutation(codebook_size)[:n_items, None]
-        sizes = [codebook_size]
-    else:
-        sem = rng.integers(0, codebook_size, size=(n_items, n_levels - 1))  # (n, L - 1)
-        _, inv = np.unique(sem, axis=0, return_inverse=True)
-        inv = inv.reshape(-1)
-        order = np.argsort(inv, kind="stable")
-        starts = np.r_[0, np.flatnonzero(np.diff(inv[order])) + 1]
-        rank = np.arange(n_items) - np.repeat(starts, np.diff(np.r_[starts, n_items]))
-        coll = np.empty(n_items, dtype=np.int64)
-        coll[order] = rank  # 0, 1, ... within each group of equal tuples
-        body = np.concatenate([sem, coll[:, None]], axis=1)
-        sizes = [codebook_size] * (n_levels - 1) + [int(coll.max()) + 1]
-    codes = np.concatenate([np.full((1, n_levels), -1), body]).astype(np.int64)
-    return ItemCodebook(codes, sizes, item_ids, meta={"tokenizer": "random", "seed": seed})
-
-
 # --------------------------------------------------------------------------- estimator
 @register_model("tiger")
-class TIGER(NeuralRecommender, GenerativeRecommender):
+class TIGER(NeuralTrainingMixin, GenerativeRecommender):
     """TIGER (Rajput et al. 2023); see the module docstring.
 
-    A :class:`NeuralRecommender` (shared trainer, checkpoints, early stopping on the real
-    evaluator) whose recommendations come from constrained beam search, like a
-    :class:`GenerativeRecommender`. Seen items and candidate allow-lists are enforced *inside*
-    the beam search (branches holding no allowed item are masked), so ``num_beams >= k``
-    returns ``k`` items whenever ``k`` items qualify. :meth:`score` / :meth:`score_all_items`
-    give the exact log-likelihood of every item (teacher forcing over the catalogue), to
-    measure the beam-vs-exact gap.
+    A :class:`GenerativeRecommender` trained by the shared trainer (the
+    :class:`~genrec.training.neural.NeuralTrainingMixin`: checkpoints, early stopping on the
+    real evaluator): :meth:`rank` ranks with constrained beam search (:meth:`_generate`).
+    Seen items and candidate allow-lists are enforced *inside* the beam search (branches
+    holding no allowed item are masked), so ``num_beams >= k`` returns ``k`` items whenever
+    ``k`` items qualify. The exact log-likelihood of every item (teacher forcing over the
+    catalogue) is an explicit capability, :meth:`score_all_items`, for diagnostics and the
+    beam-vs-exact gap; it is never used to rank.
 
     Training examples: for every user and every position ``t >= 1`` of the training
-    sequence, the previous ``max_items`` items predict item ``t`` (all prefixes, as in the
+    sequence, the previous ``max_seq_len`` items predict item ``t`` (all prefixes, as in the
     paper's sequence construction).
     """
+
+    summary = "Generative retrieval that decodes the next item's semantic ID (Rajput et al. 2023)."
 
     config_class = TIGERConfig
     config: TIGERConfig
@@ -605,8 +494,6 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
     def _make_codebook(self, dataset: Dataset):
         """The training codebook: ``codebook_path``, the local random helper, or a tokenizer
         from :func:`genrec.tokenizers.get_tokenizer` fitted on item vectors."""
-        from genrec.tokenizers import ItemCodebook
-
         cfg = self.config
         ids = dataset.item_map.to_list()
         if cfg.codebook_path:
@@ -621,12 +508,8 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
         if cfg.codebook == "random":  # no vectors needed
             return random_codebook(len(ids), cfg.n_levels, cfg.codebook_size, cfg.seed, ids)
         if cfg.item_vectors_path:
-            from genrec.text import load_item_vectors
-
             vectors = load_item_vectors(cfg.item_vectors_path, dataset)
         else:  # TIGER Sec. 4.1: sentence embeddings of the item metadata (extra "text")
-            from genrec.text import embed_items
-
             vectors = embed_items(
                 dataset,
                 on_missing=cfg.missing_text,  # type: ignore[arg-type]  # validated
@@ -667,9 +550,7 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
 
     # -------------------------------------------------------------- training
     def _fit(self, dataset: Dataset, valid: Any) -> None:
-        from genrec.models.neural import resolve_device
-
-        self.device_ = resolve_device(self.config.device)
+        self.device_ = training_device(self.config)
         cb = self._make_codebook(dataset)
         self._set_codebook(cb.codes, cb.codebook_sizes)
         super()._fit(dataset, valid)
@@ -685,17 +566,17 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
 
     def _encoder_tokens(self, items: torch.Tensor) -> torch.Tensor:
         """Flattened code tokens ``(B, M * L)`` of item ids ``(B, M)`` (0 = padding; ``M`` is
-        at most ``max_items``, less for a batch trimmed of all-padding columns)."""
+        at most ``max_seq_len``, less for a batch trimmed of all-padding columns)."""
         assert self._codes_dev is not None and self.network_ is not None
         codes = self._codes_dev[items]  # (B, M, L); padding item -> -1
         tokens = self.network_.code_tokens(codes)  # (B, M, L)
         return tokens.reshape(items.shape[0], -1)
 
-    def _epoch_batches(
+    def epoch_batches(
         self, dataset: Dataset, generator: torch.Generator
     ) -> Iterator[dict[str, torch.Tensor]]:
         hist = dataset.histories()
-        M = self.config.max_items
+        M = self.config.max_seq_len
         lens = np.diff(hist.seq_indptr)  # (n_users + 1,)
         users = np.repeat(np.arange(len(lens)), np.maximum(lens - 1, 0))  # one per target
         starts = hist.seq_indptr[users]
@@ -719,16 +600,16 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
             items = trim_left_padding(ctx_t[idx_t])  # (B, M' <= M): no all-padding columns
             yield {"users": usr_t[idx_t], "items": items, "targets": tgt_t[idx_t]}
 
-    def training_step(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        assert self.train_net_ is not None and self._codes_dev is not None
+    def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        assert self._codes_dev is not None
         tokens = self._encoder_tokens(batch["items"])  # (B, M * L)
         targets = self._codes_dev[batch["targets"]]  # (B, L)
-        return self.train_net_(batch["users"], tokens, targets)
+        return net(batch["users"], tokens, targets)
 
     # -------------------------------------------------------------- decoding
     def _encode_batch(self, batch: HistoryBatch) -> list[tuple[torch.Tensor, ...]]:
         assert self.network_ is not None
-        items = trim_left_padding(torch.from_numpy(batch.padded_sequences(self.config.max_items)))
+        items = trim_left_padding(torch.from_numpy(batch.padded_sequences(self.config.max_seq_len)))
         items = items.to(self.device_)
         users = self._user_buckets(batch.user_ids).to(self.device_)
         enc, real = self.network_.encode(users, self._encoder_tokens(items))
@@ -782,9 +663,30 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
         items = torch.where(torch.isfinite(out.scores), items, torch.zeros_like(items))
         return out.tokens.cpu(), out.scores.cpu(), items.cpu()
 
-    def _generate(self, batch: HistoryBatch, k: int) -> tuple[np.ndarray, np.ndarray]:
-        _, scores, items = self.decode(batch)
-        return items[:, :k].numpy(), scores[:, :k].numpy()
+    def _generate(
+        self, batch: HistoryBatch, k: int, allowed: torch.Tensor
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The constrained beam search's best items (``allowed`` enforced inside it), with cold
+        items admitted by code prefix when ``cold_slots > 0`` (paper Sec. 4.3). Up to
+        ``k + 1`` items when the beams allow: :meth:`rank` breaks a tie at the cut-off
+        pessimistically, then keeps ``k``."""
+        self._check_beams(k)
+        width = min(k + 1, self.config.num_beams)
+        out_i = np.zeros((len(batch), width), dtype=np.int64)
+        out_s = np.full((len(batch), width), -np.inf, dtype=np.float32)
+        _, scores, items = self.decode(batch, item_mask=allowed)
+        kk = min(width, items.shape[1])
+        out_i[:, :kk], out_s[:, :kk] = items[:, :kk].numpy(), scores[:, :kk].numpy()
+        out_s[out_i == 0] = -np.inf
+        if int(self.config.cold_slots * k) > 0:
+            self._add_cold_items(
+                items.numpy(), scores.numpy(), allowed.numpy(), out_i, out_s, budget_k=k
+            )
+        return out_i, out_s
+
+    def max_list_length(self) -> int:
+        """The beam search returns at most ``num_beams`` items."""
+        return min(self.config.num_beams, self.n_items)
 
     def _check_beams(self, k: int) -> None:
         need = min(int(k), self.n_items)
@@ -800,34 +702,7 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
         Beauty's test users (mean 7.2 items) with the paper-size model is 1.5x faster than in
         user order, with the same lists (docs/models.md)."""
         lengths = np.diff(hist.seq_indptr)[np.asarray(rows, dtype=np.int64)]
-        return np.argsort(np.minimum(lengths, self.config.max_items), kind="stable")
-
-    def _recommend_batch(self, batch, k, exclude_seen, candidates, demote):
-        self._check_beams(k)
-        B, n_cols = len(batch), self.n_items + 1
-        allowed = torch.ones(B, n_cols, dtype=torch.bool)
-        allowed[:, 0] = False
-        if exclude_seen:
-            allowed &= ~csr_to_bool(batch.matrix, n_cols)
-        if candidates is not None:
-            allowed &= _candidate_rows(candidates, n_cols)
-        out_i = np.zeros((B, k), dtype=np.int64)
-        out_s = np.full((B, k), -np.inf, dtype=np.float32)
-        _, scores, items = self.decode(batch, item_mask=allowed)
-        kk = min(k, items.shape[1])
-        out_i[:, :kk], out_s[:, :kk] = items[:, :kk].numpy(), scores[:, :kk].numpy()
-        out_s[out_i == 0] = -np.inf
-        if int(self.config.cold_slots * k) > 0:
-            self._add_cold_items(items.numpy(), scores.numpy(), allowed.numpy(), out_i, out_s)
-        cold = (batch.user_ids == 0) & (np.diff(batch.matrix.indptr) == 0)
-        if self.popular_for_empty_history and cold.any():  # no signal: popularity, as scorers
-            pop = torch.as_tensor(self.item_popularity_, dtype=torch.float32)[None, :]
-            pop = pop.expand(int(cold.sum()), -1).clone()
-            pop.masked_fill_(~allowed[torch.from_numpy(cold)], float("-inf"))
-            idx, vals = topk_with_ties(pop, k)
-            vals[idx == 0] = float("-inf")
-            out_i[cold], out_s[cold] = idx.numpy(), vals.numpy()
-        return out_i, out_s
+        return np.argsort(np.minimum(lengths, self.config.max_seq_len), kind="stable")
 
     def cold_items(self) -> np.ndarray:
         """Internal ids of the coded items without training interactions (the cold items
@@ -863,6 +738,7 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
         allowed: np.ndarray,
         out_i: np.ndarray,
         out_s: np.ndarray,
+        budget_k: int | None = None,
     ) -> None:
         """TIGER Sec. 4.3's epsilon, in place on the top-k ``out_i`` / ``out_s``: walking each
         user's beams best first, every generated item is followed by the allowed cold items
@@ -874,7 +750,7 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
             return
         assert self.codes_ is not None
         k, n = out_i.shape[1], self._prefix_levels()
-        budget = int(self.config.cold_slots * k)
+        budget = int(self.config.cold_slots * (k if budget_k is None else budget_k))
         for b in range(len(out_i)):
             row_i: list[int] = []
             row_s: list[float] = []
@@ -902,9 +778,26 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
                 out_i[b, m:], out_s[b, m:] = 0, -np.inf
 
     # -------------------------------------------------------------- exact scoring
-    def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
-        """Exact ``log p(item)`` ``(B, n_items + 1)`` of every item's full code tuple, by
-        batched teacher forcing over the catalogue in chunks (``-inf`` for uncoded items)."""
+    @torch.no_grad()
+    def score_all_items(self, batch: HistoryBatch) -> torch.Tensor:
+        """Exact ``log p(item)`` ``(B, n_items + 1)`` float32 (CPU) of every item's full code
+        tuple, by batched teacher forcing over the catalogue in chunks (``-inf`` for uncoded
+        items and the padding column). A capability for diagnostics (the beam-vs-exact gap,
+        :mod:`genrec.evaluation.diagnostics`) and exact ranking experiments; :meth:`rank`
+        always generates."""
+        self._check_fitted()
+        assert self.network_ is not None and self._codes_dev is not None
+        net = self.network_
+        was_training = net.training
+        net.eval()
+        try:
+            out = self._exact_scores(batch)
+        finally:
+            net.train(was_training)
+        out[:, 0] = float("-inf")
+        return out.float().cpu()
+
+    def _exact_scores(self, batch: HistoryBatch) -> torch.Tensor:
         assert self.network_ is not None and self._codes_dev is not None
         mem = self._encode_batch(batch)
         B, n = len(batch), self.n_items
@@ -920,10 +813,6 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
             out[:, s : s + C] = ll
         out[:, ~coded] = float("-inf")
         return out
-
-    def score_all_items(self, batch: HistoryBatch) -> torch.Tensor:
-        """Exact log-likelihood ``(B, n_items + 1)`` of every item (see :meth:`score`)."""
-        return self.score(batch)
 
     def invalid_code_rate(
         self, users: Sequence[Any] | np.ndarray, *, history: Dataset | None = None
@@ -965,7 +854,6 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
         assert self.codes_ is not None and self.codebook_sizes_ is not None
         return codebook_health(self.codes_, self.codebook_sizes_)
 
-    @torch.no_grad()
     def diagnostics(
         self,
         split: Any = None,
@@ -975,92 +863,19 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
         k: int = 10,
         batch_size: int = 16,
     ) -> dict[str, float | int]:
-        """Decoding and tokenizer health of a fitted TIGER (TIGER paper Sec. 4.4-4.5).
-
-        On a seeded sample of the holdout's users (with their holdout history, seen items
-        excluded, as in evaluation):
-
-        * ``invalid_code_rate``: share of the ``num_beams`` decoded tuples per user that map
-          to no item with the trie constraint (0 by construction: a check), and
-          ``invalid_code_rate_unconstrained``: the same without the trie (free decoding);
-        * ``beam_exact_overlap@k``: mean share of the beam search's top-``k`` that is also
-          in the exact top-``k`` (every item's code tuple scored by teacher forcing, the
-          beam search's recall of the exact list); ``beam_recall@k``, ``exact_recall@k``
-          and their difference ``beam_exact_recall_gap@k`` on the holdout targets;
-        * the code-table statistics of :meth:`codebook_diagnostics`.
-
-        Args:
-            split: a :class:`~genrec.data.splitting.Split` (its test holdout), a
-                :class:`~genrec.data.splitting.Holdout` or ``None`` (training users with
-                their training history; no recall then).
-            sample_users: users to sample (default ``config.diagnostic_users``); exact scoring
-                costs ``n_items`` decoder sequences per user.
-            seed: seed of the user sample.
-            k: cut-off of the overlap and recall.
-            batch_size: users decoded and exactly scored at once.
-        """
-        from genrec.data.splitting import Split
-        from genrec.evaluation.metrics import hits_from_targets, recall_at_k
-
+        """Decoding and tokenizer health of a fitted TIGER (TIGER paper Sec. 4.4-4.5): the
+        code-table statistics of :meth:`codebook_diagnostics` plus
+        :func:`genrec.evaluation.diagnostics.generation_diagnostics` (invalid-code rates with
+        and without the trie, the beam search's overlap with the exact top-``k`` and the
+        recall gap) on ``sample_users`` users (default ``config.diagnostic_users``)."""
         self._check_fitted()
-        start = time.perf_counter()
         out = self.codebook_diagnostics()
-        holdout = split.test if isinstance(split, Split) else split
-        if holdout is None:
-            hist = self.train_histories_
-            assert hist is not None
-            users = np.flatnonzero(np.diff(hist.seq_indptr) > 0)
-            targets = None
-        else:
-            hist = self._histories_for(holdout.history)
-            users, targets = holdout.users, holdout.targets
-        if sample_users is None:
-            sample_users = self.config.diagnostic_users
-        n = min(int(sample_users), len(users))
-        if n == 0:
-            return out
-        rows = np.sort(np.random.default_rng(seed).choice(len(users), n, replace=False))
-        kk = min(int(k), self.n_items, self.config.num_beams)
-        n_cols = self.n_items + 1
-        bad = alive_n = bad_free = alive_free = 0
-        overlap, beam_top, exact_top = [], [], []
-        for s in range(0, n, batch_size):
-            r = rows[s : s + batch_size]
-            batch = hist.batch(users[r])
-            allowed = ~csr_to_bool(batch.matrix, n_cols)  # (B, n_items + 1) seen excluded
-            allowed[:, 0] = False
-            _, scores, items = self.decode(batch, item_mask=allowed)
-            alive = torch.isfinite(scores)
-            bad += int(((items == 0) & alive).sum())
-            alive_n += int(alive.sum())
-            _, scores_f, items_f = self.decode(batch, constrained=False)
-            alive_f = torch.isfinite(scores_f)
-            bad_free += int(((items_f == 0) & alive_f).sum())
-            alive_free += int(alive_f.sum())
-            exact = self.score(batch).masked_fill(~allowed, float("-inf"))  # (B, n_items + 1)
-            ex_idx, ex_val = topk_with_ties(exact, kk)
-            ex_idx[torch.isneginf(ex_val)] = 0
-            beam = items[:, :kk].clone()
-            beam[~alive[:, :kk]] = 0
-            for b_row, e_row in zip(beam.tolist(), ex_idx.tolist()):
-                e = {i for i in e_row if i > 0}
-                overlap.append(len({i for i in b_row if i > 0} & e) / max(len(e), 1))
-            beam_top.append(beam.numpy())
-            exact_top.append(ex_idx.numpy())
-        out["invalid_code_rate"] = bad / max(alive_n, 1)
-        out["invalid_code_rate_unconstrained"] = bad_free / max(alive_free, 1)
-        out[f"beam_exact_overlap@{k}"] = float(np.mean(overlap))
-        if targets is not None:
-            tg = targets[rows]
-            n_t = np.diff(tg.indptr)
-            rec = {}
-            for name, ranked in (("beam", beam_top), ("exact", exact_top)):
-                hits = hits_from_targets(np.concatenate(ranked), tg.indptr, tg.indices)
-                rec[name] = float(recall_at_k(hits, np.maximum(n_t, 1), kk).mean())
-                out[f"{name}_recall@{k}"] = rec[name]
-            out[f"beam_exact_recall_gap@{k}"] = rec["exact"] - rec["beam"]
-        out["diagnostic_users"] = int(n)
-        out["diagnostics_seconds"] = round(time.perf_counter() - start, 3)
+        n = self.config.diagnostic_users if sample_users is None else sample_users
+        out.update(
+            generation_diagnostics(
+                self, split, sample_users=n, seed=seed, k=k, batch_size=batch_size
+            )
+        )
         return out
 
     # -------------------------------------------------------------- cold start
@@ -1123,8 +938,6 @@ class TIGER(NeuralRecommender, GenerativeRecommender):
         return state
 
     def _load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        from genrec.models.neural import resolve_device
-
         state = dict(state)
         codes, sizes = state.pop("codebook.codes"), state.pop("codebook.sizes")
         self.device_ = resolve_device(self.config.device)

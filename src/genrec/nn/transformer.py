@@ -6,7 +6,11 @@ One block (Vaswani et al., NeurIPS 2017, "Attention Is All You Need") in two fla
   ``x + FFN(LN(x))``, followed by one final LayerNorm in :class:`TransformerEncoder`; stable
   without warm-up, the default of SASRec's reference code (Kang & McAuley, ICDM 2018, Sec. III-B);
 * post-LN (``norm_first=False``, BERT, Devlin et al. 2019): ``LN(x + Attn(x))`` then
-  ``LN(x + FFN(x))``, as in BERT4Rec (Sun et al., CIKM 2019, Eq. 2-5).
+  ``LN(x + FFN(x))``, as in BERT4Rec (Sun et al., CIKM 2019, Eq. 2-5);
+* the original SASRec block (``sasrec=True``, Kang & McAuley's reference code, also
+  RecTools' ``SASRecTransformerLayer``): ``q = LN(x)``, ``x = q + Attn(q, keys=values=x)``,
+  then ``f = LN(x)``, ``f + FFN(f)``: both residuals start from the normalised input, and
+  the keys and values are the raw input; a final LayerNorm follows the stack.
 
 Attention is :func:`torch.nn.functional.scaled_dot_product_attention` (a fused kernel on GPU)
 with a boolean mask built by :func:`attention_mask`: causal (SASRec) or bidirectional
@@ -60,10 +64,20 @@ class MultiHeadSelfAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``x``: ``(B, L, D)``; ``mask``: ``(B, 1, L, L)`` bool (True = attend) or None."""
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, kv: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``x``: ``(B, L, D)``; ``mask``: ``(B, 1, L, L)`` bool (True = attend) or None;
+        ``kv``: ``(B, L, D)`` to take keys and values from instead of ``x`` (queries always
+        come from ``x``), as the original SASRec block does."""
         B, L, D = x.shape
-        q, k, v = self.qkv(x).split(D, dim=-1)  # 3 x (B, L, D)
+        if kv is None:
+            q, k, v = self.qkv(x).split(D, dim=-1)  # 3 x (B, L, D)
+        else:
+            w_q, w_kv = self.qkv.weight.split([D, 2 * D])
+            b_q, b_kv = self.qkv.bias.split([D, 2 * D])
+            q = F.linear(x, w_q, b_q)  # (B, L, D)
+            k, v = F.linear(kv, w_kv, b_kv).split(D, dim=-1)  # 2 x (B, L, D)
         q, k, v = (t.view(B, L, self.n_heads, D // self.n_heads).transpose(1, 2) for t in (q, k, v))
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
@@ -73,16 +87,20 @@ class MultiHeadSelfAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Point-wise feed-forward network ``W2 GELU(W1 x + b1) + b2`` (BERT4Rec Eq. 4)."""
+    """Point-wise feed-forward network ``W2 act(W1 x + b1) + b2`` with ``act`` GELU (BERT4Rec
+    Eq. 4) or ReLU (SASRec Eq. 4)."""
 
-    def __init__(self, dim: int, hidden: int, dropout: float = 0.0):
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0, activation: str = "gelu"):
         super().__init__()
+        if activation not in ("gelu", "relu"):
+            raise ValueError(f"activation must be 'gelu' or 'relu', got {activation!r}")
         self.fc1 = nn.Linear(dim, hidden)
         self.fc2 = nn.Linear(hidden, dim)
         self.drop = nn.Dropout(dropout)
+        self.act = F.gelu if activation == "gelu" else F.relu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.drop(F.gelu(self.fc1(x))))  # (B, L, D)
+        return self.fc2(self.drop(self.act(self.fc1(x))))  # (B, L, D)
 
 
 class TransformerBlock(nn.Module):
@@ -94,21 +112,38 @@ class TransformerBlock(nn.Module):
         ffn_dim: hidden width of the feed-forward network.
         dropout: dropout on attention weights and on both sub-layer outputs.
         norm_first: pre-LN (True) or post-LN (False); see the module docstring.
+        sasrec: the original SASRec block instead (see the module docstring); then
+            ``norm_first`` is ignored.
+        activation: of the feed-forward network, ``"gelu"`` or ``"relu"``.
     """
 
     def __init__(
-        self, dim: int, n_heads: int, ffn_dim: int, dropout: float = 0.0, norm_first: bool = True
+        self,
+        dim: int,
+        n_heads: int,
+        ffn_dim: int,
+        dropout: float = 0.0,
+        norm_first: bool = True,
+        *,
+        sasrec: bool = False,
+        activation: str = "gelu",
     ):
         super().__init__()
         self.norm_first = norm_first
+        self.sasrec = sasrec
         self.attn = MultiHeadSelfAttention(dim, n_heads, dropout)
-        self.ffn = FeedForward(dim, ffn_dim, dropout)
+        self.ffn = FeedForward(dim, ffn_dim, dropout, activation)
         self.ln1 = nn.LayerNorm(dim)
         self.ln2 = nn.LayerNorm(dim)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x``: ``(B, L, D)`` -> ``(B, L, D)``."""
+        if self.sasrec:  # Kang & McAuley's code: residuals from the normalised inputs
+            q = self.ln1(x)  # (B, L, D)
+            x = q + self.attn(q, mask, kv=x)  # keys and values: the raw input
+            f = self.ln2(x)
+            return f + self.drop(self.ffn(f))
         if self.norm_first:
             x = x + self.drop(self.attn(self.ln1(x), mask))  # (B, L, D)
             return x + self.drop(self.ffn(self.ln2(x)))
@@ -132,12 +167,18 @@ class TransformerEncoder(nn.Module):
         ffn_dim: int,
         dropout: float = 0.0,
         norm_first: bool = True,
+        *,
+        sasrec: bool = False,
+        activation: str = "gelu",
     ):
         super().__init__()
         self.blocks = nn.ModuleList(
-            TransformerBlock(dim, n_heads, ffn_dim, dropout, norm_first) for _ in range(n_blocks)
+            TransformerBlock(
+                dim, n_heads, ffn_dim, dropout, norm_first, sasrec=sasrec, activation=activation
+            )
+            for _ in range(n_blocks)
         )
-        self.ln_f = nn.LayerNorm(dim) if norm_first else nn.Identity()
+        self.ln_f = nn.LayerNorm(dim) if norm_first or sasrec else nn.Identity()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """``x``: ``(B, L, D)``, ``mask``: ``(B, 1, L, L)`` -> ``(B, L, D)``."""

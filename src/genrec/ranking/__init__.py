@@ -1,6 +1,6 @@
 """The industrial cascade: candidate generation, features and a gradient-boosted ranker.
 
-The registered models ``cascade`` and ``cascade-sasrec`` (:mod:`genrec.models.cascade`)
+The registered models ``cascade`` and ``cascade-sasrec`` (:mod:`genrec.ranking.cascade`)
 put the pieces together; see ``docs/ranking.md``.
 
 * :mod:`genrec.ranking.candidates` -- union of several models' top-N with ranks and scores,

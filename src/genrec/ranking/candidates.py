@@ -20,10 +20,12 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from genrec.config import load_yaml
+from genrec.config import find_configs_dir, load_yaml
+from genrec.core.recommender import RankRequest
 from genrec.data.dataset import HistoryBatch, UserHistories
 from genrec.data.splitting import Holdout, Split
 from genrec.errors import ConfigError, UnknownNameError, suggest
+from genrec.registry import get_model, list_models
 
 __all__ = [
     "CandidateSet",
@@ -62,7 +64,6 @@ class SourceSpec:
 
     def resolved_config(self) -> dict[str, Any]:
         """Preset (if any) with ``config`` on top, validated by the source's config class."""
-        from genrec.registry import get_model
 
         data: dict[str, Any] = {}
         if self.preset:
@@ -76,7 +77,6 @@ def _find_preset(preset: str) -> Path:
     path = Path(preset)
     if path.is_file():
         return path
-    from genrec.benchmark import find_configs_dir
 
     cdir = find_configs_dir()
     if cdir is not None and (cdir / preset).is_file():
@@ -94,7 +94,6 @@ def parse_sources(entries: Sequence[Any], default_n: int) -> list[SourceSpec]:
         UnknownNameError: an unknown model name (with a suggestion).
         ConfigError: a malformed entry, a duplicate name, a non-positive ``n``.
     """
-    from genrec.registry import list_models
 
     if isinstance(entries, (str, bytes)) or not isinstance(entries, Sequence) or not entries:
         raise ConfigError(f"candidates must be a non-empty list of sources, got {entries!r}")
@@ -184,36 +183,35 @@ class CandidateSet:
 
 
 def source_top_n(
-    model: Any, batch: HistoryBatch, n: int, exclude_seen: bool = True
+    model: Any,
+    batch: HistoryBatch,
+    n: int,
+    exclude_seen: bool = True,
+    *,
+    keep_scores: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, torch.Tensor | None]:
-    """Top-``n`` of one source for a batch.
+    """Top-``n`` of one source for a batch, through the source's public
+    :meth:`~genrec.core.recommender.Recommender.rank`: a scoring source ranks its scores, a
+    generative source (TIGER) generates with its beam search.
 
     Returns:
         ``(items, scores, full)``: internal ids ``(B, n)`` (0 = padding), scores ``(B, n)``
         (``-inf`` padding) and, for scoring models, the raw scores ``(B, n_items + 1)``
         (``None`` for generative models).
     """
-    from genrec.models.base import ScoringRecommender
-    from genrec.models.topk import topk_with_ties
-
-    n = min(int(n), model.n_items)
-    if not isinstance(model, ScoringRecommender):
-        items, scores = model._recommend_batch(batch, n, exclude_seen, None, None)
-        return np.asarray(items), np.asarray(scores, dtype=np.float32), None
-    full = model.score(batch)  # (B, n_items + 1)
-    scores = full.clone()
-    cold = (batch.user_ids == 0) & (np.diff(batch.matrix.indptr) == 0)
-    if model.popular_for_empty_history and cold.any():  # as ScoringRecommender does
-        pop = torch.as_tensor(model.item_popularity_, dtype=torch.float32)
-        scores[torch.from_numpy(cold)] = pop
-        full = scores.clone()
-    scores[:, 0] = float("-inf")
-    if exclude_seen:
-        m = batch.matrix
-        rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-        scores[torch.from_numpy(rows), torch.from_numpy(m.indices.astype(np.int64))] = float("-inf")
-    idx, vals = topk_with_ties(scores, n)
-    return idx.numpy(), vals.numpy().astype(np.float32), full
+    n = min(int(n), model.max_list_length())  # a beam search returns at most its beams
+    request = RankRequest(
+        histories=batch.as_histories(),
+        rows=np.arange(len(batch), dtype=np.int64),
+        k=n,
+        exclude_seen=exclude_seen,
+        user_ids=batch.user_ids,
+        batch_size=max(len(batch), 1),
+        keep_scores=keep_scores,  # a scoring source's scores of every item
+    )
+    ranking = model.rank(request)
+    full = None if ranking.all_scores is None else torch.from_numpy(ranking.all_scores)
+    return ranking.items, ranking.scores.astype(np.float32), full
 
 
 def union_candidates(

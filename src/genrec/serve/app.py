@@ -1,8 +1,8 @@
 """FastAPI app over saved artifacts: the same ``recommend()`` the evaluator calls.
 
 Nothing here is model-specific: every model is loaded with :func:`genrec.load` and queried
-through :meth:`~genrec.models.base.Recommender.recommend` (known users) or
-:meth:`~genrec.models.base.Recommender.recommend_for_history` (ad-hoc histories, similar
+through :meth:`~genrec.core.recommender.Recommender.recommend` (known users) or
+:meth:`~genrec.core.recommender.Recommender.recommend_for_history` (ad-hoc histories, similar
 items). Requests for single users are micro-batched: while the model is busy, concurrent
 requests queue up and the next model call serves all of them at once.
 
@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from genrec import columns as C
+from genrec.core.recommender import Recommendations, Recommender
 from genrec.errors import (
     ConfigError,
     DataValidationError,
@@ -35,7 +36,6 @@ from genrec.errors import (
     require_extra,
     suggest,
 )
-from genrec.models.base import Recommendations, Recommender
 
 require_extra("fastapi", "serve")
 
@@ -46,6 +46,10 @@ from fastapi.responses import FileResponse, JSONResponse  # noqa: E402
 from fastapi.staticfiles import StaticFiles  # noqa: E402
 from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
 
+from genrec._version import __version__  # noqa: E402
+from genrec.data.loaders import load_dataset  # noqa: E402
+from genrec.data.loaders.files import split_genres  # noqa: E402
+from genrec.io import load_model  # noqa: E402
 from genrec.serve import schemas as S  # noqa: E402
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -97,7 +101,6 @@ def load_models(paths: Sequence[str | Path]) -> dict[str, ServedModel]:
         ArtifactError: a path is not a readable artifact.
         ConfigError: no paths.
     """
-    from genrec.io import load_model
 
     if not paths:
         raise ConfigError("serve needs at least one artifact directory")
@@ -116,7 +119,6 @@ def load_models(paths: Sequence[str | Path]) -> dict[str, ServedModel]:
 
 def load_item_table(dataset: str, data_dir: str | None = None) -> pd.DataFrame | None:
     """The item table (``title``, ``genres``, ``year`` ...) of a named dataset, for display."""
-    from genrec.data.loaders import load_dataset
 
     return load_dataset(dataset, data_dir=data_dir).items
 
@@ -158,7 +160,6 @@ class ItemCatalog:
     """
 
     def __init__(self, models: Mapping[str, ServedModel], items: pd.DataFrame | None = None):
-        from genrec.data.loaders.files import split_genres
 
         table: dict[str, dict[str, Any]] = {}
         if items is not None and C.ITEM in items.columns:
@@ -384,6 +385,99 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal_error", f"{type(exc).__name__}: {exc}")
 
 
+def docs_assets_dir() -> Path | None:
+    """Folder of the Swagger UI and ReDoc files shipped by the ``fastapi-offline`` package
+    (extra ``serve``), or ``None`` when it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("fastapi_offline")
+    if spec is None or spec.origin is None:
+        return None
+    folder = Path(spec.origin).parent / "static"
+    wanted = ("swagger-ui-bundle.js", "swagger-ui.css", "redoc.standalone.js")
+    return folder if all((folder / name).is_file() for name in wanted) else None
+
+
+_DOCS_FALLBACK = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>genrec API</title>
+<link rel="stylesheet" href="{root}/static/style.css"></head>
+<body><main style="max-width: 720px; margin: 2em auto; font-family: sans-serif">
+<h1>genrec API</h1>
+<p>The interactive API documentation needs the Swagger UI files of the
+<code>fastapi-offline</code> package, which is not installed:
+<code>pip install 'genrec[serve]'</code>.</p>
+<p>Meanwhile: the OpenAPI schema at <a href="{root}/openapi.json">/openapi.json</a> and the
+web demo at <a href="{root}/">/</a>.</p></main></body></html>
+"""
+
+
+#: The docs pages may load nothing from another host: ReDoc's bundle, for one, would fetch its
+#: vendor's logo from a CDN; the browser blocks it before any request leaves.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; "
+    "worker-src 'self' blob:"
+)
+
+
+def _add_docs_routes(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` served from local files, so both work without
+    internet (FastAPI's defaults load them from a CDN); without ``fastapi-offline`` ``/docs``
+    is a page linking the schema and the web demo."""
+    from fastapi.openapi.docs import (
+        get_redoc_html,
+        get_swagger_ui_html,
+        get_swagger_ui_oauth2_redirect_html,
+    )
+    from fastapi.responses import HTMLResponse
+
+    assets = docs_assets_dir()
+    title = f"{app.title} API"
+    if assets is None:
+
+        @app.get("/docs", include_in_schema=False)
+        def docs_fallback(request: Request) -> HTMLResponse:
+            root = request.scope.get("root_path", "")
+            return HTMLResponse(_DOCS_FALLBACK.format(root=root))
+
+        return
+    app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+    redirect = "/docs/oauth2-redirect"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=title,
+            oauth2_redirect_url=f"{root}{redirect}",
+            swagger_js_url=f"{root}/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/docs-assets/swagger-ui.css",
+            swagger_favicon_url=f"{root}/docs-assets/favicon.png",
+            # no request to the online validator (swagger.io) from the page
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page
+
+    @app.get(redirect, include_in_schema=False)
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        page = get_redoc_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{title} (ReDoc)",
+            redoc_js_url=f"{root}/docs-assets/redoc.standalone.js",
+            redoc_favicon_url=f"{root}/docs-assets/favicon.png",
+            with_google_fonts=False,
+        )
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page
+
+
 def create_app(
     models: Sequence[str | Path] | Mapping[str, Recommender],
     items: pd.DataFrame | None = None,
@@ -424,14 +518,14 @@ def create_app(
             if s.batcher is not None:
                 s.batcher.close()
 
-    from genrec import __version__
-
     app = FastAPI(
         title="genrec",
         version=__version__,
         description="Recommendations from genrec artifacts. Errors are JSON "
         '`{"error": kind, "detail": message}` with a 4xx status.',
         lifespan=lifespan,
+        docs_url=None,  # served from local files by _add_docs_routes (no CDN)
+        redoc_url=None,
         responses={
             404: {"model": S.ErrorResponse, "description": "unknown model, user or item"},
             422: {"model": S.ErrorResponse, "description": "invalid request"},
@@ -440,6 +534,7 @@ def create_app(
     app.state.models = served
     app.state.catalog = catalog
     _add_error_handlers(app)
+    _add_docs_routes(app)
 
     @app.middleware("http")
     async def _limit_body(request: Request, call_next: Callable) -> Any:
@@ -481,7 +576,12 @@ def create_app(
 
     def check_users(s: ServedModel, users: list[Any], on_unknown: str) -> None:
         if on_unknown == "raise" and not all(_key(u) in s.user_index for u in users):
-            s.model.user_map.to_internal(users, what="user")  # type: ignore[union-attr]
+            try:
+                s.model.user_map.to_internal(users, what="user")  # type: ignore[union-attr]
+            except UnknownIdError as exc:  # the hint this surface takes: a JSON field
+                raise UnknownIdError(
+                    f'{exc}; send "on_unknown": "popular" to get the most popular items instead'
+                ) from exc
 
     def history_length(s: ServedModel, user: Any) -> int:
         internal = s.internal_user(user, missing="zero")

@@ -11,9 +11,10 @@ and L2-normalises: the same vectors as ``SentenceTransformer(path)`` (modules Tr
 mean Pooling -> Normalize, ``max_seq_length`` 256), without importing sentence-transformers.
 
 Vectors are cached on disk as ``<root>/text/<model>/<sha256>.npy``; the root is ``cache_dir``,
-else ``$GENREC_CACHE``, else ``~/.cache/genrec``. The hash covers the texts and the encoding
-settings that change the vectors (max length, normalisation), so a changed catalogue or
-template never reads a stale file.
+else genrec's cache root (``$GENREC_CACHE_DIR``, its older name ``$GENREC_CACHE``, else
+``~/.cache/genrec``; :func:`genrec.data.loaders.download.cache_dir`). The hash covers the
+texts and the encoding settings that change the vectors (max length, normalisation), so a
+changed catalogue or template never reads a stale file.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from genrec.console import progress as report_progress
+from genrec.core.recommender import Recommender
 from genrec.data.dataset import Dataset
+from genrec.data.loaders.download import cache_dir as cache_root
 from genrec.errors import (
     DataValidationError,
     MissingTextWarning,
@@ -40,7 +44,6 @@ from genrec.errors import (
 from genrec.text.items import item_texts
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-CACHE_ENV = "GENREC_CACHE"
 
 
 def free_cores() -> int:
@@ -85,12 +88,11 @@ def torch_threads(n: int | None) -> Iterator[int]:
 
 
 def text_cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """``cache_dir`` if given, else ``$GENREC_CACHE/text``, else ``~/.cache/genrec/text``."""
+    """``cache_dir`` if given, else ``<genrec cache root>/text``: ``$GENREC_CACHE_DIR/text``
+    (or ``$GENREC_CACHE/text``), else ``~/.cache/genrec/text``."""
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
-    env = os.environ.get(CACHE_ENV)
-    root = Path(env).expanduser() if env else Path.home() / ".cache" / "genrec"
-    return root / "text"
+    return cache_root() / "text"
 
 
 class TextEmbedder:
@@ -160,17 +162,27 @@ class TextEmbedder:
         if self._model is not None:
             return
         path = self._resolve_path()
-        if self.backend == "sentence-transformers":
-            st = require_extra("sentence_transformers", "text")
-            self._model = st.SentenceTransformer(str(path), device=self.device)
-            self._model.max_seq_length = self.max_length
-            return
-        transformers = require_extra("transformers", "text")
-        self._tokenizer = transformers.AutoTokenizer.from_pretrained(
-            str(path), local_files_only=True
-        )
-        self._model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True)
+        with quiet_transformers():  # no "Loading weights 100%" bar in a dialogue or a log
+            if self.backend == "sentence-transformers":
+                st = require_extra("sentence_transformers", "text")
+                self._model = st.SentenceTransformer(str(path), device=self.device)
+                self._model.max_seq_length = self.max_length
+                self._tokenizer = self._model.tokenizer
+                return
+            transformers = require_extra("transformers", "text")
+            self._tokenizer = transformers.AutoTokenizer.from_pretrained(
+                str(path), local_files_only=True
+            )
+            self._model = transformers.AutoModel.from_pretrained(str(path), local_files_only=True)
         self._model.to(self.device).eval()
+
+    def known(self, words: Sequence[str]) -> list[str]:
+        """The ``words`` (lower-cased) that the model's tokenizer has as whole entries: English
+        words it was trained on, unlike a string such as "asdfgh", which it can only cut into
+        pieces."""
+        self._load()
+        vocab = self._tokenizer.get_vocab()
+        return [w for w in words if w.lower() in vocab]
 
     def _encode_batch(self, batch: list[str]) -> np.ndarray:
         import torch
@@ -205,7 +217,8 @@ class TextEmbedder:
 
         Args:
             texts: strings to embed.
-            progress: show a rich progress bar.
+            progress: report progress (start, batches done with an ETA, end) on the
+                console, timestamped in logs (:func:`genrec.console.progress`).
 
         Returns:
             ``(len(texts), d)`` float32.
@@ -218,22 +231,40 @@ class TextEmbedder:
         order = np.argsort([len(t) for t in texts], kind="stable")
         starts = range(0, len(texts), self.batch_size)
         chunks: list[np.ndarray] = []
-        with torch_threads(self.num_threads):
-            for start in _progress(starts, progress, f"embedding {len(texts)} texts"):
+        what = f"embedding {len(texts):,} texts with {self.model_name}"
+        with (
+            torch_threads(self.num_threads),
+            report_progress(len(starts), what, enabled=progress, unit="batches") as advance,
+        ):
+            for start in starts:
                 idx = order[start : start + self.batch_size]
                 chunks.append(self._encode_batch([texts[i] for i in idx]))
+                advance(1)
         vectors = np.concatenate(chunks, axis=0)  # (n, d), sorted order
         out = np.empty_like(vectors)
         out[order] = vectors
         return out
 
 
-def _progress(iterable: Sequence[int], enabled: bool, description: str) -> Any:
-    if not enabled:
-        return iterable
-    from rich.progress import track
-
-    return track(iterable, description=description, transient=True)
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' progress bars and info/warning logs for a block (loading a
+    model prints a "Loading weights" bar), then restore them as they were."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - the text extra is missing: nothing to silence
+        yield
+        return
+    bars = hf_logging.is_progress_bar_enabled()
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def texts_hash(texts: Sequence[str], signature: dict[str, Any] | None = None) -> str:
@@ -258,9 +289,9 @@ def embed_texts(
     Args:
         texts: strings to embed.
         embedder: the model (default: :class:`TextEmbedder` over all-MiniLM-L6-v2).
-        cache_dir: cache root (default ``$GENREC_CACHE/text`` or ``~/.cache/genrec/text``).
+        cache_dir: cache root (default :func:`text_cache_root`).
         use_cache: read and write the cache.
-        progress: show a progress bar while embedding.
+        progress: report progress while embedding (see :meth:`TextEmbedder.encode`).
 
     Returns:
         ``(len(texts), d)`` float32.
@@ -380,49 +411,30 @@ def check_item_vectors(arr: Any, n_items: int, *, what: str = "item vectors") ->
 
 
 def collaborative_vectors(model: Any) -> np.ndarray:
-    """Item vectors learned by a fitted collaborative model (LETTER's CF signal).
-
-    Reads ``model.item_embeddings()`` when the model has it (LightGCN: the layer-combined
-    embeddings), else ``model.network_.item_emb.weight`` (SASRec and other ID-embedding
-    sequence models) or ``model.item_factors_`` (ALS); rows past the catalogue (BERT4Rec's
-    mask token) are dropped when the model knows its ``n_items``.
+    """Item vectors learned by a fitted collaborative model (LETTER's CF signal): its
+    :meth:`~genrec.core.recommender.Recommender.item_embeddings` (SASRec and other ID-embedding
+    sequence models, ALS's item factors, ...).
 
     Returns:
         ``(n_items + 1, d)`` float32 with row 0 zeros.
 
     Raises:
         NotFittedError: the model is not fitted.
-        TypeError: the model has no item embedding table.
+        TypeError: the model has no item embeddings.
     """
-    arr = None
-    own = getattr(model, "item_embeddings", None)
-    if callable(own) and getattr(model, "is_fitted", False):  # e.g. LightGCN's final layer
-        try:
-            out = own()
-        except NotImplementedError:  # a model that declares no item embeddings
-            out = None
-        if out is not None:
-            arr = np.asarray(out, dtype=np.float32).copy()
-    network = getattr(model, "network_", None)
-    emb = getattr(network, "item_emb", None) if network is not None else None
-    if arr is not None:
-        pass
-    elif emb is not None and hasattr(emb, "weight"):
-        arr = emb.weight.detach().float().cpu().numpy().copy()
-    elif getattr(model, "item_factors_", None) is not None:
-        arr = np.asarray(model.item_factors_, dtype=np.float32).copy()
-    elif (hasattr(model, "network_") or hasattr(model, "item_factors_")) and not getattr(
-        model, "is_fitted", False
-    ):
+    if not isinstance(model, Recommender):
+        raise TypeError(f"{type(model).__name__} is not a genrec model")
+    if not getattr(model, "is_fitted", False):
         raise NotFittedError(f"{type(model).__name__} is not fitted; call fit() first")
-    else:
-        raise TypeError(
-            f"{type(model).__name__} has no item embeddings (network_.item_emb or item_factors_)"
+    arr = model.item_embeddings()
+    if arr is None:
+        raise TypeError(f"{type(model).__name__} has no item embeddings (item_embeddings())")
+    arr = np.asarray(arr, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[0] != model.n_items + 1:
+        raise DataValidationError(
+            f"item_embeddings() of {type(model).__name__} has shape {arr.shape}, expected "
+            f"({model.n_items + 1}, d)"
         )
-    if arr.ndim != 2:
-        raise DataValidationError(f"item embedding table has shape {arr.shape}, expected 2-D")
-    n_items = getattr(model, "n_items", None)
-    if isinstance(n_items, int) and arr.shape[0] > n_items + 1:
-        arr = arr[: n_items + 1]  # extra rows past the catalogue (BERT4Rec's mask token)
+    arr = arr.copy()
     arr[0] = 0.0
-    return arr.astype(np.float32, copy=False)
+    return arr

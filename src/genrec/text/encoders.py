@@ -30,6 +30,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from genrec.errors import ConfigError, DataValidationError, NotFittedError
+from genrec.text.embed import TextEmbedder, embed_texts
+from genrec.text.items import item_texts
 
 if TYPE_CHECKING:
     from genrec.data.dataset import Dataset
@@ -140,6 +142,11 @@ class TextEncoder(ABC):
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:  # noqa: B027
         """Restore :meth:`state_dict` output."""
+
+    def known_words(self, text: str) -> list[str] | None:
+        """The words of ``text`` the encoder has a meaning for, or ``None`` when it cannot
+        tell (a chat uses it to tell a description from gibberish)."""
+        return None
 
     def describe(self) -> dict[str, Any]:
         """What was used, for training info and reports."""
@@ -259,6 +266,10 @@ class TfidfEncoder(TextEncoder):
         self._check_fitted()
         return [w for w in tokenize(text) if w in self.vocabulary_]  # type: ignore[operator]
 
+    def known_words(self, text: str) -> list[str]:
+        """:meth:`matched_words`: a word outside the catalogue's vocabulary means nothing here."""
+        return self.matched_words(text)
+
     def state_dict(self) -> dict[str, np.ndarray]:
         self._check_fitted()
         words = sorted(self.vocabulary_, key=self.vocabulary_.__getitem__)  # type: ignore[arg-type]
@@ -312,7 +323,6 @@ class MiniLMEncoder(TextEncoder):
         progress: bool = False,
         cache_dir: Any = None,
     ):
-        from genrec.text.embed import TextEmbedder
 
         self.embedder = TextEmbedder(num_threads=num_threads or None, batch_size=batch_size)
         self.progress = bool(progress)
@@ -331,8 +341,11 @@ class MiniLMEncoder(TextEncoder):
             return np.zeros((0, self.dim), dtype=np.float32)
         return normalize_rows(self.embedder.encode(texts))  # type: ignore[return-value]
 
+    def known_words(self, text: str) -> list[str]:
+        """Words of ``text`` that MiniLM's tokenizer has whole (English words)."""
+        return self.embedder.known(tokenize(text))
+
     def encode_items(self, texts: Sequence[str]) -> np.ndarray:
-        from genrec.text.embed import embed_texts
 
         vectors = embed_texts(
             _check_texts(texts), self.embedder, cache_dir=self.cache_dir, progress=self.progress
@@ -356,7 +369,6 @@ def item_text_vectors(
     Raises:
         DataValidationError: no item has text.
     """
-    from genrec.text.items import item_texts
 
     texts = item_texts(dataset, on_missing="fallback")
     has_text = np.ones(dataset.n_items + 1, dtype=bool)

@@ -46,9 +46,11 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from genrec.data.dataset import IdMap
+from genrec.core.recommender import Recommender
+from genrec.core.topk import topk_with_ties
+from genrec.data.dataset import Dataset, IdMap
 from genrec.errors import ConfigError, DataValidationError, NotFittedError, UnknownIdError, suggest
-from genrec.models.topk import topk_with_ties
+from genrec.io import load_model
 from genrec.text.encoders import (
     TextEncoder,
     TfidfEncoder,
@@ -135,7 +137,6 @@ class ItemTextIndex:
             **encoder_options: passed to the encoder (``svd_dim``, ``min_df``,
                 ``num_threads``, ...; options of the other encoder are ignored).
         """
-        from genrec.data.dataset import Dataset
 
         if not isinstance(dataset, Dataset):
             raise DataValidationError(
@@ -154,28 +155,21 @@ class ItemTextIndex:
         stores of the item table), so the index encodes the titles with ``encoder``; items
         without a title are not searchable.
         """
-        from genrec.models.base import Recommender
-        from genrec.models.textknn import TextKNN
-
         if not isinstance(model, Recommender):
             raise DataValidationError(
                 f"from_model() expects a fitted genrec model, got {type(model).__name__}"
             )
         if not model.is_fitted:
             raise NotFittedError(f"{type(model).__name__} is not fitted: call fit(dataset) first")
-        if isinstance(model, TextKNN):
-            if encoder not in ("auto", model.encoder_name):
+        own = model.text_vectors()
+        if own is not None:  # textknn: its own encoder and vectors
+            own_encoder, vectors, has_text = own
+            if encoder not in ("auto", own_encoder.name):
                 raise ConfigError(
-                    f"this textknn model was fitted with the {model.encoder_name!r} encoder; "
+                    f"this {model.name} model was fitted with the {own_encoder.name!r} encoder; "
                     f"got encoder={encoder!r} (leave it 'auto')"
                 )
-            return cls(
-                model.item_map,
-                model.item_vectors_,
-                model.encoder_,
-                model.item_titles_,
-                model.has_text_,
-            )
+            return cls(model.item_map, vectors, own_encoder, model.item_titles_, has_text)
         titles = model.item_titles_
         if titles is None:
             titles = np.full(model.n_items + 1, "", dtype=object)
@@ -184,9 +178,9 @@ class ItemTextIndex:
         has_text[0] = False
         if not has_text.any():
             raise DataValidationError(
-                f"{model.name} model has no item titles to search; fit a textknn model on a "
-                "dataset with an item table, or build the index with "
-                "ItemTextIndex.from_dataset(dataset)"
+                f"the {model.name} model has no item titles to search. Fit it (or a textknn "
+                "model) on a dataset with an item table, e.g. movielens-small; in Python, "
+                "ItemTextIndex.from_dataset(dataset) indexes the dataset's texts directly."
             )
         enc = make_encoder(resolve_encoder(encoder))
         known = texts[has_text].tolist()
@@ -196,7 +190,6 @@ class ItemTextIndex:
     @classmethod
     def from_artifact(cls, path: str | Path, *, encoder: str = "auto") -> ItemTextIndex:
         """Index the catalogue of a saved model directory (see :meth:`from_model`)."""
-        from genrec.io import load_model
 
         return cls.from_model(load_model(path), encoder=encoder)
 
@@ -407,8 +400,6 @@ def search(
     if isinstance(model_or_artifact, ItemTextIndex):
         index = model_or_artifact
     elif isinstance(model_or_artifact, (str, os.PathLike)):
-        from genrec.io import load_model
-
         model = load_model(model_or_artifact)
         index = ItemTextIndex.from_model(model)
     else:

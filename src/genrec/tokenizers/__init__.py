@@ -12,6 +12,7 @@ from genrec.tokenizers.base import (
     list_tokenizers,
     register_tokenizer,
 )
+from genrec.tokenizers.build import codebook_health, fit_codebook, random_codebook
 from genrec.tokenizers.codebook import ItemCodebook
 from genrec.tokenizers.collisions import collision_rate, deduplicate
 from genrec.tokenizers.hkmeans import HKMeansConfig, HKMeansTokenizer
@@ -32,10 +33,13 @@ __all__ = [
     "RandomTokenizer",
     "SemanticIDTokenizer",
     "TokenizerConfig",
+    "codebook_health",
     "collision_rate",
     "deduplicate",
+    "fit_codebook",
     "get_tokenizer",
     "kmeans",
     "list_tokenizers",
+    "random_codebook",
     "register_tokenizer",
 ]

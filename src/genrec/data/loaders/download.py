@@ -1,9 +1,10 @@
 """Optional downloads into a local cache, with checksums and atomic zip extraction.
 
 Nothing is downloaded unless a loader is called with ``download=True``. Files go to
-``~/.cache/genrec/<dataset>/`` (override the root with the ``GENREC_CACHE`` environment
-variable). A file is verified against a known checksum when there is one; GroupLens publishes
-an ``.md5`` next to every zip, which is fetched and checked. When no checksum is known, the
+``~/.cache/genrec/<dataset>/`` (override the root with the ``GENREC_CACHE_DIR`` environment
+variable; ``GENREC_CACHE`` is its older name, see :func:`cache_dir`). A file is verified
+against a known checksum when there is one; GroupLens publishes an ``.md5`` next to every
+zip, which is fetched and checked. When no checksum is known, the
 SHA-256 of the first download is written to a ``<file>.sha256`` sidecar and later downloads and
 extractions are verified against it.
 """
@@ -22,9 +23,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from genrec.data.loaders.files import find_file
 from genrec.errors import DatasetUnavailableError, DataValidationError
+from genrec.paths import follow_umask
 
-CACHE_ENV = "GENREC_CACHE"
+#: environment variable naming genrec's cache root (downloads, text embeddings)
+CACHE_ENV = "GENREC_CACHE_DIR"
+#: the older name of :data:`CACHE_ENV`, still read when ``GENREC_CACHE_DIR`` is not set
+CACHE_ENV_ALIAS = "GENREC_CACHE"
 DATA_ENV = "GENREC_DATA_DIR"
 DEFAULT_TIMEOUT = 60.0
 _CHUNK = 1 << 20
@@ -56,8 +62,10 @@ class RemoteFile:
 
 
 def cache_dir() -> Path:
-    """Root of the download cache: ``$GENREC_CACHE`` or ``~/.cache/genrec``."""
-    env = os.environ.get(CACHE_ENV)
+    """Root of genrec's cache (downloads under ``<root>/<dataset>``, text embeddings under
+    ``<root>/text``): ``$GENREC_CACHE_DIR``, else ``$GENREC_CACHE`` (the older name), else
+    ``~/.cache/genrec``."""
+    env = os.environ.get(CACHE_ENV) or os.environ.get(CACHE_ENV_ALIAS)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "genrec"
 
 
@@ -174,6 +182,7 @@ def download_file(
         if total_n is not None and done != total_n:
             raise offline_error(remote, dataset, f"truncated: got {done} of {total_n} bytes")
         _verify(remote, sha.hexdigest(), md.hexdigest(), md5, dest)
+        follow_umask(tmp)  # mkstemp makes 0600; a shared cache should follow the umask
         os.replace(tmp, dest)
     finally:
         if tmp.exists():
@@ -317,13 +326,14 @@ def resolve_source(
             downloaded; the message names the missing file and the ``data_dir`` option.
     """
     wanted = " or ".join(repr(n) for n in key_files)
+    # plain sentences: where to point genrec, then how to get the files
     how = (
-        f"pass download=True to fetch it from {remotes[0].url}"
+        f"Or pass download=True (command line: --download) to fetch it from {remotes[0].url}."
         if remotes
-        else "there is no automatic download for this dataset"
+        else "There is no automatic download for this dataset."
     )
     if manual_hint:
-        how += f"; {manual_hint}"
+        how += f" {_sentence(manual_hint)}"
     if data_dir is not None:
         root = Path(data_dir).expanduser()
         subs = tuple(dict.fromkeys((*folders, dataset)))
@@ -337,10 +347,9 @@ def resolve_source(
                 return found
             raise DataValidationError(f"{dataset}: downloaded files do not contain {wanted}")
         raise DatasetUnavailableError(
-            f"{dataset}: required file {wanted} not found in data_dir={str(root)!r}"
-            + f" (nor in its subfolder(s) {', '.join(subs)})"
-            + ". Point data_dir (command line: --data-dir) at the folder that holds it, or "
-            f"{how}."
+            f"{dataset}: the required file {wanted} is not in data_dir={str(root)!r} nor in "
+            f"its subfolder(s) {', '.join(subs)}. Point data_dir (command line: --data-dir) "
+            f"at the folder that holds it. {how}"
         )
     for root in (data_root_dir(dataset), dataset_cache_dir(dataset)):
         found = locate(root, key_files, (), depth=2) if root is not None else None
@@ -349,9 +358,10 @@ def resolve_source(
     if download:
         if not remotes:
             raise DatasetUnavailableError(
-                f"{dataset}: {wanted} is not available locally and there is no automatic "
+                f"{dataset}: {wanted} is not available locally, and there is no automatic "
                 f"download for this dataset. Pass data_dir=... (command line: --data-dir PATH) "
-                f"pointing at a folder with the files.{(' ' + manual_hint) if manual_hint else ''}"
+                f"pointing at a folder with the files."
+                + (f" {_sentence(manual_hint)}" if manual_hint else "")
             )
         fetched = fetch(dataset, remotes, extract=extract)
         found = locate(fetched, key_files, (), depth=2)
@@ -359,12 +369,21 @@ def resolve_source(
             raise DataValidationError(f"{dataset}: downloaded files do not contain {wanted}")
         return found
     raise DatasetUnavailableError(
-        f"{dataset}: required file {wanted} not found locally (looked in the cache "
-        f"{str(dataset_cache_dir(dataset))!r}"
+        f"{dataset}: the required file {wanted} was not found locally (genrec looked in the "
+        f"cache {str(dataset_cache_dir(dataset))!r}"
         + (f" and ${DATA_ENV}/{dataset}" if os.environ.get(DATA_ENV) else "")
-        + f"). Pass data_dir=... (command line: --data-dir PATH) pointing at the folder that "
-        f"holds it, or {how}."
+        + "). Pass data_dir=... (command line: --data-dir PATH) pointing at the folder that "
+        f"holds it. {how}"
     )
+
+
+def _sentence(text: str) -> str:
+    """``text`` as a sentence: a capital first letter and a full stop at the end."""
+    text = text.strip().rstrip(";,")
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?", ")")) else text + "."
 
 
 def locate(
@@ -372,7 +391,6 @@ def locate(
 ) -> Path | None:
     """Folder holding one of ``key_files``: ``root`` (searched ``depth`` levels deep), or one
     of ``root/<folder>`` (and their direct subfolders)."""
-    from genrec.data.loaders.files import find_file
 
     if not root.is_dir():
         return None

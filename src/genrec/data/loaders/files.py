@@ -25,7 +25,12 @@ import pandas as pd
 
 from genrec import columns as C
 from genrec.data.dataset import Dataset
-from genrec.errors import DatasetUnavailableError, DataValidationError, MissingExtraError
+from genrec.errors import (
+    DatasetUnavailableError,
+    DataValidationError,
+    GenrecTypeError,
+    MissingExtraError,
+)
 
 PathLike = str | Path
 
@@ -104,7 +109,12 @@ def read_text(path: PathLike, *, encoding: str | None = None) -> str:
     """
     raw = read_bytes(path)
     if encoding is not None:
-        return raw.decode(encoding)
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise DataValidationError(
+                f"{path} is not {encoding} text (byte {exc.start}: {exc.reason})"
+            ) from exc
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -198,10 +208,21 @@ def coerce_ids(values: pd.Series | np.ndarray | Sequence[Any]) -> np.ndarray:
     nothing is silently renumbered.
     """
     s = pd.Series(values)
+    if s.dtype == object and s.map(lambda v: isinstance(v, (bytes, bytearray))).any():
+        try:  # Parquet binary columns: ids must be numbers or text
+            s = s.map(lambda v: v.decode("utf-8") if isinstance(v, (bytes, bytearray)) else v)
+        except UnicodeDecodeError as exc:
+            raise DataValidationError(
+                f"an id column holds binary values that are not UTF-8 text ({exc.reason}); "
+                "ids must be numbers or text"
+            ) from None
     if pd.api.types.is_integer_dtype(s.dtype):
         return s.to_numpy(dtype=np.int64)
     if pd.api.types.is_float_dtype(s.dtype):
-        if s.notna().all() and (s == np.floor(s)).all():
+        # whole numbers become ints only where the cast is exact (|v| < 2**53): 1e300 or inf
+        # must not wrap around to some other, possibly shared, integer id
+        exact = s.notna() & np.isfinite(s) & (s == np.floor(s)) & (s.abs() < 2**53)
+        if exact.all():
             return s.to_numpy(dtype=np.int64)
         return s.to_numpy()
     strs = s.astype(str).str.strip()
@@ -248,6 +269,11 @@ def _resolve_mapping(
 ) -> dict[str, str]:
     """source -> canonical mapping, validated against the file's columns."""
     available = [str(c) for c in available]
+    if columns is not None and not isinstance(columns, Mapping):
+        raise GenrecTypeError(
+            f"columns must be a mapping {{source name: canonical name}}, got "
+            f"{type(columns).__name__}, e.g. columns={{'userId': 'user_id', 'movieId': 'item_id'}}"
+        )
     if columns is not None:
         missing = [src for src in columns if src not in available]
         if missing:
@@ -281,10 +307,13 @@ def _resolve_mapping(
     return mapping
 
 
-def _finish_interactions(df: pd.DataFrame) -> pd.DataFrame:
-    df = df.copy()
+def _finish_interactions(
+    df: pd.DataFrame, *, copy: bool = True, ids_done: bool = False
+) -> pd.DataFrame:
+    if copy:
+        df = df.copy()
     for col in (C.USER, C.ITEM):
-        if col in df.columns and df[col].notna().all():
+        if not ids_done and col in df.columns and df[col].notna().all():
             df[col] = coerce_ids(df[col])
     if C.TIMESTAMP in df.columns:
         ts = df[C.TIMESTAMP]
@@ -449,9 +478,9 @@ def load_parquet(
         DataValidationError: on missing mapped columns or malformed data.
     """
     path = Path(path)
-    frame = _read_parquet(path)
+    dataset = _open_parquet(path)
     mapping = _resolve_mapping(
-        list(frame.columns),
+        list(dataset.schema.names),
         columns,
         what="interactions",
         path=path,
@@ -465,7 +494,14 @@ def load_parquet(
         iframe = _read_parquet(ipath)
         imap = _item_mapping([str(c) for c in iframe.columns], item_columns, ipath)
         items = _finish_items(iframe[list(imap)].rename(columns=imap))
-    return _dataset_from_frame(frame, mapping, path, items, name or _stem(path))
+    arrays = _scan_parquet(dataset, path, list(mapping), ids=[
+        s for s, d in mapping.items() if d in (C.USER, C.ITEM)
+    ])  # fmt: skip
+    df = pd.DataFrame({dst: arrays.pop(src) for src, dst in mapping.items()}, copy=False)
+    if len(df) == 0:
+        raise DataValidationError(f"interactions file {str(path)!r} has no rows")
+    df = _finish_interactions(df, copy=False, ids_done=True)
+    return Dataset(df, items, name=name or _stem(path))
 
 
 def _dataset_from_frame(
@@ -498,7 +534,32 @@ def _csv_errors(path: Path, exc: Exception) -> DataValidationError:
         )
     if isinstance(exc, pd.errors.EmptyDataError):
         return DataValidationError(f"{path} is empty")
-    return DataValidationError(f"{path} could not be parsed: {exc}")
+    if isinstance(exc, UnicodeDecodeError):
+        return DataValidationError(
+            f"{path} is not {exc.encoding} text (byte {exc.start}: {exc.reason}); re-save it as "
+            "UTF-8 or pass encoding= (e.g. 'latin-1') to load_csv"
+        )
+    return DataValidationError(f"{path} could not be parsed: {' '.join(str(exc).split())}")
+
+
+def _check_text_file(path: Path) -> None:
+    """Refuse a folder or a binary file where delimited text is expected (a NUL byte in the
+    first 8 KiB; UTF-16 text counts as binary here, it needs encoding=)."""
+    if path.is_dir():
+        raise DataValidationError(f"{path} is a folder; give the path of a CSV/TSV file")
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(8192)
+        else:
+            with open(path, "rb") as fh:
+                head = fh.read(8192)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise _csv_errors(path, exc) from exc
+    except OSError as exc:
+        raise DataValidationError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if b"\x00" in head:
+        raise DataValidationError(f"{path} is a binary file, not delimited text (CSV/TSV in UTF-8)")
 
 
 _CSV_FAILURES = (
@@ -516,6 +577,7 @@ def _peek_columns(
 ) -> list[str]:
     if not path.exists():
         raise DatasetUnavailableError(f"file not found: {str(path)!r}")
+    _check_text_file(path)
     if not header:
         if names is None:
             raise DataValidationError(
@@ -562,12 +624,162 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         import pyarrow  # noqa: F401
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise MissingExtraError(
-            "reading Parquet needs the optional package 'pyarrow': pip install pyarrow"
+            "reading Parquet needs the optional package 'pyarrow': pip install 'genrec[parquet]'"
         ) from exc
     try:
         return pd.read_parquet(path)
+    except (OSError, ValueError, TypeError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise DataValidationError(f"{path} is not a readable Parquet file: {exc}") from exc
+
+
+# ---------------------------------------------------------------------- Parquet, by batches
+# Rows per record batch read at a time: the raw data in memory at once is one batch (plus
+# the output arrays, allocated once at their final size from the row count in the metadata).
+PARQUET_BATCH_ROWS = 1 << 20
+
+
+def _pyarrow_dataset() -> Any:
+    try:
+        import pyarrow.dataset as pads
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise MissingExtraError(
+            "reading Parquet needs the optional package 'pyarrow': pip install 'genrec[parquet]'"
+        ) from exc
+    return pads
+
+
+def _open_parquet(path: Path) -> Any:
+    """A pyarrow dataset over a Parquet file or a folder of parts (hive partitions become
+    columns, as with ``pandas.read_parquet``); nothing is read but the metadata."""
+    if not path.exists():
+        raise DatasetUnavailableError(f"file not found: {str(path)!r}")
+    pads = _pyarrow_dataset()
+    try:
+        return pads.dataset(str(path), format="parquet", partitioning="hive")
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise DataValidationError(f"{path} is not a readable Parquet file: {exc}") from exc
+
+
+class _Column:
+    """One output column filled batch by batch.
+
+    Fixed-width numbers and times go straight into a preallocated array of the final length
+    (an integer column with nulls turns float64 with NaN, as pandas reads it). Strings are
+    dictionary-encoded per batch: only each batch's distinct values and int32 codes are
+    kept, and the column becomes references to one object per distinct value (ids given in
+    ``ids`` are also normalised on those distinct values, see :func:`coerce_ids`). Anything
+    else is collected as pandas pieces and concatenated (the in-memory path).
+    """
+
+    def __init__(self, name: str, n_rows: int, arrow_type: Any, is_id: bool):
+        import pyarrow as pa
+
+        self.name, self.n, self.is_id = name, n_rows, is_id
+        self.pos = 0
+        t = arrow_type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        self.kind = "pieces"
+        self.values: np.ndarray | None = None
+        if pa.types.is_integer(t) and not pa.types.is_dictionary(arrow_type):
+            self.kind, self.values = "fixed", np.empty(n_rows, dtype=np.int64)
+        elif pa.types.is_floating(t) and not pa.types.is_dictionary(arrow_type):
+            self.kind, self.values = "fixed", np.empty(n_rows, dtype=np.float64)
+        elif pa.types.is_timestamp(t) and not pa.types.is_dictionary(arrow_type):
+            self.kind = "fixed"
+            self.values = np.empty(n_rows, dtype=f"datetime64[{t.unit}]")
+        elif pa.types.is_string(t) or pa.types.is_large_string(t):
+            self.kind = "strings"
+        self.uniques: list[np.ndarray] = []
+        self.codes: list[np.ndarray] = []
+        self.pieces: list[pd.Series] = []
+
+    def add(self, arr: Any) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        n = len(arr)
+        if self.kind == "fixed":
+            assert self.values is not None
+            if arr.null_count and self.values.dtype.kind == "i":  # like pandas: float + NaN
+                self.values = self.values.astype(np.float64)
+            self.values[self.pos : self.pos + n] = arr.to_numpy(zero_copy_only=False)
+        elif self.kind == "strings":
+            enc = pc.dictionary_encode(arr) if not pa.types.is_dictionary(arr.type) else arr
+            self.uniques.append(enc.dictionary.to_numpy(zero_copy_only=False))
+            self.codes.append(
+                enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
+            )
+        else:
+            self.pieces.append(arr.to_pandas())
+        self.pos += n
+
+    def finish(self) -> np.ndarray | pd.Series:
+        if self.kind == "fixed":
+            assert self.values is not None
+            values = self.values
+            self.values = None
+            if self.is_id and values.dtype.kind == "f" and not np.isnan(values).any():
+                return coerce_ids(values)
+            return values
+        if self.kind == "strings":
+            return self._finish_strings()
+        if not self.pieces:
+            return pd.Series([], dtype=object)
+        series = pd.concat(self.pieces, ignore_index=True)
+        self.pieces = []
+        if self.is_id and series.notna().all():
+            return coerce_ids(series)
+        return series
+
+    def _finish_strings(self) -> np.ndarray:
+        # one global code per distinct string over all batches
+        all_uniques = np.concatenate(self.uniques) if self.uniques else np.zeros(0, dtype=object)
+        codes, distinct = pd.factorize(all_uniques)
+        offsets = np.cumsum([0] + [len(u) for u in self.uniques])
+        has_null = any((c < 0).any() for c in self.codes)
+        table = np.asarray(distinct, dtype=object)
+        if self.is_id and not has_null:
+            table = np.asarray(coerce_ids(table))  # normalise the distinct values once
+        if has_null:
+            table = np.append(table, None)  # code -1 -> None (the Dataset names the gap)
+        out = np.empty(self.pos, dtype=table.dtype)
+        start = 0
+        for b, local in enumerate(self.codes):
+            glob = codes[offsets[b] : offsets[b + 1]].astype(np.int64)
+            glob = np.append(glob, len(table) - 1) if has_null else glob
+            out[start : start + len(local)] = table[glob[local]]
+            start += len(local)
+        self.uniques, self.codes = [], []
+        return out
+
+
+def _scan_parquet(
+    dataset: Any, path: Path, columns: Sequence[str], ids: Sequence[str]
+) -> dict[str, np.ndarray | pd.Series]:
+    """Read ``columns`` of a pyarrow dataset batch by batch into one array per column."""
+    import pyarrow as pa
+
+    try:
+        n_rows = dataset.count_rows()
+        schema = dataset.schema
+        cols = {
+            c: _Column(c, n_rows, schema.field(c).type, c in ids) for c in columns
+        }  # fmt: skip
+        for batch in dataset.to_batches(
+            columns=list(columns),
+            batch_size=PARQUET_BATCH_ROWS,
+            batch_readahead=0,
+            fragment_readahead=0,
+            use_threads=False,  # keeps the row order of the file
+        ):
+            for c in columns:
+                cols[c].add(batch.column(c))
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise DataValidationError(f"{path} is not a readable Parquet file: {exc}") from exc
+    return {c: col.finish() for c, col in cols.items()}
 
 
 def read_table_bytes(data: bytes, **kwargs: Any) -> pd.DataFrame:

@@ -3,11 +3,11 @@
 A :class:`Suite` says which models run, how many seeds, the training time budget of each
 model and the tuning budget, for a ``quick`` and a ``full`` mode, and under which split
 protocols (leave-one-out and the global temporal split). :func:`run_suite` runs it through
-:func:`genrec.benchmark.run_benchmark` (one model at a time, so that one failing model is
+:func:`genrec.bench.benchmark.run_benchmark` (one model at a time, so that one failing model is
 recorded instead of ending the run), picks the significance reference without looking at
 test data (the best classical model by *validation* NDCG@10, unless one is named), tests
 every model against it on the same users, and returns one dictionary that
-:func:`genrec.evaluation.report.render_suite_markdown` turns into the verdict report::
+:func:`genrec.report.render_suite_markdown` turns into the verdict report::
 
     genrec benchmark --suite generative-vs-classical --dataset movielens-small --quick
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
-import shlex
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +30,20 @@ from typing import Any
 
 import numpy as np
 
-from genrec.errors import ConfigError, GenrecError
+from genrec.bench.benchmark import BenchmarkSpec, run_benchmark, write_outputs
+from genrec.data.splitting import split_dataset
+from genrec.errors import ConfigError, GenrecError, UnknownNameError, suggest
+from genrec.evaluation import stats
+from genrec.evaluation.evaluator import evaluate
+from genrec.paths import atomic_write_text, prepare_output_dir, to_jsonable
+from genrec.registry import get_model, list_models
+from genrec.report import (
+    merge_results,
+    metric_label,
+    protocol_ranking,
+    render_suite_markdown,
+    suite_summary,
+)
 
 __all__ = [
     "MODES",
@@ -88,7 +100,7 @@ class SuiteMode:
         seeds: seeds per model (``0 .. seeds-1``).
         time_budget_minutes: default training budget per neural model and seed.
         tune_budget_minutes: tuning budget per model on the validation split (used when
-            :mod:`genrec.tuning` is installed; ``0`` = shipped presets, no tuning).
+            :mod:`genrec.bench.tuning` is installed; ``0`` = shipped presets, no tuning).
         note: one sentence for the report on what the mode is good for.
     """
 
@@ -175,10 +187,10 @@ GENERATIVE_VS_CLASSICAL = Suite(
                 {
                     "quick": {
                         "progress": False,
-                        "max_items": 10,
+                        "max_seq_len": 10,
                         "n_encoder_layers": 1,
                         "n_decoder_layers": 1,
-                        "d_model": 64,
+                        "embedding_dim": 64,
                         "n_heads": 2,
                         "head_dim": 32,
                         "ffn_dim": 128,
@@ -274,7 +286,6 @@ def list_suites() -> list[str]:
 
 def get_suite(name: str) -> Suite:
     """The built-in suite ``name`` (raises with the available names)."""
-    from genrec.errors import UnknownNameError, suggest
 
     try:
         return SUITES[name]
@@ -297,7 +308,6 @@ def resolve_models(
     Returns:
         ``(runnable, skipped)``: names in suite order, and ``{name: reason}``.
     """
-    from genrec.registry import list_models
 
     wanted = [suite.model(n).name for n in names] if names else [m.name for m in suite.models]
     registered = set(list_models())
@@ -328,7 +338,6 @@ def _importable(module: str) -> bool:
 
 
 def _config_fields(model: str) -> set[str]:
-    from genrec.registry import get_model
 
     return {f.name for f in dataclasses.fields(get_model(model).config_class)}
 
@@ -355,7 +364,6 @@ def model_overrides(
 # ---------------------------------------------------------------------- running
 def _validation_score(model: Any, split: Any, metric: str) -> float:
     """Validation ``metric`` of a fitted model (the reference is chosen on it, not on test)."""
-    from genrec.evaluation.evaluator import evaluate
 
     k = int(metric.split("@")[1])
     res = evaluate(model, split, stage="valid", ks=[k], beyond_accuracy=False)
@@ -375,9 +383,8 @@ def _validation_hook(
 
 
 def _label(metric: str) -> str:
-    from genrec.evaluation.report import _metric_label
 
-    return _metric_label(metric)
+    return metric_label(metric)
 
 
 def _significance(
@@ -385,7 +392,6 @@ def _significance(
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """``{model: {metric: row}}``: paired t-test vs ``reference`` (Holm over the models),
     plus the relative difference and the paired effect size (Cohen's d_z)."""
-    from genrec.evaluation import stats
 
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for key in per_user[reference]:
@@ -421,10 +427,11 @@ def run_suite(
     configs_dir: str | None = None,
     command: str | None = None,
     on_progress: Callable[[str], None] | None = None,
+    use_presets: bool = True,
 ) -> dict[str, Any]:
     """Run ``suite`` on ``dataset`` under each protocol; returns the suite results.
 
-    Each model runs in its own :func:`~genrec.benchmark.run_benchmark` call on the shared
+    Each model runs in its own :func:`~genrec.bench.benchmark.run_benchmark` call on the shared
     split; a model that raises is recorded under ``failed`` and the suite goes on. The
     significance reference is ``reference`` when given, else the suite's, else the classical
     model with the best *validation* ``suite.metric`` (test data never picks it).
@@ -433,9 +440,6 @@ def run_suite(
         ``{"suite", "mode", "settings", "skipped", "protocols": {name: results.json dict},
         "failed": {protocol: {model: reason}}, "ranking", "summary", "wall_seconds", ...}``.
     """
-    from genrec.benchmark import BenchmarkSpec, run_benchmark
-    from genrec.data.splitting import split_dataset
-    from genrec.evaluation.report import merge_results, protocol_ranking, suite_summary
 
     say = on_progress or (lambda msg: None)
     started = time.perf_counter()
@@ -501,6 +505,7 @@ def run_suite(
                 configs_dir=configs_dir,
                 command=command,
                 tune_budget_minutes=tune_min if tune_on else None,
+                use_presets=use_presets,
             )
             say(f"{protocol}: {name}")
             t0 = time.perf_counter()
@@ -594,9 +599,6 @@ def write_suite_outputs(
     """Write ``suite.json`` and ``report.md`` (the verdict), and per protocol the usual
     ``<protocol>/results.json``, ``report.md`` and ``report.html``. ``out_dir`` must be new,
     empty or (with ``overwrite=True``) a suite run genrec wrote earlier."""
-    from genrec.benchmark import write_outputs
-    from genrec.evaluation.report import render_suite_markdown
-    from genrec.paths import atomic_write_text, prepare_output_dir, to_jsonable
 
     out = prepare_output_dir(out_dir, "run", overwrite=overwrite)
     for protocol, res in suite_results["protocols"].items():
@@ -606,60 +608,3 @@ def write_suite_outputs(
     atomic_write_text(out / "suite.json", json.dumps(data, indent=2))
     atomic_write_text(out / "report.md", render_suite_markdown(data))
     return out
-
-
-# ---------------------------------------------------------------------- CLI glue
-def cmd_suite(args: Any, argv: Sequence[str]) -> int:
-    """``genrec benchmark --suite NAME [--quick] [--protocols loo,temporal]``."""
-    from genrec.benchmark import default_run_name
-    from genrec.cli import _console, _load, _model_overrides, _say
-    from genrec.paths import prepare_output_dir
-
-    suite = get_suite(args.suite)
-    mode = "quick" if getattr(args, "quick", False) else "full"
-    seeds_given = any(a == "--seeds" or a.startswith("--seeds=") for a in argv)
-    protocols = getattr(args, "protocols", None) or list(suite.protocols)
-    for p in protocols:
-        if p not in ("loo", "temporal", "ratio"):
-            raise ConfigError(f"unknown protocol {p!r}; choose from loo, temporal, ratio")
-    if args.config:
-        raise ConfigError("--config is not supported with --suite; use --set MODEL.KEY=VALUE")
-    if getattr(args, "first_seed", 0):
-        raise ConfigError("--first-seed is not supported with --suite (its seeds start at 0)")
-    command = "genrec " + " ".join(shlex.quote(a) for a in argv)
-    # before loading the data, so that a bad --set fails at once
-    overrides = _model_overrides(args.set, resolve_models(suite, args.models)[0])
-    name = args.name or f"{suite.name}-{mode}-{default_run_name(args.dataset)}"
-    out = Path(args.out) if args.out else Path("reports") / name
-    prepare_output_dir(out, "run", overwrite=args.overwrite, flag="--overwrite")  # before the run
-    console = _console()
-    with console.status(f"loading {args.dataset}") as status:
-        ds = _load(args)
-        results = run_suite(
-            suite,
-            ds,
-            dataset_name=args.dataset,
-            mode=mode,
-            protocols=protocols,
-            models=args.models,
-            overrides=overrides,
-            seeds=args.seeds if seeds_given else None,
-            reference=args.reference,
-            tune_budget_minutes=args.tune_budget_minutes,
-            data_dir=args.data_dir,
-            configs_dir=args.configs_dir,
-            command=command,
-            on_progress=_say(console, status),
-        )
-    write_suite_outputs(results, out, overwrite=args.overwrite)
-    console.print(results["summary"])
-    for model, reason in results["skipped"].items():
-        console.print(f"skipped {model}: {reason}")
-    for protocol, fails in results["failed"].items():
-        for model, reason in fails.items():
-            console.print(f"[red]failed[/red] {model} ({protocol}): {reason}")
-    console.print(
-        f"wall time {results['wall_seconds']:.0f} s; wrote {out / 'report.md'}, "
-        f"{out / 'suite.json'} and one folder per protocol"
-    )
-    return 0

@@ -22,7 +22,7 @@ of the ranker) is kept in :attr:`Cascade.candidate_recall` and in ``training_inf
 
 Items outside the union are still ranked (below every candidate), by the first scoring
 source's scores (popularity for generative sources), so the model scores the whole
-catalogue like any :class:`~genrec.models.base.ScoringRecommender`.
+catalogue like any :class:`~genrec.core.recommender.ScoringRecommender`.
 
 Artifacts: the usual files plus ``cascade.json`` (sources, feature names, candidate recall),
 ``sources/<i>-<name>/`` (each candidate model's own artifact) and ``ranker/`` (CatBoost
@@ -42,9 +42,11 @@ import scipy.sparse as sp
 import torch
 
 from genrec.config import ModelConfig, field
+from genrec.core.recommender import ScoringRecommender
 from genrec.data.dataset import Dataset, HistoryBatch, UserHistories
 from genrec.errors import ArtifactError, ConfigError, DataValidationError
-from genrec.models.base import ScoringRecommender
+from genrec.io import load_model
+from genrec.paths import to_jsonable
 from genrec.ranking.candidates import (
     CandidateSet,
     SourceSpec,
@@ -53,8 +55,10 @@ from genrec.ranking.candidates import (
     union_candidates,
 )
 from genrec.ranking.features import FeatureBuilder
+from genrec.ranking.interest import InterestGRU, InterestPredictor, item_category_table
 from genrec.ranking.ranker import Ranker
 from genrec.registry import get_model, register_model
+from genrec.text.embed import collaborative_vectors, embed_items
 
 InterestMethod = Literal["none", "majority", "last", "gru"]
 
@@ -113,6 +117,8 @@ def _window_mask(dataset: Dataset) -> np.ndarray:
 @register_model("cascade")
 class Cascade(ScoringRecommender):
     """Candidate generators + gradient-boosted ranker (see module docs)."""
+
+    summary = "Candidates from several models re-ranked by a CatBoost or LightGBM ranker."
 
     config_class = CascadeConfig
     config: CascadeConfig
@@ -191,9 +197,7 @@ class Cascade(ScoringRecommender):
             "ranker_rows": int(len(y)),
             "window_users": int(len(w_users)),
             "features": builder.feature_names,
-            "sources": {
-                s.name: getattr(m, "training_info_", None) for s, m in zip(specs, self.sources_)
-            },
+            "sources": {s.name: m.training_info_ for s, m in zip(specs, self.sources_)},
         }
 
     @property
@@ -213,7 +217,6 @@ class Cascade(ScoringRecommender):
         return self._source_model(spec).fit(data, valid=valid)
 
     def _load_prefitted(self, spec: SourceSpec, dataset: Dataset) -> Any:
-        from genrec.io import load_model
 
         model = load_model(spec.path)  # type: ignore[arg-type]
         if model.name != spec.model:
@@ -242,18 +245,12 @@ class Cascade(ScoringRecommender):
         if not self.config.categories:
             return None, []
         try:
-            from genrec.ranking.interest import item_category_table
-        except ImportError:  # pragma: no cover - the interest module ships with genrec
-            mat = dataset.item_genres()
-            return mat, []
-        try:
             names, mat = item_category_table(dataset)
         except DataValidationError:
             return None, []
         return mat, names
 
     def _interest_predictor(self) -> Any:
-        from genrec.ranking.interest import InterestPredictor
 
         return InterestPredictor(self.config.interest, seed=self.config.seed, num_threads=1)
 
@@ -263,7 +260,6 @@ class Cascade(ScoringRecommender):
         return self._interest_predictor().fit(data)
 
     def _text_vectors(self, dataset: Dataset) -> np.ndarray:
-        from genrec.text.embed import embed_items
 
         return embed_items(dataset, progress=False)
 
@@ -278,8 +274,6 @@ class Cascade(ScoringRecommender):
         cfg = self.config
         vectors: dict[str, np.ndarray] = {}
         if cfg.source_vectors:
-            from genrec.text.embed import collaborative_vectors
-
             for spec, m in zip(self.specs_, models):
                 with contextlib.suppress(TypeError, AttributeError):
                     vectors[f"{spec.name}_emb"] = collaborative_vectors(m)
@@ -302,7 +296,9 @@ class Cascade(ScoringRecommender):
     ) -> tuple[CandidateSet, torch.Tensor | None]:
         lists, fallback = [], None
         for spec, m in zip(self.specs_, models):
-            items, scores, full = source_top_n(m, batch, spec.n, exclude_seen)
+            items, scores, full = source_top_n(
+                m, batch, spec.n, exclude_seen, keep_scores=fallback is None
+            )
             lists.append((items, scores))
             if fallback is None and full is not None:
                 fallback = full
@@ -412,13 +408,11 @@ class Cascade(ScoringRecommender):
             "category_names": self.category_names_,
             "candidate_recall": self.candidate_recall_,
         }
-        from genrec.paths import to_jsonable
 
         (directory / "cascade.json").write_text(json.dumps(to_jsonable(meta), indent=2))
 
     def _load_artifacts(self, path: Path) -> None:
         """Counterpart of :meth:`_save_artifacts` (called by :func:`genrec.io.load_model`)."""
-        from genrec.io import load_model
 
         state = getattr(self, "_pending_state", {})
         try:
@@ -467,7 +461,6 @@ class Cascade(ScoringRecommender):
         self._pending_state = {}
 
     def _restore_interest(self, state: dict[str, np.ndarray], cats: sp.csr_matrix | None) -> Any:
-        from genrec.ranking.interest import InterestGRU
 
         pred = self._interest_predictor()
         pred.item_category_matrix = cats
@@ -500,6 +493,8 @@ class GenerativeCascadeConfig(CascadeConfig):
 class GenerativeCascade(Cascade):
     """The generative cascade: a sequential model (SASRec) and ALS generate candidates, the
     ranker reranks their union. Same code as ``cascade``; only the default sources differ."""
+
+    summary = "The cascade with SASRec and ALS as the candidate generators."
 
     config_class = GenerativeCascadeConfig
     config: GenerativeCascadeConfig

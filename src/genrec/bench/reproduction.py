@@ -3,7 +3,7 @@
 Each :class:`Check` is data: the model and config to run on a dataset, the reference
 numbers (typed from a paper, or read from a measurement file in ``docs/measurements/``),
 how they are compared (``match`` within a tolerance, or ``at_least`` a floor) and where
-they come from. :func:`run_check` runs one through :func:`genrec.benchmark.run_benchmark`
+they come from. :func:`run_check` runs one through :func:`genrec.bench.benchmark.run_benchmark`
 and returns a JSON record with the reference, the measurement, the verdict, the config,
 the timings and the hardware. The checks run as slow tests (``make reproduce``, see
 ``tests/reproduction/``); ``benchmarks/results_table.py`` renders the records in the
@@ -19,6 +19,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from genrec._version import __version__
+from genrec.bench.benchmark import BenchmarkSpec, run_benchmark
+from genrec.paths import atomic_write_text
+from genrec.registry import get_model
 
 KIND = "genrec-reproduction"
 RECORD_VERSION = 1
@@ -144,7 +149,7 @@ def get_check(name: str) -> Check:
 
 
 def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
+    return Path(__file__).resolve().parents[3]
 
 
 def _model_entry(path: Path, model: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -164,12 +169,13 @@ def reference_metrics(check: Check, root: Path | None = None) -> dict[str, float
 
 
 def check_config(check: Check, root: Path | None = None) -> tuple[dict[str, str], dict]:
-    """``(config_paths, overrides)`` for :class:`~genrec.benchmark.BenchmarkSpec`."""
+    """``(config_paths, overrides)`` for :class:`~genrec.bench.benchmark.BenchmarkSpec`."""
     root = root or repo_root()
     overrides = dict(check.overrides)
     if check.reference_file:  # run exactly the recorded config
         _, entry = _model_entry(root / check.reference_file, check.model)
-        overrides = {**{k: v for k, v in entry["config"].items() if k != "seed"}, **overrides}
+        recorded = get_model(check.model).config_class.current_keys(entry["config"])
+        overrides = {**{k: v for k, v in recorded.items() if k != "seed"}, **overrides}
     paths = {check.model: str(root / check.config_path)} if check.config_path else {}
     return paths, {check.model: overrides}
 
@@ -211,8 +217,6 @@ def run_check(
     command: str | None = None,
 ) -> dict[str, Any]:
     """Run ``check`` on a loaded dataset and split; returns the JSON record."""
-    from genrec import __version__
-    from genrec.benchmark import BenchmarkSpec, run_benchmark
 
     root = root or repo_root()
     reference = reference_metrics(check, root)
@@ -284,7 +288,6 @@ def record_dir() -> Path:
 
 
 def write_record(record: dict[str, Any], out_dir: Path | None = None) -> Path:
-    from genrec.paths import atomic_write_text
 
     out = out_dir or record_dir()
     out.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,10 @@ Every key must be a field of the model's config (unknown keys raise with a sugge
 every bound or choice must be a valid value of it.
 
 With a storage (an Optuna URL or a ``.db`` path, SQLite) a study is resumable: running
-again with the same study name continues it (more trials, the best of all kept). The best
+again with the same study name continues it (more trials, the best of all kept). Every trial
+records the process running it; a trial left ``RUNNING`` by a process that no longer exists
+on this machine (a crash, ``kill -9``) is marked failed when the study is continued, and its
+parameters are tried again first. The best
 config is an override-only dict; :meth:`TuneResult.save_preset` writes it as a preset YAML
 that ``genrec benchmark --config MODEL=PATH`` and ``genrec train --config`` read.
 """
@@ -29,17 +32,30 @@ import copy
 import datetime as _dt
 import json
 import math
-import sys
+import os
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genrec.config import load_yaml
+from genrec.console import LongStep, format_seconds, log_line
 from genrec.data.dataset import Dataset
 from genrec.data.splitting import Split, split_dataset
 from genrec.errors import ConfigError, GenrecError, require_extra, suggest
-from genrec.paths import to_jsonable
+from genrec.evaluation import metrics as M
+from genrec.evaluation.evaluator import evaluate
+from genrec.paths import (
+    OutputPathError,
+    atomic_write_text,
+    check_output_file,
+    ensure_writable_dir,
+    to_jsonable,
+)
+from genrec.registry import get_model
+from genrec.training.trainer import TrainingError
 
 SPACE_TYPES = ("float", "int", "categorical")
 _SPEC_KEYS = {
@@ -89,7 +105,6 @@ class TuneResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly summary (recorded by ``genrec benchmark --tune-budget-minutes``)."""
-        from genrec.paths import to_jsonable
 
         return to_jsonable(
             {
@@ -116,8 +131,6 @@ class TuneResult:
         An existing file is replaced only if ``genrec tune`` wrote it and ``overwrite`` is
         set (:class:`~genrec.paths.OutputPathError` otherwise)."""
         import yaml
-
-        from genrec.paths import atomic_write_text
 
         budget = []
         if self.budget_trials is not None:
@@ -147,7 +160,6 @@ class TuneResult:
 # ---------------------------------------------------------------------- search spaces
 def default_space(model: str) -> dict[str, dict[str, Any]]:
     """A copy of the search space declared next to ``model``'s config (``{}`` if none)."""
-    from genrec.registry import get_model
 
     cfg_cls = get_model(model).config_class
     return copy.deepcopy(dict(getattr(cfg_cls, "SEARCH_SPACE", None) or {}))
@@ -156,7 +168,6 @@ def default_space(model: str) -> dict[str, dict[str, Any]]:
 def load_space(path: str | Path) -> dict[str, dict[str, Any]]:
     """Read a search space from YAML: the mapping itself or one under a ``search_space:``
     key."""
-    from genrec.config import load_yaml
 
     data = load_yaml(path)
     if "search_space" in data:
@@ -180,7 +191,6 @@ def validate_space(
     Raises:
         ConfigError: naming the offending key or value (unknown keys get a suggestion).
     """
-    from genrec.registry import get_model
 
     cfg_cls = get_model(model).config_class
     if not isinstance(space, Mapping):
@@ -240,7 +250,7 @@ def validate_space(
             values = [spec["low"], spec["high"]]
         for value in values:  # every bound/choice must be a valid value of the field
             try:
-                cfg_cls.from_dict({**base, key: value})
+                cfg_cls.from_dict(cfg_cls.merged(base, {key: value}))
             except ConfigError as exc:
                 raise ConfigError(f"{where}: value {value!r} is not valid: {exc}") from None
         out[str(key)] = spec
@@ -293,7 +303,6 @@ def _start_params(space: dict[str, dict[str, Any]], start: dict[str, Any]) -> di
 
 
 def _parse_metric(metric: str) -> tuple[str, int]:
-    from genrec.evaluation import metrics as M
 
     name, _, k = metric.partition("@")
     if name not in M.ACCURACY_METRICS or not k.isdigit() or int(k) <= 0:
@@ -322,7 +331,6 @@ def check_preset_path(
 ) -> Path:
     """Check where :meth:`TuneResult.save_preset` will write, before tuning starts: a file
     genrec did not write is never replaced, an earlier preset only with ``overwrite``."""
-    from genrec.paths import check_output_file
 
     return check_output_file(path, overwrite=overwrite, owned=is_tune_preset, flag=flag)
 
@@ -333,7 +341,6 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 def storage_url(storage: str | Path | None) -> str | None:
     """An Optuna storage URL: URLs pass through, a plain path becomes SQLite (its folder is
     created and checked for writability; an existing file must be an SQLite database)."""
-    from genrec.paths import OutputPathError, ensure_writable_dir
 
     if storage is None:
         return None
@@ -359,7 +366,17 @@ def storage_url(storage: str | Path | None) -> str | None:
 
 
 def _make_sampler(optuna: Any, seed: int):
-    return optuna.samplers.TPESampler(seed=seed)
+    class OwnedTPESampler(optuna.samplers.TPESampler):
+        """TPE that records the process running each trial as soon as the trial exists (see
+        :func:`_retry_interrupted_trials`)."""
+
+        def before_trial(self, study: Any, trial: Any) -> None:
+            storage = getattr(study, "_storage", None)
+            if storage is not None:
+                storage.set_trial_user_attr(trial._trial_id, "owner", _owner())
+            super().before_trial(study, trial)
+
+    return OwnedTPESampler(seed=seed)
 
 
 def _make_pruner(optuna: Any):
@@ -400,18 +417,14 @@ def tune(
             in memory. With a storage an existing study of the same name is continued.
         study_name: default ``"<model>-<dataset>-<split>-<metric>"``.
         seed: seed of the TPE sampler.
-        progress: print one line per finished trial.
+        progress: timestamped lines on the progress console: each trial's start (with an ETA
+            of this call), progress while it runs and its result.
 
     Raises:
         ConfigError: no budget, no or invalid search space, bad metric, or a stored study
             made for another model/dataset/split/metric.
         MissingExtraError: Optuna is not installed (``pip install 'genrec[tune]'``).
     """
-    from genrec.evaluation.evaluator import evaluate
-    from genrec.models.neural import NeuralRecommender
-    from genrec.registry import get_model
-    from genrec.training.trainer import TrainingError
-
     started = time.perf_counter()
     cls = get_model(model)
     cfg_cls = cls.config_class
@@ -419,11 +432,11 @@ def tune(
         raise ConfigError("tune needs a budget: n_trials and/or budget_minutes")
     if n_trials is not None and (isinstance(n_trials, bool) or int(n_trials) < 1):
         raise ConfigError(f"n_trials must be >= 1, got {n_trials!r}")
-    if budget_minutes is not None and not budget_minutes > 0:
-        raise ConfigError(f"budget_minutes must be > 0, got {budget_minutes!r}")
+    if budget_minutes is not None and not 0 < budget_minutes < math.inf:  # NaN fails too
+        raise ConfigError(f"budget_minutes must be a finite number > 0, got {budget_minutes!r}")
     metric_name, metric_k = _parse_metric(metric)
     base = dict(base_config or {})
-    neural = issubclass(cls, NeuralRecommender)
+    neural = cls.epoch_trained  # trained epoch by epoch: budgets, validation, pruning
     base_user = {k: v for k, v in base.items() if not (neural and k in _RUNTIME_KEYS)}
     cfg_cls.from_dict(base)  # a bad base config fails before any trial
     space = validate_space(model, default_space(model) if space is None else space, base)
@@ -455,6 +468,7 @@ def tune(
             load_if_exists=True,
         )
         n_before = len(study.trials)
+        _retry_interrupted_trials(optuna, study)  # after a kill: redo what it interrupted
         # a resumed study gets a fresh sampler stream, or TPE's random start would replay
         # the first session's trials
         study.sampler = _make_sampler(optuna, seed + n_before)
@@ -473,9 +487,36 @@ def tune(
                 study.enqueue_trial(start, user_attrs={"starting_config": True})
         deadline = started + budget_minutes * 60.0 if budget_minutes is not None else None
 
+        durations: list[float] = []  # seconds of each finished trial of this call
+
+        def study_eta() -> str:
+            """Time left of this call: the mean trial time times the trials left, capped by
+            the time budget."""
+            left = []
+            done = len(durations)
+            if n_trials is not None and done:
+                left.append(sum(durations) / done * (n_trials - done))
+            if deadline is not None:
+                left.append(max(deadline - time.perf_counter(), 0.0))
+            return f", ETA {format_seconds(min(left))}" if left else ""
+
         def objective(trial: Any) -> float:
+            if not progress:
+                return run_trial(trial)
+            number = trial.number - n_before + 1
+            of = f" of {n_trials}" if n_trials is not None else ""
+            what = f"tune {model}: trial {trial.number}"
+            log_line(f"{what} ({number}{of} in this run{study_eta()}): started")
+            step = LongStep(what, quiet_start=True)
+            try:
+                with step:
+                    return run_trial(trial)
+            finally:
+                durations.append(step.seconds or 0.0)
+
+        def run_trial(trial: Any) -> float:
             params = {name: _suggest(trial, name, spec) for name, spec in space.items()}
-            overrides = {**base_user, **params}
+            overrides = cfg_cls.merged(base_user, params)
             trial.set_user_attr("config", to_jsonable(overrides))
             run_cfg = dict(overrides)
             callback = None
@@ -495,10 +536,7 @@ def tune(
             try:
                 config = cfg_cls.from_dict(run_cfg)
                 estimator = cls(config)
-                if neural:
-                    estimator.fit(train, valid=valid, on_epoch_end=callback)
-                else:
-                    estimator.fit(train, valid=valid)
+                estimator.fit(train, valid=valid, on_epoch_end=callback)
                 res = evaluate(
                     estimator,
                     valid,
@@ -523,11 +561,7 @@ def tune(
             best = ""
             if any(t.state.name == "COMPLETE" for t in study_.trials):
                 best = f" (best {study_.best_value:.4f})"
-            print(
-                f"[tune {model}] trial {trial.number}: {state}{value}{best} {trial.params}",
-                file=sys.stderr,
-                flush=True,
-            )
+            log_line(f"tune {model}: trial {trial.number}: {state}{value}{best} {trial.params}")
 
         study.optimize(
             objective,
@@ -573,6 +607,47 @@ def tune(
     )
 
 
+def _owner() -> dict[str, Any]:
+    """The process running a trial, to tell a crashed trial from one still running."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _retry_interrupted_trials(optuna: Any, study: Any) -> list[int]:
+    """Mark the trials a dead process left ``RUNNING`` (on this host) as failed, and enqueue
+    their parameters again so that the interrupted work is redone first.
+
+    Trials run by another host, or by a live process here, are left alone (several workers
+    may share one storage). Returns the numbers of the trials marked failed.
+    """
+    from optuna.trial import TrialState
+
+    here = socket.gethostname()
+    done = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = trial.user_attrs.get("owner") or {}
+        pid = owner.get("pid")
+        if owner.get("host") != here or not isinstance(pid, int) or _process_alive(pid):
+            continue
+        # optuna has no public "fail this trial" call for another process's trial: its own
+        # RetryFailedTrialCallback goes through the study's storage the same way
+        study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
+        study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        attrs = {k: v for k, v in trial.user_attrs.items() if k == "starting_config"}
+        study.enqueue_trial(trial.params, user_attrs={**attrs, "retry_of": trial.number})
+        done.append(trial.number)
+    return done
+
+
 def tune_benchmark_configs(
     models: list[str],
     configs: dict[str, tuple[dict[str, Any], str | None]],
@@ -587,7 +662,6 @@ def tune_benchmark_configs(
     ``split``'s validation data, starting from its resolved config; ``configs`` is updated in
     place with the tuned keys. Returns the per-model record for ``results.json`` (models
     without a search space are left as they are and say so)."""
-    from genrec.registry import get_model
 
     say = on_progress or (lambda msg: None)
     ks = list(ks)
@@ -602,7 +676,8 @@ def tune_benchmark_configs(
         res = tune(
             name, dataset, split, budget_minutes=budget_minutes, metric=metric, base_config=cfg
         )
-        tuned = get_model(name).config_class.from_dict({**cfg, **res.best_params}).to_dict()
+        cfg_cls = get_model(name).config_class
+        tuned = cfg_cls.from_dict(cfg_cls.merged(cfg, res.best_params)).to_dict()
         configs[name] = (tuned, source)
         out[name] = res.to_dict()
     return out
