@@ -5,7 +5,7 @@ extra ``text``; or ``--vectors file.npy``; or ``--vectors-from MODEL``, the item
 model fitted on the leave-one-out training split, SEATER's collaborative codes) -> one
 :class:`~genrec.tokenizers.ItemCodebook` per tokenizer, fitted exactly as
 :class:`~genrec.models.tiger.TIGER` does at fit time with the same ``--seed``
-(:func:`genrec.models.tiger.fit_codebook`: ``n_levels - 1`` semantic
+(:func:`genrec.tokenizers.build.fit_codebook`: ``n_levels - 1`` semantic
 levels plus the collision level; ``random`` is TIGER's random-ID control). Each is saved
 under ``--out/<name>`` for ``--set tiger.codebook_path=...``, so a GPU run spends no time on
 tokenizers (and needs no text model there). Prints per tokenizer: fit seconds, code
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     args.model_sets = _parse_sets(args.model_set)
 
     from genrec.data.loaders import load_dataset
-    from genrec.models.tiger import codebook_health
+    from genrec.tokenizers import build
 
     runs = {name: name for name in args.tokenizers.split(",") if name}
     for spec in args.variant:
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             options.setdefault("balanced", True)  # TIGER's default (rkmeans_balanced)
         start = time.perf_counter()
         try:
-            cb = _fit_codebook(
+            cb = build.fit_codebook(
                 tok, vectors, ids, n_levels=args.n_levels, codebook_size=args.codebook_size,
                 seed=args.seed, collaborative=collaborative if name in aligned else None,
                 cooccurrence=pairs if name in cooccurring else None, **options,
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             health["cooccurrence"] = (
                 f"{len(pairs)} pairs up to {args.cooc_window} apart in the training histories"
             )
-        health.update(codebook_health(cb.codes, cb.codebook_sizes))
+        health.update(build.codebook_health(cb.codes, cb.codebook_sizes))
         health["unique"] = bool(cb.is_unique())
         health["proxy"] = transition_stats(cb.codes, train_hist, held_out=held_out)
         stats["codebooks"][name] = health
@@ -306,35 +306,6 @@ def _validation_pairs(split: Any) -> Any:
     targets = valid.targets.tocsr()
     first = targets.indices[targets.indptr[:-1]]  # one target per user under leave-one-out
     return np.stack([hist.seq_items[last_pos[has]], first[has]], 1).astype(np.int64)
-
-
-def _fit_codebook(
-    name: str, vectors: Any, ids: Any, *, cooccurrence: Any = None, **kwargs: Any
-) -> Any:
-    """:func:`genrec.models.tiger.fit_codebook`, plus the ``cooccurrence`` input that it does
-    not forward yet: the same steps (``n_levels - 1`` semantic levels, a constant collision
-    level when no tuples collide) with ``fit(..., cooccurrence=...)``."""
-    from genrec.models.tiger import fit_codebook
-
-    if cooccurrence is None:
-        return fit_codebook(name, vectors, ids, **kwargs)
-    import numpy as np
-
-    from genrec.tokenizers import ItemCodebook, get_tokenizer
-
-    n_levels, collaborative = kwargs.pop("n_levels"), kwargs.pop("collaborative", None)
-    tokenizer = get_tokenizer(name)(
-        n_levels=max(n_levels - 1, 1), codebook_size=kwargs.pop("codebook_size"),
-        seed=kwargs.pop("seed", 0), **kwargs,
-    )  # fmt: skip
-    fit_inputs = {"cooccurrence": cooccurrence}
-    if collaborative is not None:
-        fit_inputs["collaborative"] = collaborative
-    cb = tokenizer.fit(vectors, ids, **fit_inputs)
-    if cb.n_levels == n_levels - 1:  # no collisions: a constant collision level
-        codes = np.concatenate([cb.codes, np.zeros((len(cb.codes), 1), np.int64)], 1)
-        cb = ItemCodebook(codes, [*cb.codebook_sizes, 1], cb.item_ids, cb.meta)
-    return cb
 
 
 def _fitted_item_vectors(name: str, args: argparse.Namespace, ds: Any, flag: str) -> Any:

@@ -43,18 +43,18 @@ def test_rejects_sets_for_unfitted_names(tmp_path: Path, benchmark_script) -> No
 def test_collaborative_vectors_reach_only_the_aligned_tokenizers(
     tmp_path: Path, benchmark_script, monkeypatch
 ) -> None:
-    import genrec.models.tiger as tiger_module
+    from genrec.tokenizers import build
 
     ds = load_dataset("movielens-small")
     np.save(tmp_path / "v.npy", np.random.default_rng(0).normal(size=(ds.n_items, 8)))
     seen: dict[str, object] = {}
-    real_fit = tiger_module.fit_codebook
+    real_fit = build.fit_codebook
 
     def spy(name, *args, collaborative=None, **kw):
         seen[kw.get("cf_weight", name)] = collaborative
         return real_fit(name, *args, collaborative=collaborative, **kw)
 
-    monkeypatch.setattr(tiger_module, "fit_codebook", spy)
+    monkeypatch.setattr(build, "fit_codebook", spy)
     out = tmp_path / "cb"
     argv = ["--dataset", "movielens-small", "--vectors", str(tmp_path / "v.npy"),
             "--tokenizers", "rkmeans", "--variant", "letter=rqvae", "--set", "letter.epochs=2",
