@@ -276,6 +276,27 @@ def test_frame_of_user_files_untouched_by_dataset_loading(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+def test_atomic_file_replaces_only_on_success_and_never_a_foreign_file(tmp_path):
+    from genrec.paths import atomic_file
+
+    target = tmp_path / "out.bin"
+    with atomic_file(target) as tmp:
+        tmp.write_bytes(b"one")
+    assert target.read_bytes() == b"one"
+    with pytest.raises(RuntimeError), atomic_file(target, owned=lambda p: True) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("crash")
+    assert target.read_bytes() == b"one"
+    foreign = pytest.raises(OutputPathError, match="not written by genrec")
+    with foreign, atomic_file(target, owned=lambda p: False) as tmp:  # appeared meanwhile
+        tmp.write_bytes(b"two")
+    assert target.read_bytes() == b"one"
+    with atomic_file(target, owned=lambda p: True) as tmp:
+        tmp.write_bytes(b"three")
+    assert target.read_bytes() == b"three"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]  # no temporary left
+
+
 def test_synth_parquet_and_ann_index_follow_the_rule(tmp_path, capsys):
     pytest.importorskip("pyarrow")
     from genrec.data.synth import synthesize, write_parquet

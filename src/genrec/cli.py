@@ -251,9 +251,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print metrics as JSON")
 
-    p = sub.add_parser("recommend", help="top-k items for a user from a saved artifact")
+    p = sub.add_parser(
+        "recommend", help="top-k items for one user, or for a file of users, from an artifact"
+    )
     p.add_argument("artifact", help="artifact folder written by `genrec train`")
-    p.add_argument("--user", required=True, help="external user id")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="external user id (prints the list)")
+    who.add_argument(
+        "--users",
+        metavar="FILE",
+        help="Parquet file with a user_id column: writes every user's list to --out "
+        "(columns user_id, rank, item_id, score; see docs/scale.md)",
+    )
+    p.add_argument("--out", default=None, help="with --users: the Parquet file to write")
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="with --users: this process, or Ray Data actors (extra `distributed`)",
+    )
+    p.add_argument(
+        "--workers", type=_positive_int, default=None, help="with --engine ray: parallel actors"
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="with --engine ray: a running cluster (auto or ray://host:port); default: a "
+        "private local instance",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --users: replace a file genrec recommend wrote earlier at --out",
+    )
     p.add_argument("--k", type=_positive_int, default=10, help="number of items to list")
     p.add_argument("--include-seen", action="store_true", help="do not filter history items")
     p.add_argument(
@@ -766,6 +796,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_recommend(args: argparse.Namespace) -> int:
     from genrec.io import load_model
 
+    if args.users is not None:
+        return _recommend_file(args)
+    for flag, value in (("--out", args.out), ("--ray-address", args.ray_address)):
+        if value is not None:
+            raise ConfigError(f"{flag} applies to --users FILE, not to one --user")
     model = load_model(args.artifact)
     known = bool(model.user_map.to_internal([args.user], missing="zero")[0])
     if not known and args.on_unknown == "error":
@@ -788,6 +823,35 @@ def cmd_recommend(args: argparse.Namespace) -> int:
             break
         title = titles[internal] if titles is not None else ""
         print(f"{rank:3d}. {ext}  {title}  (score {score:.4f})")
+    return 0
+
+
+def _recommend_file(args: argparse.Namespace) -> int:
+    """``genrec recommend ARTIFACT --users FILE --out OUT``: every user's list as Parquet."""
+    from genrec.console import log_line
+    from genrec.distributed import batch_recommend
+
+    if args.out is None:
+        raise ConfigError("--users FILE needs --out FILE.parquet (where to write the lists)")
+    if args.engine == "local" and (args.workers is not None or args.ray_address is not None):
+        raise ConfigError("--workers and --ray-address apply to --engine ray")
+    result = batch_recommend(
+        args.artifact,
+        args.users,
+        args.out,
+        k=args.k,
+        engine=args.engine,
+        num_workers=args.workers,
+        exclude_seen=not args.include_seen,
+        on_unknown=args.on_unknown,
+        ray_address=args.ray_address,
+        overwrite=args.overwrite,
+        flag="--overwrite",
+    )
+    log_line(
+        f"wrote {result.path}: {result.n_rows:,} rows for {result.n_users:,} users in "
+        f"{result.seconds:.1f} s ({args.engine}, {result.num_workers} worker(s))"
+    )
     return 0
 
 

@@ -332,6 +332,39 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         raise
 
 
+@contextlib.contextmanager
+def atomic_file(path: str | Path, *, owned: Callable[[Path], bool] | None = None) -> Iterator[Path]:
+    """Yield a temporary file path beside ``path`` that replaces ``path`` once the block
+    succeeds (for writers that need a file name, such as a Parquet writer); on an error the
+    temporary file is removed and ``path`` is left as it was.
+
+    An existing ``path`` is replaced only when ``owned(path)`` says genrec wrote it (checked
+    again at the swap, so a file that appeared during a long job is never replaced); the
+    caller checks ``overwrite`` beforehand (:func:`check_output_file`). The file gets the
+    user's umask.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        if path.is_dir() or (
+            (path.exists() or path.is_symlink()) and (owned is None or not owned(path))
+        ):
+            raise OutputPathError(
+                f"{path} appeared while genrec was writing it and was not written by genrec; "
+                "it was left untouched"
+            )
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def follow_umask(path: str | Path) -> None:
     """Give a file written by a library that creates it ``0600`` the user's umask."""
     os.chmod(path, 0o666 & ~_umask())

@@ -68,7 +68,9 @@ class EvaluationResult:
         }
 
 
-def _holdout_of(split: Split | Holdout, stage: str) -> Holdout:
+def holdout_of(split: Split | Holdout, stage: str) -> Holdout:
+    """The holdout that :func:`evaluate` evaluates: ``split`` itself when it is a
+    :class:`Holdout`, else its ``stage`` (``"test"`` or ``"valid"``) holdout."""
     if isinstance(split, Holdout):
         return split
     if not isinstance(split, Split):
@@ -84,7 +86,9 @@ def _holdout_of(split: Split | Holdout, stage: str) -> Holdout:
     return holdout
 
 
-def _check_names(metrics: Sequence[str], ks: Sequence[int]) -> None:
+def check_metric_names(metrics: Sequence[str], ks: Sequence[int]) -> None:
+    """Raise :class:`UnknownNameError` for an unknown accuracy metric name, and
+    :class:`ConfigError` unless ``ks`` are positive integers."""
     for name in metrics:
         if name not in M.ACCURACY_METRICS:
             raise UnknownNameError(
@@ -130,6 +134,49 @@ def _sample_candidates(
     )
 
 
+def beyond_accuracy_metrics(
+    model: Recommender,
+    holdout: Holdout,
+    ranked: np.ndarray,
+    *,
+    ks: Sequence[int] = DEFAULT_KS,
+    item_features: sp.csr_matrix | None = None,
+    item_vectors: np.ndarray | None = None,
+    prefix: str = "",
+) -> dict[str, float]:
+    """Coverage, Gini, novelty, average popularity and intra-list diversity of the lists
+    ``ranked`` (``(U, >= max(ks))`` internal ids) that ``model`` gave the users of ``holdout``.
+
+    These are properties of the whole set of lists, not means of per-user values: a sharded
+    evaluation (:func:`genrec.distributed.evaluate_sharded`) computes them here once, over the
+    merged lists, exactly as :func:`evaluate` does over its own.
+
+    Args:
+        model: the fitted model (its training popularity and catalogue size).
+        holdout: the evaluated holdout (its history's item genres, unless ``item_features``).
+        ranked: the recommended lists, rows aligned with ``holdout.users``.
+        ks: cut-offs.
+        item_features: binary item x genre CSR for genre diversity.
+        item_vectors: dense ``(n_items + 1, d)`` vectors for embedding diversity.
+        prefix: put before every name (``"sampled_"`` under sampled evaluation).
+    """
+    n_items = model.n_items
+    pop = np.asarray(model.item_popularity_)
+    n_users = model.user_map.size  # type: ignore[union-attr]
+    genres = item_features if item_features is not None else holdout.history.item_genres()
+    summary: dict[str, float] = {}
+    for k in ks:
+        summary[f"{prefix}coverage@{k}"] = M.coverage_at_k(ranked, n_items, k)
+        summary[f"{prefix}gini@{k}"] = M.gini_at_k(ranked, n_items, k)
+        summary[f"{prefix}novelty@{k}"] = M.novelty_at_k(ranked, pop, n_users, k)
+        summary[f"{prefix}avg_popularity@{k}"] = M.avg_popularity_at_k(ranked, pop, k)
+        if genres is not None:
+            summary[f"{prefix}ild_genre@{k}"] = M.ild_at_k(ranked, genres, k, "jaccard")
+        if item_vectors is not None:
+            summary[f"{prefix}ild_embedding@{k}"] = M.ild_at_k(ranked, item_vectors, k, "cosine")
+    return summary
+
+
 def evaluate(
     model: Recommender,
     split: Split | Holdout,
@@ -171,10 +218,10 @@ def evaluate(
         )
     if not model.is_fitted:
         raise NotFittedError(f"{type(model).__name__} is not fitted: call fit(dataset) first")
-    _check_names(metrics, ks)
+    check_metric_names(metrics, ks)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    holdout = _holdout_of(split, stage)
+    holdout = holdout_of(split, stage)
     if len(holdout) * int(max(ks)) > MAX_RESULT_ENTRIES:  # the ranked lists are (U, max k)
         raise ResourceLimitError(
             f"k={int(max(ks))} for {len(holdout):,} users is too large to rank (the catalogue "
@@ -218,20 +265,17 @@ def evaluate(
             per_user[key] = M.ACCURACY_METRICS[name](hits, n_targets, k)
             summary[key] = float(per_user[key].mean())
     if beyond_accuracy:
-        pop = np.asarray(model.item_popularity_)
-        n_users = model.user_map.size  # type: ignore[union-attr]
-        genres = item_features if item_features is not None else holdout.history.item_genres()
-        for k in ks:
-            summary[f"{prefix}coverage@{k}"] = M.coverage_at_k(ranked, n_items, k)
-            summary[f"{prefix}gini@{k}"] = M.gini_at_k(ranked, n_items, k)
-            summary[f"{prefix}novelty@{k}"] = M.novelty_at_k(ranked, pop, n_users, k)
-            summary[f"{prefix}avg_popularity@{k}"] = M.avg_popularity_at_k(ranked, pop, k)
-            if genres is not None:
-                summary[f"{prefix}ild_genre@{k}"] = M.ild_at_k(ranked, genres, k, "jaccard")
-            if item_vectors is not None:
-                summary[f"{prefix}ild_embedding@{k}"] = M.ild_at_k(
-                    ranked, item_vectors, k, "cosine"
-                )
+        summary.update(
+            beyond_accuracy_metrics(
+                model,
+                holdout,
+                ranked,
+                ks=ks,
+                item_features=item_features,
+                item_vectors=item_vectors,
+                prefix=prefix,
+            )
+        )
     return EvaluationResult(
         metrics=summary,
         per_user=per_user,
