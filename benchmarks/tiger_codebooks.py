@@ -5,7 +5,7 @@ extra ``text``; or ``--vectors file.npy``; or ``--vectors-from MODEL``, the item
 model fitted on the leave-one-out training split, SEATER's collaborative codes) -> one
 :class:`~genrec.tokenizers.ItemCodebook` per tokenizer, fitted exactly as
 :class:`~genrec.models.tiger.TIGER` does at fit time with the same ``--seed``
-(:func:`genrec.models.tiger.fit_codebook`: ``n_levels - 1`` semantic
+(:func:`genrec.tokenizers.build.fit_codebook`: ``n_levels - 1`` semantic
 levels plus the collision level; ``random`` is TIGER's random-ID control). Each is saved
 under ``--out/<name>`` for ``--set tiger.codebook_path=...``, so a GPU run spends no time on
 tokenizers (and needs no text model there). Prints per tokenizer: fit seconds, code
@@ -37,12 +37,29 @@ so no validation or test interaction leaks into the codes, and passes its item v
 
 (genrec's reconstruction term sums over the vector's dimensions where LETTER's averages, so
 LETTER's weight 0.01 corresponds to about 1-4 here; measured in docs/models.md.)
+
+Better codes (docs/models.md, "Better codes"): ``--set rqvae.cost_weight=1`` (CoST's
+contrastive quantisation); ``--set NAME.cooc_weight=1`` (co-occurrence alignment: the
+consecutive pairs of the training histories, ``--cooc-window``, are passed as
+``cooccurrence=``; with ``cooc_target=collaborative``, the default, ``--collaborative MODEL``
+gives the vectors of the co-occurring items); ``--vectors-from lightgcn`` (MMGRec's graph
+refinement: tokenise LightGCN's layer-combined item embeddings) or ``--append-vectors-from
+lightgcn`` (concatenate them, L2-normalised and scaled by ``--append-weight``, to the
+L2-normalised text vectors); ``--vectors-from sasrec`` (CE-SASRec item embeddings).
+``--model-set sasrec.time_budget_minutes=20`` changes the config of a model fitted for vectors
+(its preset otherwise) and ``--vectors-cache DIR`` keeps its vectors for the next run.
+
+Every codebook also gets the code-table proxy of :func:`genrec.tokenizers.quality.
+transition_stats` on the leave-one-out training histories: how often consecutive training
+items share their level-1 (and level-1-2) codes, the share expected by chance, their ratio
+(lift), and the bits a level-1 bigram model saves on the validation targets.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -90,11 +107,28 @@ def main(argv: list[str] | None = None) -> int:
         help="fit MODEL (e.g. als, sasrec) on the leave-one-out training split and give its "
         "item vectors to the tokenizers with cf_weight > 0 (LETTER)",
     )  # fmt: skip
+    ap.add_argument(
+        "--append-vectors-from", default=None, metavar="MODEL",
+        help="concatenate the item embeddings of MODEL (fitted on the leave-one-out training "
+        "split) to the item vectors, both L2-normalised (MMGRec-style graph refinement with "
+        "lightgcn)",
+    )  # fmt: skip
+    ap.add_argument("--append-weight", type=float, default=1.0,
+                    help="scale of the appended block (after L2 normalisation)")  # fmt: skip
+    ap.add_argument("--model-set", action="append", default=[], metavar="MODEL.FIELD=VALUE",
+                    help="config of a model fitted for vectors (on top of its preset)")  # fmt: skip
+    ap.add_argument("--vectors-cache", default=None, metavar="DIR",
+                    help="save / reuse the vectors of fitted models here (.npy)")  # fmt: skip
+    ap.add_argument("--cooc-window", type=int, default=1,
+                    help="co-occurring pairs: items up to this many steps apart")  # fmt: skip
     ap.add_argument("--out", required=True, help="folder for <name>/ codebooks + stats.json")
     args = ap.parse_args(argv)
+    if args.cooc_window < 1:
+        sys.exit("--cooc-window must be >= 1")
+    args.model_sets = _parse_sets(args.model_set)
 
     from genrec.data.loaders import load_dataset
-    from genrec.models.tiger import codebook_health, fit_codebook
+    from genrec.tokenizers import build
 
     runs = {name: name for name in args.tokenizers.split(",") if name}
     for spec in args.variant:
@@ -110,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     from genrec.tokenizers import get_tokenizer
 
     aligned = []  # tokenizers that take the collaborative vectors
+    cooccurring = []  # tokenizers that take co-occurring item pairs
     for name, tok in runs.items():  # bad names and options fail before any expensive step
         taken = {"n_levels", "codebook_size", "seed"} & set(sets.get(name, {}))
         if taken:
@@ -120,44 +155,81 @@ def main(argv: list[str] | None = None) -> int:
             tokenizer = get_tokenizer(tok)(codebook_size=args.codebook_size, **sets.get(name, {}))
         except (GenrecError, TypeError) as exc:
             sys.exit(f"{name} ({tok}): {exc}")
-        if getattr(tokenizer.config, "cf_weight", 0) > 0:
+        cfg = tokenizer.config
+        cooc = getattr(cfg, "cooc_weight", 0) > 0
+        if cooc:
+            cooccurring.append(name)
+        if getattr(cfg, "cf_weight", 0) > 0 or (cooc and cfg.cooc_target == "collaborative"):
             aligned.append(name)
     if aligned and not args.collaborative:
-        sys.exit(f"{aligned} set cf_weight > 0: give --collaborative MODEL (e.g. als)")
+        sys.exit(
+            f"{aligned} set cf_weight > 0 or a collaborative co-occurrence target: give "
+            "--collaborative MODEL (e.g. als)"
+        )
     if args.collaborative and not aligned:
-        sys.exit("--collaborative: no tokenizer here sets cf_weight > 0, nothing would use it")
-    for flag, model_name in (("--collaborative", args.collaborative),
-                             ("--vectors-from", args.vectors_from)):  # fmt: skip
-        if model_name:
-            from genrec.registry import get_model
+        sys.exit(
+            "--collaborative: no tokenizer here sets cf_weight > 0 or cooc_weight > 0 with "
+            "cooc_target=collaborative, nothing would use it"
+        )
+    fitted_models = {
+        flag: name
+        for flag, name in (("--collaborative", args.collaborative),
+                           ("--vectors-from", args.vectors_from),
+                           ("--append-vectors-from", args.append_vectors_from))
+        if name
+    }  # fmt: skip
+    unused = set(args.model_sets) - set(fitted_models.values())
+    if unused:
+        sys.exit(f"--model-set names {sorted(unused)}, which no flag here fits")
+    for flag, model_name in fitted_models.items():
+        from genrec.registry import get_model
 
-            try:
-                get_model(model_name)
-            except GenrecError as exc:
-                sys.exit(f"{flag}: {exc}")
+        try:
+            cls = get_model(model_name)
+        except GenrecError as exc:
+            sys.exit(f"{flag}: {exc}")
+        bad = set(args.model_sets.get(model_name, {})) - set(cls.config_class.field_names())
+        if bad:
+            sys.exit(f"--model-set {model_name}: unknown config fields {sorted(bad)}")
     ds = load_dataset(args.dataset, data_dir=args.data_dir)
     ids = ds.item_map.to_list()
     if args.vectors_from:
         vectors = _fitted_item_vectors(args.vectors_from, args, ds, "--vectors-from")
+        described = f"{args.vectors_from} item embeddings"
     elif args.vectors:
         from genrec.text import load_item_vectors
 
         vectors = load_item_vectors(args.vectors, ds)
+        described = args.vectors
     else:
         from genrec.text import embed_items
 
         vectors = embed_items(ds)
+        described = "minilm item text"
+    if args.append_vectors_from:
+        extra = _fitted_item_vectors(args.append_vectors_from, args, ds, "--append-vectors-from")
+        vectors = concat_normalized([vectors, extra], [1.0, args.append_weight])
+        described += (
+            f" + {args.append_weight:g} x {args.append_vectors_from} item embeddings "
+            "(each L2-normalised)"
+        )
     collaborative = None
     if args.collaborative:
         collaborative = _fitted_item_vectors(args.collaborative, args, ds, "--collaborative")
+    from genrec.data.splitting import leave_one_out
+    from genrec.tokenizers.quality import transition_stats, transitions
+
+    split = leave_one_out(ds)
+    train_hist = split.train.histories()
+    pairs = transitions(train_hist, window=args.cooc_window) if cooccurring else None
+    held_out = _validation_pairs(split)
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     stats_path = out_dir / "stats.json"
     old = json.loads(stats_path.read_text()) if stats_path.is_file() else {}
     stats: dict[str, Any] = {
         "dataset": args.dataset, "n_items": len(ids), "vector_dim": int(vectors.shape[1]),
-        "vectors": args.vectors
-        or (f"{args.vectors_from} item embeddings" if args.vectors_from else "minilm item text"),
+        "vectors": described,
         "seed": args.seed,
         "codebooks": old.get("codebooks", {}) if old.get("dataset") == args.dataset else {},
     }  # fmt: skip
@@ -167,22 +239,31 @@ def main(argv: list[str] | None = None) -> int:
             options.setdefault("balanced", True)  # TIGER's default (rkmeans_balanced)
         start = time.perf_counter()
         try:
-            cb = fit_codebook(
+            cb = build.fit_codebook(
                 tok, vectors, ids, n_levels=args.n_levels, codebook_size=args.codebook_size,
                 seed=args.seed, collaborative=collaborative if name in aligned else None,
-                **options,
+                cooccurrence=pairs if name in cooccurring else None, **options,
             )  # fmt: skip
         except GenrecError as exc:  # e.g. vectors that do not match the catalogue
             sys.exit(f"{name} ({tok}): {exc}")
         seconds = time.perf_counter() - start
         cb.save(out_dir / name, overwrite=True)
-        health = {"tokenizer": tok, "options": options, "fit_seconds": round(seconds, 1)}
+        health = {
+            "tokenizer": tok, "options": options, "fit_seconds": round(seconds, 1),
+            "vectors": described, "load_avg_1min": round(os.getloadavg()[0], 2),
+        }  # fmt: skip
         if name in aligned:
             health["collaborative"] = f"{args.collaborative} on the leave-one-out training split"
-        health.update(codebook_health(cb.codes, cb.codebook_sizes))
+        if name in cooccurring:
+            health["cooccurrence"] = (
+                f"{len(pairs)} pairs up to {args.cooc_window} apart in the training histories"
+            )
+        health.update(build.codebook_health(cb.codes, cb.codebook_sizes))
         health["unique"] = bool(cb.is_unique())
+        health["proxy"] = transition_stats(cb.codes, train_hist, held_out=held_out)
         stats["codebooks"][name] = health
         stats_path.write_text(json.dumps(stats, indent=1))  # after each: a crash keeps the rest
+        proxy = health["proxy"]
         print(
             f"{name:14s} fit {seconds:6.1f}s utilisation/level "
             + "/".join(
@@ -191,15 +272,46 @@ def main(argv: list[str] | None = None) -> int:
             + f"  collisions {health['collision_rate_before_dedup']:.3f}"
             f"  max group {health['max_items_per_semantic_id']}"
             f"  items/prefix l1 {health['items_per_prefix_l1']:.1f}"
-            f" l2 {health.get('items_per_prefix_l2', float('nan')):.2f}",
+            f" l2 {health.get('items_per_prefix_l2', float('nan')):.2f}"
+            f"  next shares l1 {proxy.get('next_shares_l1', float('nan')):.3f}"
+            f" (lift {proxy.get('lift_l1', float('nan')):.1f})"
+            f" l1-2 {proxy.get('next_shares_l1_2', float('nan')):.4f}"
+            f"  bigram bits saved {proxy.get('heldout_l1_bits_saved', float('nan')):.2f}",
             flush=True,
         )
     return 0
 
 
+def concat_normalized(blocks: list[Any], weights: list[float]) -> Any:
+    """Row-wise concatenation of ``(n_items + 1, d_b)`` blocks, each row L2-normalised and
+    scaled by its block's weight (zero rows stay zero; row 0 is padding)."""
+    import numpy as np
+
+    out = []
+    for block, weight in zip(blocks, weights):
+        arr = np.asarray(block, dtype=np.float32)
+        norm = np.linalg.norm(arr, axis=1, keepdims=True)
+        out.append(weight * np.divide(arr, norm, out=np.zeros_like(arr), where=norm > 0))
+    return np.concatenate(out, axis=1)
+
+
+def _validation_pairs(split: Any) -> Any:
+    """``(Q, 2)``: each validation user's last training item and its validation target."""
+    import numpy as np
+
+    hist = split.train.histories()
+    valid = split.valid
+    last_pos = hist.seq_indptr[valid.users + 1] - 1
+    has = last_pos >= hist.seq_indptr[valid.users]
+    targets = valid.targets.tocsr()
+    first = targets.indices[targets.indptr[:-1]]  # one target per user under leave-one-out
+    return np.stack([hist.seq_items[last_pos[has]], first[has]], 1).astype(np.int64)
+
+
 def _fitted_item_vectors(name: str, args: argparse.Namespace, ds: Any, flag: str) -> Any:
     """Item vectors ``(n_items + 1, d)`` of model ``name`` fitted on the leave-one-out
     training split (its shipped preset for this dataset when there is one)."""
+    import numpy as np
     import yaml
 
     from genrec.config import find_configs_dir
@@ -213,24 +325,45 @@ def _fitted_item_vectors(name: str, args: argparse.Namespace, ds: Any, flag: str
     if preset is None or not preset.is_file():
         preset = None
     config = (yaml.safe_load(preset.read_text()) or {}) if preset else {}
+    config.update(args.model_sets.get(name, {}))
     cls = get_model(name)
     if "seed" in cls.config_class.field_names():
         config["seed"] = args.seed
     if "progress" in cls.config_class.field_names():
         config["progress"] = False
+    cache = None
+    if args.vectors_cache:
+        import hashlib
+
+        key = json.dumps({"dataset": args.dataset, "model": name, "config": config},
+                         sort_keys=True, default=str)  # fmt: skip
+        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+        cache = Path(args.vectors_cache) / f"{args.dataset}-{name}-{digest}.npy"
+        if cache.is_file():
+            vectors = np.load(cache)
+            if vectors.shape[0] == ds.n_items + 1:
+                print(f"{flag}: {name} vectors from {cache}", flush=True)
+                return vectors
     start = time.perf_counter()
+    split = leave_one_out(ds)
     try:
-        model = cls(**config).fit(leave_one_out(ds).train)
+        model = cls(**config).fit(split.train, split)  # validation for early stopping
         vectors = collaborative_vectors(model)
     except (GenrecError, TypeError) as exc:
         sys.exit(f"{flag} {name}: {exc}")
     if vectors.shape[0] != ds.n_items + 1:
         sys.exit(f"{flag} {name}: {vectors.shape[0]} item vectors for {ds.n_items} items + padding")
     print(
-        f"{flag}: {name} ({preset or 'default config'}) fitted on "
-        f"the training split in {time.perf_counter() - start:.1f}s, dim {vectors.shape[1]}",
+        f"{flag}: {name} ({preset or 'default config'}"
+        + (f", {args.model_sets[name]}" if args.model_sets.get(name) else "")
+        + f") fitted on the training split in {time.perf_counter() - start:.1f}s "
+        f"(load {os.getloadavg()[0]:.1f}), dim {vectors.shape[1]}",
         flush=True,
     )
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cache, vectors)
+        cache.with_suffix(".json").write_text(key)
     return vectors
 
 

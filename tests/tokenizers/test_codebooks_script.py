@@ -43,18 +43,18 @@ def test_rejects_sets_for_unfitted_names(tmp_path: Path, benchmark_script) -> No
 def test_collaborative_vectors_reach_only_the_aligned_tokenizers(
     tmp_path: Path, benchmark_script, monkeypatch
 ) -> None:
-    import genrec.models.tiger as tiger_module
+    from genrec.tokenizers import build
 
     ds = load_dataset("movielens-small")
     np.save(tmp_path / "v.npy", np.random.default_rng(0).normal(size=(ds.n_items, 8)))
     seen: dict[str, object] = {}
-    real_fit = tiger_module.fit_codebook
+    real_fit = build.fit_codebook
 
     def spy(name, *args, collaborative=None, **kw):
         seen[kw.get("cf_weight", name)] = collaborative
         return real_fit(name, *args, collaborative=collaborative, **kw)
 
-    monkeypatch.setattr(tiger_module, "fit_codebook", spy)
+    monkeypatch.setattr(build, "fit_codebook", spy)
     out = tmp_path / "cb"
     argv = ["--dataset", "movielens-small", "--vectors", str(tmp_path / "v.npy"),
             "--tokenizers", "rkmeans", "--variant", "letter=rqvae", "--set", "letter.epochs=2",
@@ -103,3 +103,62 @@ def test_vectors_from_a_fitted_model(tmp_path: Path, benchmark_script, capsys) -
     ItemCodebook.load(out / "rkmeans").check_catalogue(ds.item_map.to_list())
     with pytest.raises(SystemExit):  # one source of vectors only
         benchmark_script("tiger_codebooks").main([*argv, "--vectors", "x.npy"])
+
+
+def test_lightgcn_vectors_appended_and_cached(tmp_path: Path, benchmark_script, capsys) -> None:
+    ds = load_dataset("movielens-small")
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "v.npy", rng.normal(size=(ds.n_items, 8)).astype(np.float32))
+    out, cache = tmp_path / "cb", tmp_path / "cache"
+    argv = ["--dataset", "movielens-small", "--vectors", str(tmp_path / "v.npy"),
+            "--append-vectors-from", "lightgcn", "--append-weight", "2",
+            "--model-set", "lightgcn.epochs=1", "--model-set", "lightgcn.embedding_dim=4",
+            "--model-set", "lightgcn.device=cpu",
+            "--vectors-cache", str(cache), "--tokenizers", "rkmeans",
+            "--set", "rkmeans.n_iter=3", "--codebook-size", "8", "--out", str(out)]  # fmt: skip
+    assert benchmark_script("tiger_codebooks").main(argv) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["vector_dim"] == 8 + 4  # text block + LightGCN block
+    assert "lightgcn item embeddings" in stats["codebooks"]["rkmeans"]["vectors"]
+    proxy = stats["codebooks"]["rkmeans"]["proxy"]
+    assert proxy["n_transitions"] > 0 and 0 <= proxy["next_shares_l1"] <= 1
+    assert proxy["lift_l1"] > 0 and "heldout_l1_bits_saved" in proxy
+    assert len(list(cache.glob("*.npy"))) == 1
+    capsys.readouterr()
+    assert benchmark_script("tiger_codebooks").main(argv) == 0  # second run: cached vectors
+    assert "vectors from" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no flag here fits"):
+        benchmark_script("tiger_codebooks").main([*argv, "--model-set", "sasrec.epochs=1"])
+    with pytest.raises(SystemExit, match="unknown config fields"):
+        benchmark_script("tiger_codebooks").main([*argv, "--model-set", "lightgcn.nope=1"])
+
+
+def test_concat_normalized(benchmark_script) -> None:
+    concat = benchmark_script("tiger_codebooks").concat_normalized
+    a = np.array([[0.0, 0.0], [3.0, 4.0], [1.0, 0.0]])
+    b = np.array([[0.0], [2.0], [0.0]])
+    out = concat([a, b], [1.0, 0.5])
+    np.testing.assert_allclose(out, [[0, 0, 0], [0.6, 0.8, 0.5], [1, 0, 0]])
+
+
+def test_cooccurrence_pairs_reach_the_tokenizer(tmp_path: Path, benchmark_script) -> None:
+    ds = load_dataset("movielens-small")
+    np.save(tmp_path / "v.npy", np.random.default_rng(0).normal(size=(ds.n_items, 8)))
+    out = tmp_path / "cb"
+    argv = ["--dataset", "movielens-small", "--vectors", str(tmp_path / "v.npy"),
+            "--tokenizers", "rqvae", "--variant", "co=rqvae", "--set", "rqvae.epochs=1",
+            "--set", "co.epochs=1", "--set", "co.cooc_weight=1",
+            "--set", "co.cooc_target=quantized", "--codebook-size", "8",
+            "--out", str(out)]  # fmt: skip
+    assert benchmark_script("tiger_codebooks").main(argv) == 0
+    stats = json.loads((out / "stats.json").read_text())["codebooks"]
+    assert "cooccurrence" not in stats["rqvae"]
+    assert "pairs up to 1 apart" in stats["co"]["cooccurrence"]
+    cb = ItemCodebook.load(out / "co")
+    assert cb.n_levels == 4 and cb.is_unique()
+    assert cb.meta["loss_history"][-1]["cooccurrence"] > 0
+    # the collaborative target needs --collaborative
+    with pytest.raises(SystemExit, match="give --collaborative"):
+        benchmark_script("tiger_codebooks").main(
+            [*argv[:-2], "--set", "co.cooc_target=collaborative", "--out", str(out)]
+        )

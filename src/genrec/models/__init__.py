@@ -35,6 +35,7 @@ BUILTIN_MODELS: dict[str, str] = {
     "textknn": "genrec.models.textknn:TextKNN",
     "graphgan": "genrec.models.graphgan:GraphGAN",
     "gpt4rec": "genrec.models.gpt4rec:GPT4Rec",
+    "lightgcn": "genrec.models.lightgcn:LightGCN",
     # composite: candidate generators + a gradient-boosted ranker (the ranking floor)
     "cascade": "genrec.ranking.cascade:Cascade",
     "cascade-sasrec": "genrec.ranking.cascade:GenerativeCascade",

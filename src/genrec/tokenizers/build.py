@@ -64,6 +64,7 @@ def fit_codebook(
     codebook_size: int,
     seed: int = 0,
     collaborative: np.ndarray | None = None,
+    cooccurrence: np.ndarray | None = None,
     **options: Any,
 ) -> ItemCodebook:
     """Fit the ``name`` tokenizer (:func:`genrec.tokenizers.get_tokenizer`) the way TIGER does
@@ -87,29 +88,49 @@ def fit_codebook(
         collaborative: ``(n_items + 1, d_cf)`` collaborative item vectors (e.g. the
             :meth:`~genrec.core.recommender.Recommender.item_embeddings` of ALS or SASRec fitted on
             the training split) for tokenizers that align with them: ``rqvae`` with
-            ``cf_weight > 0`` (LETTER's collaborative regulariser).
+            ``cf_weight > 0`` (LETTER's collaborative regulariser) or with ``cooc_weight > 0``
+            and ``cooc_target="collaborative"`` (the co-occurrence alignment's targets).
+        cooccurrence: ``(P, 2)`` internal ids of items consumed one after the other in the
+            training histories (:func:`genrec.tokenizers.quality.transitions`), for ``rqvae``
+            with ``cooc_weight > 0`` (the co-occurrence alignment).
 
     Raises:
-        ConfigError: ``collaborative`` for a tokenizer that does not use it.
+        ConfigError: ``collaborative`` or ``cooccurrence`` for a tokenizer that does not use
+            it.
     """
     if name == "random":  # TIGER's own random-ID control, not the registry's hashing one
-        if options or collaborative is not None:
-            got = sorted(options) + (["collaborative"] if collaborative is not None else [])
+        given = {"collaborative": collaborative, "cooccurrence": cooccurrence}
+        extra = [key for key, value in given.items() if value is not None]
+        if options or extra:
+            got = sorted(options) + extra
             raise ConfigError(f"the random codebook takes no options, got {got}")
         n = len(vectors) - 1
         return random_codebook(n, n_levels, codebook_size, seed, item_ids)
     tokenizer = get_tokenizer(name)(
         n_levels=max(n_levels - 1, 1), codebook_size=codebook_size, seed=seed, **options
     )
-    if collaborative is None:
-        cb = tokenizer.fit(vectors, item_ids)
-    elif getattr(tokenizer.config, "cf_weight", 0) > 0:
-        cb = tokenizer.fit(vectors, item_ids, collaborative=collaborative)
-    else:
-        raise ConfigError(
-            f"collaborative vectors were given but the {name} tokenizer does not use them "
-            "(only rqvae with cf_weight > 0 does)"
-        )
+    cfg = tokenizer.config
+    cooc = getattr(cfg, "cooc_weight", 0) > 0
+    inputs: dict[str, Any] = {}
+    if collaborative is not None:
+        if not (
+            getattr(cfg, "cf_weight", 0) > 0
+            or (cooc and getattr(cfg, "cooc_target", None) == "collaborative")
+        ):
+            raise ConfigError(
+                f"collaborative vectors were given but the {name} tokenizer does not use them "
+                "(only rqvae with cf_weight > 0, or cooc_weight > 0 and "
+                "cooc_target='collaborative', does)"
+            )
+        inputs["collaborative"] = collaborative
+    if cooccurrence is not None:
+        if not cooc:
+            raise ConfigError(
+                f"co-occurring item pairs were given but the {name} tokenizer does not use "
+                "them (only rqvae with cooc_weight > 0 does)"
+            )
+        inputs["cooccurrence"] = cooccurrence
+    cb = tokenizer.fit(vectors, item_ids, **inputs)
     if cb.n_levels == n_levels - 1:  # no collisions: a constant collision level
         codes = np.concatenate([cb.codes, np.zeros((len(cb.codes), 1), np.int64)], 1)
         cb = ItemCodebook(codes, [*cb.codebook_sizes, 1], cb.item_ids, cb.meta)

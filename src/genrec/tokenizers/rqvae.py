@@ -26,6 +26,23 @@ adds two regularisers, both off by default:
   batch's soft code usage (softmax of negative distances) and the uniform distribution, per
   level; weight ``diversity_weight``.
 
+Two more terms for better codes, both off by default:
+
+* CoST (Zhu et al., "CoST: Contrastive Quantization based Semantic Tokenization for
+  Generative Recommendation", RecSys 2024): an in-batch InfoNCE that treats an item's input
+  ``x`` and its reconstruction ``x_hat`` as the positive pair and the other items of the batch
+  as negatives, so the codes must tell neighbouring items apart rather than only reconstruct
+  them on average; weight ``cost_weight`` (``recon_weight`` can lower the squared error);
+* co-occurrence alignment (after COSETTE-style contrastive collaborative tokenization):
+  ``fit(..., cooccurrence=pairs)`` takes item pairs that follow each other in training
+  histories (:func:`genrec.tokenizers.quality.transitions`); for a batch of pairs ``(a, b)``
+  an InfoNCE with in-batch negatives pulls the quantised vector of ``a`` towards the
+  collaborative vector of ``b`` (``cooc_target="collaborative"``, projected like LETTER's)
+  or towards the quantised vector of ``b`` (``"quantized"``, symmetric, no outside model).
+  Unlike LETTER's term, which aligns an item with its *own* collaborative vector, this one
+  aligns it with the items it is consumed next to; the gradient reaches the encoder and the
+  codebooks (``z_q + z - sg(z)``). Weight ``cooc_weight``.
+
 Configs: the defaults are a CPU config (AdamW lr 1e-3, batch 256, 30 epochs: about 25 s on
 Amazon Beauty's 12k x 384 text vectors on one core; the total loss stops falling there, and
 longer training lowers the reconstruction error but raises collisions);
@@ -70,13 +87,34 @@ class RQVAEConfig(TokenizerConfig):
     cf_temperature: float = field(0.1, "InfoNCE temperature of the alignment")
     diversity_weight: float = field(0.0, "LETTER-style code usage diversity weight")
     diversity_temperature: float = field(1.0, "softmax temperature of the soft code usage")
+    recon_weight: float = field(1.0, "weight of the squared reconstruction error")
+    cost_weight: float = field(
+        0.0, "CoST contrastive quantisation weight: InfoNCE of x_hat against x (batch negatives)"
+    )
+    cost_temperature: float = field(0.1, "InfoNCE temperature of the CoST term")
+    cooc_weight: float = field(
+        0.0, "co-occurrence alignment weight (needs fit(..., cooccurrence=item pairs))"
+    )
+    cooc_target: Literal["collaborative", "quantized"] = field(
+        "collaborative",
+        "align with the collaborative vector of the co-occurring item (needs collaborative=) "
+        "or with its quantised vector",
+    )
+    cooc_temperature: float = field(0.1, "InfoNCE temperature of the co-occurrence alignment")
 
     def validate(self) -> None:
         super().validate()
         self.positive("latent_dim", "epochs", "batch_size", "lr", "cf_temperature")
         self.positive("diversity_temperature")
         self.positive("beta", "weight_decay", "dead_code_every", "cf_weight", allow_zero=True)
-        self.positive("diversity_weight", allow_zero=True)
+        self.positive("diversity_weight", "recon_weight", "cost_weight", allow_zero=True)
+        self.positive("cooc_weight", allow_zero=True)
+        self.positive("cost_temperature", "cooc_temperature")
+        if self.cooc_target not in ("collaborative", "quantized"):
+            raise ConfigError(
+                f"RQVAEConfig.cooc_target must be 'collaborative' or 'quantized', "
+                f"got {self.cooc_target!r}"
+            )
         if not self.hidden_dims or any(h < 1 for h in self.hidden_dims):
             raise ConfigError(f"RQVAEConfig.hidden_dims must be positive, got {self.hidden_dims!r}")
 
@@ -163,14 +201,37 @@ class RQVAENetwork(nn.Module):
         return out
 
 
+def info_nce(
+    a: torch.Tensor, b: torch.Tensor, temperature: float, b_ids: torch.Tensor | None = None
+) -> torch.Tensor:
+    """In-batch InfoNCE: row ``i`` of ``a (B, D)`` should match row ``i`` of ``b (B, D)``
+    (cosine similarity over ``temperature``), the other rows are its negatives. With
+    ``b_ids (B,)``, rows of ``b`` with the positive's id are no negatives (accidental hits:
+    the same item drawn twice in a batch)."""
+    logits = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T / temperature  # (B, B)
+    target = torch.arange(len(a), device=a.device)
+    if b_ids is not None:
+        hit = (b_ids[:, None] == b_ids[None, :]) & (target[:, None] != target[None, :])
+        logits = logits.masked_fill(hit, float("-inf"))
+    return F.cross_entropy(logits, target)
+
+
+def _quantized_with_encoder_grad(out: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``z_q`` in value, with gradients to the codebooks and (straight-through) the encoder."""
+    return out["quantized"] + out["z"] - out["z"].detach()
+
+
 def rqvae_losses(
     net: RQVAENetwork,
     x: torch.Tensor,
     config: RQVAEConfig,
     cf: torch.Tensor | None = None,
     cf_proj: nn.Module | None = None,
+    cooc: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    cooc_proj: nn.Module | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Loss terms of one batch (TIGER Eq. 1-2, LETTER regularisers when weighted).
+    """Loss terms of one batch (TIGER Eq. 1-2; LETTER, CoST and co-occurrence terms when
+    weighted).
 
     Args:
         net: the network.
@@ -178,19 +239,43 @@ def rqvae_losses(
         config: weights and beta.
         cf: ``(B, d_cf)`` collaborative vectors of the same items (for ``cf_weight > 0``).
         cf_proj: linear map ``d_cf -> latent_dim``.
+        cooc: for ``cooc_weight > 0``: ``(x_a (P, d), t_b, ids (P, 2))``, the vectors of
+            the first items of ``P`` co-occurring pairs, for the second items their
+            collaborative vectors ``(P, d_cf)`` (``cooc_target="collaborative"``) or their
+            item vectors ``(P, d)`` (``"quantized"``), and the pairs' item ids (repeated
+            items are no negatives of each other).
+        cooc_proj: linear map ``d_cf -> latent_dim`` (``"collaborative"`` target).
 
     Returns:
         ``loss`` (the total) and its terms ``reconstruction``, ``codebook``, ``commitment``,
-        ``alignment``, ``diversity``, plus the forward outputs under ``out``.
+        ``alignment``, ``diversity``, ``contrastive`` (CoST), ``cooccurrence``, plus the
+        forward outputs under ``out``.
     """
     out = net(x)
     recon = ((out["x_hat"] - x) ** 2).sum(-1).mean()
     r, e = out["residuals"], out["codewords"]  # (L, B, D)
     codebook = ((r.detach() - e) ** 2).sum(-1).mean(1).sum()  # sum over levels
     commit = ((r - e.detach()) ** 2).sum(-1).mean(1).sum()
-    loss = recon + codebook + config.beta * commit
+    loss = config.recon_weight * recon + codebook + config.beta * commit
     zero = x.new_zeros(())
-    align, div = zero, zero
+    align, div, contrast, co = zero, zero, zero, zero
+    if config.cost_weight > 0:  # CoST: (x_hat_i, x_i) positive, (x_hat_i, x_j) negatives
+        contrast = info_nce(out["x_hat"], x, config.cost_temperature)
+        loss = loss + config.cost_weight * contrast
+    if config.cooc_weight > 0:
+        if cooc is None:
+            raise DataValidationError("cooc_weight > 0 needs co-occurring item pairs")
+        x_a, t_b, ids = cooc
+        tau = config.cooc_temperature
+        q_a = _quantized_with_encoder_grad(net(x_a))  # (P, D)
+        if config.cooc_target == "collaborative":
+            if cooc_proj is None:
+                raise DataValidationError("cooc_target='collaborative' needs collaborative vectors")
+            co = info_nce(q_a, cooc_proj(t_b), tau, ids[:, 1])
+        else:  # symmetric InfoNCE between the quantised vectors of both items
+            q_b = _quantized_with_encoder_grad(net(t_b))  # (P, D)
+            co = 0.5 * (info_nce(q_a, q_b, tau, ids[:, 1]) + info_nce(q_b, q_a, tau, ids[:, 0]))
+        loss = loss + config.cooc_weight * co
     if config.cf_weight > 0:
         if cf is None or cf_proj is None:
             raise DataValidationError("cf_weight > 0 needs collaborative vectors")
@@ -212,17 +297,22 @@ def rqvae_losses(
         "commitment": commit,
         "alignment": align,
         "diversity": div,
+        "contrastive": contrast,
+        "cooccurrence": co,
         "out": out,  # type: ignore[dict-item]
     }
 
 
 @register_tokenizer("rqvae")
 class RQVAETokenizer(SemanticIDTokenizer):
-    """TIGER's RQ-VAE tokenizer (LETTER regularisers optional).
+    """TIGER's RQ-VAE tokenizer (LETTER, CoST and co-occurrence terms optional).
 
-    ``fit(vectors, item_ids=None, collaborative=None)``: ``collaborative`` is an
-    ``(n_items + 1, d_cf)`` array (e.g. :func:`genrec.text.collaborative_vectors`), needed
-    when ``cf_weight > 0``.
+    ``fit(vectors, item_ids=None, collaborative=None, cooccurrence=None)``: ``collaborative``
+    is an ``(n_items + 1, d_cf)`` array (e.g. :func:`genrec.text.collaborative_vectors`),
+    needed when ``cf_weight > 0`` or ``cooc_weight > 0`` with ``cooc_target="collaborative"``;
+    ``cooccurrence`` is a ``(P, 2)`` array of internal item ids ``1..n_items`` (e.g.
+    :func:`genrec.tokenizers.quality.transitions` of the training histories), needed when
+    ``cooc_weight > 0``.
     """
 
     config_class = RQVAEConfig
@@ -234,11 +324,15 @@ class RQVAETokenizer(SemanticIDTokenizer):
         self.history_: list[dict[str, float]] = []
         self.train_seconds_: float = 0.0
 
-    def _fit(self, x: np.ndarray, collaborative: Any = None, **kwargs: Any) -> np.ndarray:
+    def _fit(
+        self, x: np.ndarray, collaborative: Any = None, cooccurrence: Any = None, **kwargs: Any
+    ) -> np.ndarray:
         if kwargs:
             raise TypeError(f"unexpected fit() arguments: {', '.join(kwargs)}")
         cfg = self.config
         cf = self._collaborative(collaborative, len(x))
+        pairs = self._pairs(cooccurrence, len(x)) if cfg.cooc_weight > 0 else None
+        co_cf = cfg.cooc_weight > 0 and cfg.cooc_target == "collaborative"
         start = time.perf_counter()
         with torch.random.fork_rng():  # seed locally, leave the global RNG untouched
             torch.manual_seed(cfg.seed)
@@ -246,11 +340,14 @@ class RQVAETokenizer(SemanticIDTokenizer):
                 x.shape[1], tuple(cfg.hidden_dims), cfg.latent_dim, cfg.n_levels, cfg.codebook_size
             )
             cf_proj = nn.Linear(cf.shape[1], cfg.latent_dim) if cf is not None else None
+            cooc_proj = nn.Linear(cf.shape[1], cfg.latent_dim) if co_cf and cf is not None else None
         g = torch.Generator().manual_seed(cfg.seed)
         data = torch.from_numpy(x)  # (n, d)
         n = len(data)
         self._init_codebooks(net, data, g)
-        params = list(net.parameters()) + (list(cf_proj.parameters()) if cf_proj else [])
+        params = list(net.parameters())
+        params += list(cf_proj.parameters()) if cf_proj is not None and cfg.cf_weight > 0 else []
+        params += list(cooc_proj.parameters()) if cooc_proj is not None else []
         if cfg.optimizer == "adagrad":
             opt: torch.optim.Optimizer = torch.optim.Adagrad(params, lr=cfg.lr, foreach=True)
         else:
@@ -263,11 +360,21 @@ class RQVAETokenizer(SemanticIDTokenizer):
         for epoch in range(cfg.epochs):
             perm = torch.randperm(n, generator=g)
             sums = {"loss": 0.0, "reconstruction": 0.0, "commitment": 0.0}
+            if cfg.cost_weight > 0:
+                sums["contrastive"] = 0.0
+            if pairs is not None:
+                sums["cooccurrence"] = 0.0
             for s in range(0, n, cfg.batch_size):
                 idx = perm[s : s + cfg.batch_size]
+                cooc = None
+                if pairs is not None:  # a batch of co-occurring pairs, drawn with replacement
+                    pick = pairs[torch.randint(len(pairs), (cfg.batch_size,), generator=g)]
+                    a, b = pick[:, 0], pick[:, 1]
+                    cooc = (data[a], cf[b] if co_cf and cf is not None else data[b], pick)
                 terms = rqvae_losses(
-                    net, data[idx], cfg, cf[idx] if cf is not None else None, cf_proj
-                )
+                    net, data[idx], cfg, cf[idx] if cf is not None else None, cf_proj,
+                    cooc, cooc_proj,
+                )  # fmt: skip
                 opt.zero_grad(set_to_none=True)
                 terms["loss"].backward()
                 opt.step()
@@ -303,10 +410,38 @@ class RQVAETokenizer(SemanticIDTokenizer):
             raise DataValidationError("collaborative vectors contain NaN or infinite values")
         return torch.from_numpy(np.ascontiguousarray(arr))
 
+    @staticmethod
+    def _pairs(cooccurrence: Any, n: int) -> torch.Tensor:
+        """``(P, 2)`` internal ids ``1..n`` -> 0-based row indices of the item vectors."""
+        arr = np.asarray(cooccurrence)
+        if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) == 0 or arr.dtype.kind not in "iu":
+            raise DataValidationError(
+                f"cooccurrence must be a non-empty (P, 2) integer array of item ids, got "
+                f"shape {arr.shape} and dtype {arr.dtype}"
+            )
+        if arr.min() < 1 or arr.max() > n:
+            raise DataValidationError(
+                f"cooccurrence item ids must be internal ids 1..{n}, got {arr.min()}..{arr.max()}"
+            )
+        return torch.from_numpy(arr.astype(np.int64) - 1)
+
     def fit(self, vectors: np.ndarray, item_ids: Any = None, **kwargs: Any) -> ItemCodebook:
-        """See :meth:`SemanticIDTokenizer.fit`; also takes ``collaborative=`` (LETTER)."""
-        if self.config.cf_weight > 0 and kwargs.get("collaborative") is None:
+        """See :meth:`SemanticIDTokenizer.fit`; also takes ``collaborative=`` (LETTER, and
+        the co-occurrence term's collaborative target) and ``cooccurrence=`` (item pairs)."""
+        cfg = self.config
+        if cfg.cf_weight > 0 and kwargs.get("collaborative") is None:
             raise ConfigError("RQVAEConfig.cf_weight > 0 needs fit(..., collaborative=vectors)")
+        if cfg.cooc_weight > 0 and kwargs.get("cooccurrence") is None:
+            raise ConfigError("RQVAEConfig.cooc_weight > 0 needs fit(..., cooccurrence=pairs)")
+        if (
+            cfg.cooc_weight > 0
+            and cfg.cooc_target == "collaborative"
+            and kwargs.get("collaborative") is None
+        ):
+            raise ConfigError(
+                "RQVAEConfig.cooc_target='collaborative' needs fit(..., collaborative=vectors); "
+                "use cooc_target='quantized' without an outside model"
+            )
         return super().fit(vectors, item_ids, **kwargs)
 
     def _init_codebooks(self, net: RQVAENetwork, data: torch.Tensor, g: torch.Generator) -> None:
