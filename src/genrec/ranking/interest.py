@@ -56,6 +56,7 @@ from genrec import columns as C
 from genrec.data.dataset import Dataset, HistoryBatch, UserHistories, _as_list
 from genrec.errors import ConfigError, DataValidationError, NotFittedError
 from genrec.text.encoders import normalize_rows
+from genrec.training.loop import minibatch_epochs
 
 Method = Literal["gru", "last", "majority", "zeroshot"]
 METHODS: tuple[str, ...] = ("gru", "last", "majority", "zeroshot")
@@ -351,31 +352,33 @@ class InterestPredictor:
             self.network_.head.bias.copy_(torch.log(p / (1 - p)))
         opt = torch.optim.AdamW(self.network_.parameters(), lr=self.lr, weight_decay=1e-4)
         loss_fn = nn.BCEWithLogitsLoss(reduction="none")
-        self.train_losses_ = []
+        net = self.network_
+
+        def step(rows: np.ndarray) -> tuple[torch.Tensor, float] | None:
+            b = items_t[torch.from_numpy(rows)]
+            inp, tgt = b[:, :-1], b[:, 1:]  # (B, L)
+            target = multi[tgt]  # (B, L, C)
+            # a position counts when its input is real and the next item has categories
+            mask = (inp > 0) & (target.sum(-1) > 0)  # (B, L)
+            if not mask.any():
+                return None
+            logits = net(table[inp])  # (B, L, C)
+            return loss_fn(logits, target).sum(-1)[mask].mean(), int(mask.sum())
+
         before = torch.get_num_threads()
         torch.set_num_threads(max(1, self.num_threads))
         try:
-            self.network_.train()
-            for _ in range(self.epochs):
-                order = rng.permutation(len(windows))
-                total, n = 0.0, 0
-                for start in range(0, len(order), self.batch_size):
-                    b = items_t[torch.from_numpy(order[start : start + self.batch_size])]
-                    inp, tgt = b[:, :-1], b[:, 1:]  # (B, L)
-                    target = multi[tgt]  # (B, L, C)
-                    # a position counts when its input is real and the next item has categories
-                    mask = (inp > 0) & (target.sum(-1) > 0)  # (B, L)
-                    if not mask.any():
-                        continue
-                    logits = self.network_(table[inp])  # (B, L, C)
-                    loss = loss_fn(logits, target).sum(-1)[mask].mean()
-                    opt.zero_grad()
-                    loss.backward()
-                    nn.utils.clip_grad_norm_(self.network_.parameters(), 1.0)
-                    opt.step()
-                    total += float(loss.detach()) * int(mask.sum())
-                    n += int(mask.sum())
-                self.train_losses_.append(total / max(n, 1))
+            net.train()
+            self.train_losses_ = minibatch_epochs(
+                opt,
+                n_rows=len(windows),
+                batch_size=self.batch_size,
+                epochs=self.epochs,
+                permutation=rng.permutation,
+                step=step,
+                clip_params=net.parameters(),
+                clip_norm=1.0,
+            )
         finally:
             torch.set_num_threads(before)
         self.network_.eval()

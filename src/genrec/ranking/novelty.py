@@ -39,6 +39,7 @@ from torch import nn
 from genrec.data.dataset import Dataset, HistoryBatch, UserHistories
 from genrec.errors import ConfigError, DataValidationError, NotFittedError
 from genrec.ranking.clusters import ItemClusters
+from genrec.training.loop import minibatch_epochs
 
 Method = Literal["popular", "transition", "gru", "lm"]
 METHODS: tuple[str, ...] = ("popular", "transition", "gru", "lm")
@@ -281,32 +282,34 @@ class NovelClusterPredictor:
             p = torch.as_tensor(self.popular_ + 1.0, dtype=torch.float32)
             self.network_.head.bias.copy_(torch.log(p / p.sum()))
         opt = torch.optim.AdamW(self.network_.parameters(), lr=self.lr, weight_decay=1e-4)
-        self.train_losses_ = []
+        net = self.network_
+        pos = torch.arange(L)[None, :]
+
+        def step(rows: np.ndarray) -> tuple[torch.Tensor, float] | None:
+            idx = torch.from_numpy(rows)
+            b = data_t[idx]
+            inp, tgt = b[:, :-1], b[:, 1:]  # (B, L)
+            ctx = _window_context(inp, K, w)  # (B, L, K)
+            real = (inp > 0) & (tgt > 0) & (pos >= first_t[idx][:, None])
+            tgt0 = (tgt - 1).clamp(min=0)
+            novel = real & ~ctx.gather(2, tgt0[..., None]).squeeze(-1)
+            if not novel.any():
+                return None
+            logits = net(inp).masked_fill(ctx, float("-inf"))  # (B, L, K)
+            return nn.functional.cross_entropy(logits[novel], tgt0[novel]), int(novel.sum())
+
         with self._threads():
-            self.network_.train()
-            for _ in range(self.epochs):
-                order = rng.permutation(len(rows))
-                total, n = 0.0, 0
-                for s in range(0, len(order), self.batch_size):
-                    idx = torch.from_numpy(order[s : s + self.batch_size])
-                    b = data_t[idx]
-                    inp, tgt = b[:, :-1], b[:, 1:]  # (B, L)
-                    ctx = _window_context(inp, K, w)  # (B, L, K)
-                    pos = torch.arange(L)[None, :]
-                    real = (inp > 0) & (tgt > 0) & (pos >= first_t[idx][:, None])
-                    tgt0 = (tgt - 1).clamp(min=0)
-                    novel = real & ~ctx.gather(2, tgt0[..., None]).squeeze(-1)
-                    if not novel.any():
-                        continue
-                    logits = self.network_(inp).masked_fill(ctx, float("-inf"))  # (B, L, K)
-                    loss = nn.functional.cross_entropy(logits[novel], tgt0[novel])
-                    opt.zero_grad()
-                    loss.backward()
-                    nn.utils.clip_grad_norm_(self.network_.parameters(), 1.0)
-                    opt.step()
-                    total += float(loss.detach()) * int(novel.sum())
-                    n += int(novel.sum())
-                self.train_losses_.append(total / max(n, 1))
+            net.train()
+            self.train_losses_ = minibatch_epochs(
+                opt,
+                n_rows=len(rows),
+                batch_size=self.batch_size,
+                epochs=self.epochs,
+                permutation=rng.permutation,
+                step=step,
+                clip_params=net.parameters(),
+                clip_norm=1.0,
+            )
         self.network_.eval()
 
     # ------------------------------------------------------------------ predicting

@@ -65,6 +65,7 @@ from genrec.errors import ConfigError, DataValidationError
 from genrec.tokenizers.base import SemanticIDTokenizer, TokenizerConfig, register_tokenizer
 from genrec.tokenizers.codebook import ItemCodebook
 from genrec.tokenizers.rkmeans import kmeans, sq_distances
+from genrec.training.loop import minibatch_epochs
 
 
 @dataclass(frozen=True)
@@ -353,42 +354,57 @@ class RQVAETokenizer(SemanticIDTokenizer):
         else:
             opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
         usage = torch.zeros(cfg.n_levels, cfg.codebook_size)
-        step = 0
+        steps = 0
         self.history_ = []
         record_every = max(1, cfg.epochs // 100)  # at most ~100 points in the history
-        net.train()
-        for epoch in range(cfg.epochs):
-            perm = torch.randperm(n, generator=g)
-            sums = {"loss": 0.0, "reconstruction": 0.0, "commitment": 0.0}
-            if cfg.cost_weight > 0:
-                sums["contrastive"] = 0.0
-            if pairs is not None:
-                sums["cooccurrence"] = 0.0
-            for s in range(0, n, cfg.batch_size):
-                idx = perm[s : s + cfg.batch_size]
-                cooc = None
-                if pairs is not None:  # a batch of co-occurring pairs, drawn with replacement
-                    pick = pairs[torch.randint(len(pairs), (cfg.batch_size,), generator=g)]
-                    a, b = pick[:, 0], pick[:, 1]
-                    cooc = (data[a], cf[b] if co_cf and cf is not None else data[b], pick)
-                terms = rqvae_losses(
-                    net, data[idx], cfg, cf[idx] if cf is not None else None, cf_proj,
-                    cooc, cooc_proj,
-                )  # fmt: skip
-                opt.zero_grad(set_to_none=True)
-                terms["loss"].backward()
-                opt.step()
-                step += 1
-                codes = terms["out"]["codes"]  # (B, L)
-                for level in range(cfg.n_levels):
-                    usage[level] += torch.bincount(codes[:, level], minlength=cfg.codebook_size)
-                if cfg.dead_code_every and step % cfg.dead_code_every == 0:
-                    self._restart_dead_codes(net, usage, terms["out"]["residuals"], g)
-                    usage.zero_()
-                for key in sums:
-                    sums[key] += float(terms[key].detach()) * len(idx)
+        keys = ["loss", "reconstruction", "commitment"]
+        keys += ["contrastive"] if cfg.cost_weight > 0 else []
+        keys += ["cooccurrence"] if pairs is not None else []
+        sums = dict.fromkeys(keys, 0.0)
+        last: dict[str, Any] = {}
+
+        def step(idx: torch.Tensor) -> tuple[torch.Tensor, float]:
+            cooc = None
+            if pairs is not None:  # a batch of co-occurring pairs, drawn with replacement
+                pick = pairs[torch.randint(len(pairs), (cfg.batch_size,), generator=g)]
+                a, b = pick[:, 0], pick[:, 1]
+                cooc = (data[a], cf[b] if co_cf and cf is not None else data[b], pick)
+            terms = rqvae_losses(
+                net, data[idx], cfg, cf[idx] if cf is not None else None, cf_proj,
+                cooc, cooc_proj,
+            )  # fmt: skip
+            codes = terms["out"]["codes"]  # (B, L)
+            for level in range(cfg.n_levels):
+                usage[level] += torch.bincount(codes[:, level], minlength=cfg.codebook_size)
+            for key in sums:
+                sums[key] += float(terms[key].detach()) * len(idx)
+            last["residuals"] = terms["out"]["residuals"]
+            return terms["loss"], float(len(idx))
+
+        def after_step() -> None:  # dead codes restart on the batch's residuals
+            nonlocal steps
+            steps += 1
+            if cfg.dead_code_every and steps % cfg.dead_code_every == 0:
+                self._restart_dead_codes(net, usage, last["residuals"], g)
+                usage.zero_()
+
+        def on_epoch_end(epoch: int, _loss: float) -> None:
             if epoch % record_every == 0 or epoch == cfg.epochs - 1:
                 self.history_.append({"epoch": epoch, **{k: v / n for k, v in sums.items()}})
+            for key in sums:
+                sums[key] = 0.0
+
+        net.train()
+        minibatch_epochs(
+            opt,
+            n_rows=n,
+            batch_size=cfg.batch_size,
+            epochs=cfg.epochs,
+            permutation=lambda rows: torch.randperm(rows, generator=g),
+            step=step,
+            after_step=after_step,
+            on_epoch_end=on_epoch_end,
+        )
         net.eval()
         self.network_ = net
         self.train_seconds_ = time.perf_counter() - start
