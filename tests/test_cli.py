@@ -184,3 +184,36 @@ def test_recommendations_are_deterministic_across_runs(csv_path, tmp_path):
         ])  # fmt: skip
         outs.append(pd.read_csv(tmp_path / name / "recommendations" / "itemknn.csv"))
     assert np.array_equal(outs[0].to_numpy(), outs[1].to_numpy())
+
+
+def test_preprocessing_flags_filter_the_data_and_are_recorded(tmp_path, capsys):
+    """--min-user-interactions / --min-item-interactions / --dedupe filter after loading;
+    the benchmark manifest and the artifact record them; the leave-one-out error names
+    the flag."""
+    rows = [(u, i, t) for u in range(1, 31) for t, i in enumerate(range(u % 7 + 1, u % 7 + 6))]
+    rows += [(100, 1, 0), (100, 2, 1)]  # a user with 2 interactions stops leave-one-out
+    rows += [(5, 40, 99)]  # item 40: one interaction
+    rows += [(6, 3, 50), (6, 3, 50)]  # exact duplicates are collapsed by the loader anyway
+    rows += [(7, 1, 60)]  # a repeat of (7, 1) at another time: --dedupe keeps one
+    path = tmp_path / "inter.csv"
+    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(path, index=False)
+    base = ["--dataset", "csv", "--data-dir", str(path)]
+    assert main(["benchmark", *base, "--models", "popularity", "--out", str(tmp_path / "a")]) == 2
+    assert "--min-user-interactions 3" in capsys.readouterr().err
+    out = tmp_path / "b"
+    argv = ["benchmark", *base, "--models", "popularity", "--out", str(out),
+            "--min-user-interactions", "3", "--min-item-interactions", "2", "--dedupe"]  # fmt: skip
+    assert main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["manifest"]["preprocessing"] == {
+        "min_user_interactions": 3, "item_core": 2, "deduplicate": "first"
+    }  # fmt: skip
+    stats = res["dataset"]["stats"]
+    assert stats["n_users"] == 30 and stats["n_interactions"] == stats["n_unique_pairs"]
+    art = tmp_path / "art"
+    argv = ["train", "popularity", *base, "--out", str(art), "--min-user-interactions", "3"]
+    assert main(argv) == 0
+    info = genrec.load(art).training_info_
+    assert info["preprocessing"] == {"min_user_interactions": 3}
+    with pytest.raises(SystemExit):  # argparse: a count >= 1
+        main(["benchmark", *base, "--min-item-interactions", "0"])

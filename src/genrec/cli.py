@@ -112,6 +112,29 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument(
         "--split", default="loo", choices=["loo", "temporal", "ratio"], help="evaluation split"
     )
+    g = p.add_argument_group("preprocessing", "filters applied after loading (recorded in runs)")
+    g.add_argument(
+        "--min-user-interactions",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="drop users with fewer than N interactions (3 lets leave-one-out split everyone)",
+    )
+    g.add_argument(
+        "--min-item-interactions",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="drop items with fewer than N interactions (iterated with the user filter: k-core)",
+    )
+    g.add_argument(
+        "--dedupe",
+        nargs="?",
+        const="first",
+        choices=["first", "last"],
+        default=None,
+        help="keep one interaction per (user, item): the first (default) or the last",
+    )
     p.add_argument(
         "--reconsumption",
         default="miss",
@@ -551,11 +574,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ---------------------------------------------------------------------- helpers
+def _preprocessing(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--min-user-interactions``, ``--min-item-interactions`` and ``--dedupe`` given,
+    as :func:`genrec.data.preprocess` options (empty when none is given)."""
+    pre: dict[str, Any] = {}
+    if getattr(args, "min_user_interactions", None):
+        pre["min_user_interactions"] = args.min_user_interactions
+    if getattr(args, "min_item_interactions", None):
+        pre["item_core"] = args.min_item_interactions
+    if getattr(args, "dedupe", None):
+        pre["deduplicate"] = args.dedupe
+    return pre
+
+
 def _load(args: argparse.Namespace):
     from genrec.data.loaders import load_dataset
 
     return load_dataset(
-        args.dataset, data_dir=args.data_dir, download=getattr(args, "download", False)
+        args.dataset,
+        data_dir=args.data_dir,
+        download=getattr(args, "download", False),
+        **_preprocessing(args),
     )
 
 
@@ -758,6 +797,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "train_fingerprint": train.fingerprint(),
         "fit_seconds": model.fit_seconds_,
         "config_source": chosen.source,
+        "preprocessing": _preprocessing(args),
     }
     model.save(args.out, overwrite=args.overwrite)
     if cls.epoch_trained:
@@ -996,6 +1036,7 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
     spec = BenchmarkSpec(
         dataset=args.dataset,
         reconsumption=args.reconsumption,
+        preprocessing=_preprocessing(args),
         models=models,
         seeds=args.seeds,
         first_seed=args.first_seed,
@@ -1120,6 +1161,7 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
             use_presets=not getattr(args, "no_preset", False),
             partial_dir=partial,
             agreement_with=other,
+            preprocessing=_preprocessing(args),
             max_history=getattr(args, "max_history", None),
             history_mode=getattr(args, "history_mode", "last"),
         )

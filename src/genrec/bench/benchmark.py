@@ -73,6 +73,8 @@ class BenchmarkSpec:
     # a model whose first fit takes longer than this many minutes runs that one seed only
     # (stated in the results and reports); None: every model runs every seed
     one_seed_above_minutes: float | None = None
+    # the preprocessing options the data was loaded with (recorded in the manifest)
+    preprocessing: dict[str, Any] = field(default_factory=dict)
     use_presets: bool = True  # the shipped presets configs/<dataset>/<model>.yaml (--no-preset)
     max_history: int | None = None  # sparse regime: genrec.data.sparse.limit_history
     history_mode: str = "last"  # "last": keep each user's last max_history; "users": evaluate
@@ -596,6 +598,7 @@ def run_benchmark(
             "configs": {m: results[m]["config"] for m in models},
             "config_sources": {m: results[m]["config_source"] for m in models},
             "tune_budget_minutes": spec.tune_budget_minutes,
+            "preprocessing": dict(spec.preprocessing),
             "max_history": spec.max_history,
             "history_mode": spec.history_mode if spec.max_history is not None else None,
             "data_hash": dataset.fingerprint(),

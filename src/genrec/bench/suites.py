@@ -442,6 +442,7 @@ def run_suite(
     agreement_with: Mapping[str, Any] | None = None,
     max_history: int | None = None,
     history_mode: str = "last",
+    preprocessing: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run ``suite`` on ``dataset`` under each protocol; returns the suite results.
 
@@ -454,7 +455,8 @@ def run_suite(
 
     ``max_history`` (with ``history_mode``) runs every protocol in the sparse regime of
     :func:`genrec.data.sparse.limit_history`; it is recorded in the settings and each
-    protocol's manifest.
+    protocol's manifest. ``preprocessing`` records how ``dataset`` was filtered (the
+    :func:`genrec.data.preprocess` options) in the same places.
 
     Each model runs in its own :func:`~genrec.bench.benchmark.run_benchmark` call on the shared
     split; a model that raises is recorded under ``failed`` and the suite goes on. The
@@ -536,6 +538,7 @@ def run_suite(
                 tune_budget_minutes=tune_min if tune_on else None,
                 use_presets=use_presets,
                 one_seed_above_minutes=md.one_seed_above_minutes,
+                preprocessing=dict(preprocessing or {}),
                 max_history=max_history,
                 history_mode=history_mode,
             )
@@ -613,6 +616,7 @@ def run_suite(
             "max_history": max_history,
             "history_mode": history_mode if max_history is not None else None,
             "ranking": "full",
+            "preprocessing": dict(preprocessing or {}),
         },
         "families": {m.name: m.family for m in suite.models},
         "skipped": skipped,

@@ -129,8 +129,9 @@ def leave_one_out(dataset: Dataset, *, validation: bool = True) -> Split:
         ext = dataset.user_map.to_external(short[:5]).tolist()
         raise DataValidationError(
             f"leave-one-out needs at least {need} interactions per user; {len(short)} user(s) "
-            f"have fewer (e.g. user ids {ext}). Filter them with "
-            f"genrec.data.preprocess(dataset, min_user_interactions={need})"
+            f"have fewer (e.g. user ids {ext}). Filter them first: --min-user-interactions "
+            f"{need} on the command line, genrec.data.preprocess(dataset, "
+            f"min_user_interactions={need}) in Python"
         )
     test_mask = pos == lens - 1
     valid_mask = (pos == lens - 2) if validation else np.zeros_like(test_mask)
