@@ -1116,7 +1116,9 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
     suite = get_suite(args.suite)
     mode = "quick" if getattr(args, "quick", False) else "full"
     seeds_given = any(a == "--seeds" or a.startswith("--seeds=") for a in argv)
-    protocols = getattr(args, "protocols", None) or list(suite.protocols)
+    protocols = getattr(args, "protocols", None) or list(
+        suite.modes[mode].protocols or suite.protocols
+    )
     for p in protocols:
         if p not in ("loo", "temporal", "ratio"):
             raise ConfigError(f"unknown protocol {p!r}; choose from loo, temporal, ratio")
