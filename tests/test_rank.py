@@ -227,3 +227,43 @@ def test_memory_bound_shrinks_batches_without_changing_results(ease, monkeypatch
     np.testing.assert_array_equal(small.scores, full.scores)
     with pytest.raises(ConfigError, match="max_batch_bytes"):
         _request(ease, users, k=5, max_batch_bytes=0)
+
+
+class CachedScores(ScoringRecommender):
+    """Returns the same tensor it keeps on every call (fresh_scores stays False)."""
+
+    name = "cached-scores"
+
+    def __init__(self):
+        super().__init__()
+
+    def _fit(self, dataset, valid):
+        self.cache = torch.arange(self.n_items + 1, dtype=torch.float32).repeat(40, 1)
+
+    def _score(self, batch):
+        return self.cache[: len(batch)]  # a view of what the model keeps
+
+
+def test_rank_never_writes_into_scores_the_model_keeps(split):
+    model = CachedScores().fit(split.train)
+    before = model.cache.clone()
+    ranked = model.rank(_request(model, np.arange(1, 11), k=5)).items
+    assert torch.equal(model.cache, before)  # masking went into a copy
+    seen = model.train_histories_.matrix[1:11]
+    assert not any(set(r) & set(seen[i].indices) for i, r in enumerate(ranked))
+
+
+def test_fresh_scores_models_rank_exactly_as_with_a_copy(ease, split, monkeypatch):
+    """EASE and ALS declare fresh scores (no copy before masking): same lists either way."""
+    assert ease.fresh_scores
+    req = _request(ease, np.arange(1, 30), k=10, demote=None)
+    fresh = ease.rank(req).items
+    monkeypatch.setattr(type(ease), "fresh_scores", False)
+    assert np.array_equal(ease.rank(req).items, fresh)
+
+
+def test_nan_scores_are_refused_after_the_top_k(split):
+    model = CachedScores().fit(split.train)
+    model.cache[3, 7] = float("nan")
+    with pytest.raises(ValueError, match="NaN scores"):
+        model.rank(_request(model, np.arange(1, 6), k=3))

@@ -795,6 +795,12 @@ def allowed_items(
 class ScoringRecommender(Recommender):
     """A model that scores every catalogue item; :meth:`rank` masks and takes the top-k."""
 
+    #: ``True`` when :meth:`_score` returns a new float32 tensor on every call (neither a
+    #: view of nor a reference to anything the model keeps): :meth:`rank` then masks it in
+    #: place instead of copying it first (one ``(B, n_items + 1)`` copy less per batch).
+    #: The default ``False`` is always safe.
+    fresh_scores: ClassVar[bool] = False
+
     @abstractmethod
     def _score(self, batch: HistoryBatch) -> torch.Tensor | np.ndarray:
         """Scores ``(B, n_items + 1)``; column 0 (padding) is ignored."""
@@ -820,7 +826,9 @@ class ScoringRecommender(Recommender):
         if fallback.all():  # nothing for the model to score
             scores = torch.zeros(len(batch), self.n_items + 1)
         else:
-            scores = self._recommendation_scores(batch, exclude_seen).clone()
+            scores = self._recommendation_scores(batch, exclude_seen)
+            if not self.fresh_scores:  # the model may keep what it returned: mask a copy
+                scores = scores.clone()
         if fallback.any():  # an empty anonymous history carries no signal: popularity
             pop = torch.as_tensor(self.item_popularity_, dtype=torch.float32)
             scores[torch.from_numpy(fallback)] = pop

@@ -58,10 +58,10 @@ def topk_with_ties(
     """
     B, N = scores.shape
     kk = min(k, N)
-    if torch.isnan(scores).any():
-        raise ValueError("model produced NaN scores; check its inputs and training")
     # one extra column tells whether a tie crosses the cut-off (the (kk+1)-th equals the kk-th)
     vals, idx = torch.topk(scores, min(kk + 1, N), dim=1)  # (B, kk+1)
+    if torch.isnan(vals[:, 0]).any():  # topk puts NaN first: a row with one has it on top
+        raise ValueError("model produced NaN scores; check its inputs and training")
     if kk < N:
         ambiguous = vals[:, kk] == vals[:, kk - 1]
         vals, idx = vals[:, :kk], idx[:, :kk]

@@ -108,6 +108,7 @@ class ALS(ScoringRecommender):
         "Implicit-feedback matrix factorisation by alternating least squares (implicit package)."
     )
 
+    fresh_scores = True  # _score builds a new tensor per call (rank masks it in place)
     config_class = ALSConfig
     config: ALSConfig
     requires = {"implicit": "als"}

@@ -115,6 +115,7 @@ class EASE(ScoringRecommender):
     """Closed-form linear item-item model; scores ``x_u B`` from the user's history row."""
 
     deterministic = True
+    fresh_scores = True  # _score builds a new tensor per call (rank masks it in place)
     config_class = EASEConfig
     config: EASEConfig
 
