@@ -22,7 +22,7 @@ GGUF weights). Loading dequantises the Q4_1 file to float32 (about 20-40 s).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -33,7 +33,18 @@ from genrec.text.lm import load_smollm2_causal_lm
 
 if TYPE_CHECKING:
     from genrec.ranking.clusters import ItemClusters
-    from genrec.ranking.novelty import NovelClusterPredictor
+
+
+class LMSettings(Protocol):
+    """The ``lm_*`` settings :class:`ClusterLM` reads (a
+    :class:`~genrec.ranking.novelty.NovelClusterPredictor` has them)."""
+
+    lm_batch_size: int
+    lm_lr: float
+    lm_max_context: int
+    lm_max_train: int
+    lm_steps: int
+    num_threads: int
 
 PROMPT_HEAD = "A user's recent interests:"
 PROMPT_TAIL = ". A new interest to explore:"
@@ -50,7 +61,7 @@ class ClusterLM:
         seed: seeds the example sample and LoRA initialisation.
     """
 
-    def __init__(self, clusters: ItemClusters, config: NovelClusterPredictor, seed: int = 0):
+    def __init__(self, clusters: ItemClusters, config: LMSettings, seed: int = 0):
         self.clusters = clusters
         self.cfg = config
         self.seed = seed
