@@ -48,6 +48,7 @@ from genrec.models.neural import NeuralConfig, NeuralRecommender
 from genrec.nn.losses import full_softmax_ce
 from genrec.nn.transformer import PositionEmbedding, TransformerEncoder, attention_mask
 from genrec.registry import register_model
+from genrec.training.neural import bucket_batches_field, ce_chunk_size_field
 
 
 @dataclass(frozen=True)
@@ -78,15 +79,8 @@ class BERT4RecConfig(NeuralConfig):
     last_item_mask_prob: float = field(
         0.1, "fraction of training sequences with only their last item masked"
     )
-    ce_chunk_size: int = field(
-        128, "positions per chunk of the fused full-softmax loss (cache-sized)"
-    )
-    bucket_batches: int = field(
-        50,
-        "length-bucketed batches: sort chunks of this many batches by length, cut them into "
-        "batches of batch_size x mean-length tokens and drop all-padding columns (0 = random "
-        "batches of batch_size sequences, still trimmed)",
-    )
+    ce_chunk_size: int = ce_chunk_size_field()
+    bucket_batches: int = bucket_batches_field()
 
     def validate(self) -> None:
         super().validate()

@@ -41,6 +41,7 @@ from genrec.errors import ConfigError
 from genrec.models.neural import NeuralConfig, NeuralRecommender
 from genrec.nn.losses import full_softmax_ce
 from genrec.registry import register_model
+from genrec.training.neural import bucket_batches_field, ce_chunk_size_field
 
 
 @dataclass(frozen=True)
@@ -66,15 +67,8 @@ class GRU4RecConfig(NeuralConfig):
     sample_alpha: float = field(0.5, "bpr_max: negatives ~ popularity**alpha (0 = uniform)")
     bpreg: float = field(1.0, "bpr_max: weight of the softmax-weighted score regulariser")
     elu_param: float = field(0.5, "bpr_max: ELU(alpha) applied to scores in the loss (0 = off)")
-    ce_chunk_size: int = field(
-        128, "positions per chunk of the fused full-softmax loss (cache-sized; loss='ce')"
-    )
-    bucket_batches: int = field(
-        50,
-        "length-bucketed batches: sort chunks of this many batches by length, cut them into "
-        "batches of batch_size x mean-length tokens and drop all-padding columns (0 = random "
-        "batches of batch_size sequences, still trimmed)",
-    )
+    ce_chunk_size: int = ce_chunk_size_field("; loss='ce'")
+    bucket_batches: int = bucket_batches_field()
 
     def validate(self) -> None:
         super().validate()

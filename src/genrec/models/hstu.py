@@ -59,6 +59,7 @@ from genrec.errors import ConfigError
 from genrec.models.neural import NeuralConfig, NeuralRecommender
 from genrec.nn.losses import full_softmax_ce
 from genrec.registry import register_model
+from genrec.training.neural import bucket_batches_field, ce_chunk_size_field
 
 #: the authors' log-bucket width: bucket = floor(ln(dt) / 0.301), dt in seconds
 TIME_BUCKET_WIDTH = 0.301
@@ -93,15 +94,8 @@ class HSTUConfig(NeuralConfig):
     n_negatives: int = field(128, "sampled_softmax: uniform negatives per batch")
     l2_norm: bool = field(True, "L2-normalise states and item embeddings (cosine scores)")
     temperature: float = field(0.05, "softmax temperature of the cosine scores (l2_norm only)")
-    ce_chunk_size: int = field(
-        128, "positions per chunk of the fused full-softmax loss (cache-sized; loss='ce')"
-    )
-    bucket_batches: int = field(
-        50,
-        "length-bucketed batches: sort chunks of this many batches by length, cut them into "
-        "batches of batch_size x mean-length tokens and drop all-padding columns (0 = random "
-        "batches of batch_size sequences, still trimmed)",
-    )
+    ce_chunk_size: int = ce_chunk_size_field("; loss='ce'")
+    bucket_batches: int = bucket_batches_field()
 
     def validate(self) -> None:
         super().validate()

@@ -36,6 +36,7 @@ from genrec.errors import ConfigError
 from genrec.models.neural import NeuralConfig, NeuralRecommender
 from genrec.nn.losses import full_softmax_ce
 from genrec.registry import register_model
+from genrec.training.neural import bucket_batches_field, ce_chunk_size_field
 
 
 @dataclass(frozen=True)
@@ -57,15 +58,8 @@ class NextItNetConfig(NeuralConfig):
     kernel_size: int = field(3, "convolution kernel width")
     dropout: float = field(0.0, "dropout on the input embeddings and the final states")
     max_seq_len: int = field(50, "keep the last max_seq_len items of each sequence")
-    ce_chunk_size: int = field(
-        128, "positions per chunk of the fused full-softmax loss (cache-sized)"
-    )
-    bucket_batches: int = field(
-        50,
-        "length-bucketed batches: sort chunks of this many batches by length, cut them into "
-        "batches of batch_size x mean-length tokens and drop all-padding columns (0 = random "
-        "batches of batch_size sequences, still trimmed)",
-    )
+    ce_chunk_size: int = ce_chunk_size_field()
+    bucket_batches: int = bucket_batches_field()
 
     def validate(self) -> None:
         super().validate()

@@ -55,6 +55,7 @@ from genrec.models.neural import NeuralConfig, NeuralRecommender
 from genrec.nn.losses import full_softmax_ce, gbce, gbce_beta, sampled_softmax
 from genrec.nn.transformer import PositionEmbedding, TransformerEncoder, attention_mask
 from genrec.registry import register_model
+from genrec.training.neural import bucket_batches_field, ce_chunk_size_field
 
 SASRecLoss = Literal["bce", "gbce", "sampled_softmax", "ce"]
 
@@ -101,15 +102,8 @@ class SASRecConfig(NeuralConfig):
     loss: SASRecLoss = field("ce", "'ce' (full softmax), 'bce', 'gbce' or 'sampled_softmax'")
     n_negatives: int = field(1, "uniform negatives per position for bce/gbce/sampled_softmax")
     gbce_t: float = field(0.75, "gSASRec calibration t in [0, 1] (loss='gbce'; 0 = BCE)")
-    ce_chunk_size: int = field(
-        128, "positions per chunk of the fused full-softmax loss (cache-sized; loss='ce')"
-    )
-    bucket_batches: int = field(
-        50,
-        "length-bucketed batches: sort chunks of this many batches by length, cut them into "
-        "batches of batch_size x mean-length tokens and drop all-padding columns (0 = random "
-        "batches of batch_size sequences, still trimmed)",
-    )
+    ce_chunk_size: int = ce_chunk_size_field("; loss='ce'")
+    bucket_batches: int = bucket_batches_field()
 
     def validate(self) -> None:
         super().validate()

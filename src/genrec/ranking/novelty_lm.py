@@ -46,6 +46,7 @@ class LMSettings(Protocol):
     lm_steps: int
     num_threads: int
 
+
 PROMPT_HEAD = "A user's recent interests:"
 PROMPT_TAIL = ". A new interest to explore:"
 LORA_TARGETS = ("q_proj", "v_proj")

@@ -34,6 +34,21 @@ from genrec.errors import ConfigError
 from genrec.training.trainer import Trainer
 
 
+def ce_chunk_size_field(note: str = "") -> Any:
+    """The ``ce_chunk_size`` field of the sequence models' configs (one help text)."""
+    return field(128, f"positions per chunk of the fused full-softmax loss (cache-sized{note})")
+
+
+def bucket_batches_field() -> Any:
+    """The ``bucket_batches`` field of the sequence models' configs (one help text)."""
+    return field(
+        50,
+        "length-bucketed batches: sort chunks of this many batches by length, cut them into "
+        "batches of batch_size x mean-length tokens and drop all-padding columns (0 = random "
+        "batches of batch_size sequences, still trimmed)",
+    )
+
+
 @dataclass(frozen=True)
 class NeuralConfig(ModelConfig):
     """Training fields shared by every neural model."""
