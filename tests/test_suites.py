@@ -360,6 +360,7 @@ def test_a_killed_suite_resumes_without_refitting(interleaved, tmp_path, monkeyp
     kw = dict(dataset_name="csv", mode="quick", models=models, overrides={"ease": {"l2": 10.0}})
     first = run_suite(MINI, ds, partial_dir=partial, **kw)
     stored = sorted(p.name for p in partial.rglob("*-seed0.json"))
+    assert (partial / "loo" / "validation.json").is_file()
     assert stored == ["ease-seed0.json", "ease-seed0.json", "popularity-seed0.json",
                       "popularity-seed0.json"]  # fmt: skip
     assert (partial / "loo" / "run.json").is_file()
@@ -375,6 +376,10 @@ def test_a_killed_suite_resumes_without_refitting(interleaved, tmp_path, monkeyp
     for p in ("loo", "temporal"):
         a, b = first["protocols"][p]["models"], again["protocols"][p]["models"]
         assert a["ease"]["metrics"]["ndcg@10"] == b["ease"]["metrics"]["ndcg@10"]
+        # the reference is chosen on validation scores kept from the first run
+        for key in ("reference_model", "reference_policy", "reference_validation"):
+            assert again["protocols"][p][key] == first["protocols"][p][key], key
+        assert "validation" in again["protocols"][p]["reference_policy"]
     monkeypatch.setattr(get_model("ease"), "fit", real_fit)
     out = write_suite_outputs(again, tmp_path / "run", resume=True)
     assert not (out / ".partial").exists() and (out / "suite.json").is_file()

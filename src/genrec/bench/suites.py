@@ -391,15 +391,40 @@ def _validation_score(model: Any, split: Any, metric: str) -> float:
 
 
 def _validation_hook(
-    split: Any, candidates: Sequence[str], metric: str, out: dict[str, float]
+    split: Any,
+    candidates: Sequence[str],
+    metric: str,
+    out: dict[str, float],
+    store: Path | None = None,
 ) -> Callable[[str, int, Any], None]:
-    """``run_benchmark``'s ``on_fit``: scores seed 0 of each candidate on validation."""
+    """``run_benchmark``'s ``on_fit``: scores seed 0 of each candidate on validation. With
+    ``store`` (a resumable run's partial folder) the scores are also kept in
+    ``validation.json`` there, so that a resumed run, which does not fit the models it
+    reuses, picks the same reference."""
 
     def on_fit(name: str, seed: int, model: Any) -> None:
         if seed == 0 and name in candidates:
             out[name] = _validation_score(model, split, metric)
+            if store is not None:
+                store.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(store / "validation.json", json.dumps(out))
 
     return on_fit
+
+
+def _stored_validation(store: Path | None, candidates: Sequence[str]) -> dict[str, float]:
+    """Validation scores kept by :func:`_validation_hook` in an interrupted run's folder."""
+    if store is None or not (store / "validation.json").is_file():
+        return {}
+    try:
+        data = json.loads((store / "validation.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {
+        k: float(v)
+        for k, v in data.items()
+        if k in candidates and isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 def _label(metric: str) -> str:
@@ -530,10 +555,11 @@ def run_suite(
         runs: dict[str, dict[str, Any]] = {}
         per_user: dict[str, dict[str, np.ndarray]] = {}
         failed[protocol] = {}
-        val_scores: dict[str, float] = {}
+        store = None if partial_dir is None else Path(partial_dir) / protocol
+        val_scores: dict[str, float] = _stored_validation(store, classical)
         on_fit = None
         if ref_fixed is None and split.valid is not None:
-            on_fit = _validation_hook(split, classical, suite.metric, val_scores)
+            on_fit = _validation_hook(split, classical, suite.metric, val_scores, store)
         for name in runnable:
             spec = BenchmarkSpec(
                 dataset=dataset_name,
