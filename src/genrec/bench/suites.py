@@ -194,8 +194,8 @@ GENERATIVE_VS_CLASSICAL = Suite(
             "generative",
             needs=_TEXT,
             # quick: a 1+1-layer, 64-d TIGER on 10 items of context; on 2 CPU cores one epoch
-            # over MovieLens-small's ~98k training positions takes 2-3 min even so, so quick
-            # mode trains one epoch and flags it as not converged (the 4+4-layer preset needs
+            # over MovieLens-small's ~98k training positions takes 0.7-3 min even so (idle or
+            # loaded), so quick mode trains it for a minute and flags it as not converged (the 4+4-layer preset needs
             # the full budget or a GPU). 16 diagnostic users keep the exact-scoring check
             # (n_items decoder sequences per user) to seconds.
             time_budget_minutes=_frozen({"quick": 1.0, "full": 60.0}),
@@ -235,7 +235,7 @@ GENERATIVE_VS_CLASSICAL = Suite(
                 note="a first verdict for a 2-core CPU in about 15 minutes: one seed, "
                 "leave-one-out, shipped presets (no tuning) with smaller sequence models, a "
                 "1.5-minute training budget per neural model with validation every epoch and "
-                "patience 3 (TIGER: one epoch of a 1+1-layer model); a model whose budget ran "
+                "patience 3 (TIGER: a 1+1-layer model for 1 minute); a model whose budget ran "
                 "out before early stopping is marked † (not converged, a lower bound). "
                 "Compare it with the full mode with --agreement-with",
             ),
