@@ -195,8 +195,9 @@ GENERATIVE_VS_CLASSICAL = Suite(
             needs=_TEXT,
             # quick: a 1+1-layer, 64-d TIGER on 10 items of context; on 2 CPU cores one epoch
             # over MovieLens-small's ~98k training positions takes 0.7-3 min even so (idle or
-            # loaded), so quick mode trains it for a minute and flags it as not converged (the 4+4-layer preset needs
-            # the full budget or a GPU). 16 diagnostic users keep the exact-scoring check
+            # loaded), so quick mode trains it for a minute and flags it as not converged
+            # (the 4+4-layer preset needs the full budget or a GPU). 16 diagnostic users keep
+            # the exact-scoring check
             # (n_items decoder sequences per user) to seconds.
             time_budget_minutes=_frozen({"quick": 1.0, "full": 60.0}),
             overrides=_frozen(
