@@ -285,6 +285,14 @@ if pytest is not None:
                 assert np.array_equal(mapped, internal[r][real])
 
         # -------------------------------------------------------------- fixtures
+        @pytest.fixture(autouse=True)
+        def _needs_extras(self) -> None:
+            """Skip (naming the extra) when the model's optional packages are missing."""
+            missing = get_model(self.model_name).missing_extras()
+            if missing:
+                extras = ",".join(missing)
+                pytest.skip(f"{self.model_name} needs pip install 'genrec[{extras}]'")
+
         @pytest.fixture(scope="class")
         @classmethod
         def dataset(cls) -> Dataset:

@@ -130,6 +130,7 @@ class GPT4Rec(GenerativeRecommender):
     config_class = GPT4RecConfig
     config: GPT4RecConfig
     popular_for_empty_history = True
+    requires = {"bm25s": "lm"}  # the retrieval; peft and the LM only with lm='smollm2'
 
     def __init__(self, config: Any = None, **overrides: Any):
         super().__init__(config, **overrides)
