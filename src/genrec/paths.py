@@ -55,6 +55,22 @@ def _has_keys(path: Path, *keys: str) -> bool:
     return found is not None and all(k in found for k in keys)
 
 
+#: the folder of a run's finished (model, seed) results while it runs (``--resume``)
+PARTIAL_DIR = ".partial"
+
+
+def has_partial_run(path: str | Path) -> bool:
+    """True when the folder ``path`` holds the partial results of an interrupted genrec run:
+    ``.partial/run.json`` (a benchmark) or ``.partial/<protocol>/run.json`` (a suite, one
+    folder per protocol), each with ``partial_format``."""
+    partial = Path(path) / PARTIAL_DIR
+    return _has_keys(partial / "run.json", "partial_format") or any(
+        _has_keys(q / "run.json", "partial_format")
+        for q in partial.glob("*")
+        if q.is_dir() and not q.is_symlink()
+    )
+
+
 def is_genrec_output(path: str | Path, kind: OutputKind) -> bool:
     """True when ``path`` is a folder that genrec wrote as an output of ``kind``.
 
@@ -76,12 +92,7 @@ def is_genrec_output(path: str | Path, kind: OutputKind) -> bool:
         return (
             _has_keys(p / "results.json", "schema_version")
             or _has_keys(p / "suite.json", "suite")
-            or _has_keys(p / ".partial" / "run.json", "partial_format")  # interrupted run
-            or any(  # an interrupted suite run: one partial folder per protocol
-                _has_keys(q / "run.json", "partial_format")
-                for q in (p / ".partial").glob("*")
-                if q.is_dir() and not q.is_symlink()
-            )
+            or has_partial_run(p)
         )
     if kind == "checkpoint":
         return _has_keys(p / "trainer.json", "format", "epoch")

@@ -39,12 +39,17 @@ from genrec.data.splitting import Split, split_dataset
 from genrec.errors import ConfigError, GenrecWarning, caller_stacklevel
 from genrec.evaluation import stats
 from genrec.evaluation.evaluator import DEFAULT_KS, EvaluationResult, evaluate
-from genrec.paths import atomic_write_text, prepare_output_dir, to_jsonable
+from genrec.paths import (
+    PARTIAL_DIR,
+    atomic_write_text,
+    has_partial_run,
+    prepare_output_dir,
+    to_jsonable,
+)
 from genrec.registry import get_model
 from genrec.report import write_reports
 
 SCHEMA_VERSION = 1
-PARTIAL_DIR = ".partial"  # per-(model, seed) results of an unfinished run (--resume)
 PARTIAL_FORMAT = 1
 DEFAULT_MODELS = ("popularity", "itemknn", "ease", "als")
 POPULARITY_BINS = 10
@@ -625,7 +630,7 @@ def write_outputs(
     once everything is written."""
 
     # a folder holding this run's own partial results (start_partial_dir) is its run folder
-    resume = resume or (Path(out_dir) / PARTIAL_DIR / "run.json").is_file()
+    resume = resume or has_partial_run(out_dir)
     out = prepare_output_dir(out_dir, "run", overwrite=overwrite, resume=resume)
     atomic_write_text(out / "results.json", json.dumps(results, indent=2))
     write_reports(results, out)

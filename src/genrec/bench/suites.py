@@ -30,12 +30,18 @@ from typing import Any
 
 import numpy as np
 
-from genrec.bench.benchmark import PARTIAL_DIR, BenchmarkSpec, run_benchmark, write_outputs
+from genrec.bench.benchmark import BenchmarkSpec, run_benchmark, write_outputs
 from genrec.data.splitting import split_dataset
 from genrec.errors import ConfigError, GenrecError, UnknownNameError, suggest
 from genrec.evaluation import stats
 from genrec.evaluation.evaluator import evaluate
-from genrec.paths import atomic_write_text, prepare_output_dir, to_jsonable
+from genrec.paths import (
+    PARTIAL_DIR,
+    atomic_write_text,
+    has_partial_run,
+    prepare_output_dir,
+    to_jsonable,
+)
 from genrec.registry import get_model, list_models
 from genrec.report import (
     merge_results,
@@ -720,11 +726,7 @@ def write_suite_outputs(
     everything is written."""
     import shutil
 
-    resume = (
-        resume
-        or (Path(out_dir) / PARTIAL_DIR / "run.json").is_file()
-        or any((Path(out_dir) / PARTIAL_DIR).glob("*/run.json"))
-    )
+    resume = resume or has_partial_run(out_dir)
     out = prepare_output_dir(out_dir, "run", overwrite=overwrite, resume=resume)
     for protocol, res in suite_results["protocols"].items():
         if res:

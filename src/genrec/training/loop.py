@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -86,13 +85,3 @@ def minibatch_epochs(
         if on_epoch_end is not None:
             on_epoch_end(epoch, mean)
     return losses
-
-
-def numpy_permutation(rng: np.random.Generator) -> Callable[[int], np.ndarray]:
-    """``permutation`` for :func:`minibatch_epochs` from a numpy generator."""
-    return rng.permutation
-
-
-def torch_permutation(generator: torch.Generator) -> Callable[[int], torch.Tensor]:
-    """``permutation`` for :func:`minibatch_epochs` from a torch generator."""
-    return lambda n: torch.randperm(n, generator=generator)
