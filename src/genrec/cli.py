@@ -991,13 +991,11 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         default_run_name,
         resolve_config,
         run_benchmark,
-        start_partial_dir,
         write_outputs,
     )
     from genrec.config import model_config_data
     from genrec.console import log_line
     from genrec.data.splitting import split_dataset
-    from genrec.paths import prepare_output_dir
     from genrec.registry import list_models
     from genrec.report import print_table
 
@@ -1061,14 +1059,7 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if args.out
         else Path("reports") / (args.name or default_run_name(args.dataset))
     )
-    prepare_output_dir(  # before the run
-        out,
-        "run",
-        overwrite=args.overwrite,
-        resume=args.resume,
-        flag="--overwrite (or --resume to continue an interrupted run)",
-    )
-    partial = start_partial_dir(out, resume=args.resume)
+    partial = _start_run_dir(out, args)  # before the run
     console = _console()
     for m in models:  # the preset rule, one line per model (the same call run_benchmark makes)
         chosen = model_config_data(
@@ -1109,9 +1100,8 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
 def cmd_suite(args: Any, argv: Sequence[str]) -> int:
     """``genrec benchmark --suite NAME [--quick] [--protocols loo,temporal]``."""
-    from genrec.bench.benchmark import default_run_name, start_partial_dir
+    from genrec.bench.benchmark import default_run_name
     from genrec.bench.suites import get_suite, resolve_models, run_suite, write_suite_outputs
-    from genrec.paths import prepare_output_dir
 
     suite = get_suite(args.suite)
     mode = "quick" if getattr(args, "quick", False) else "full"
@@ -1134,14 +1124,7 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
     other = None
     if args.agreement_with:  # another run of this suite (e.g. full mode): read it first
         other = _read_suite_json(args.agreement_with)
-    prepare_output_dir(  # before the run
-        out,
-        "run",
-        overwrite=args.overwrite,
-        resume=args.resume,
-        flag="--overwrite (or --resume to continue an interrupted run)",
-    )
-    partial = start_partial_dir(out, resume=args.resume)
+    partial = _start_run_dir(out, args)  # before the run
     console = _console()
     with console.status(f"loading {args.dataset}") as status:
         ds = _load(args)
@@ -1181,6 +1164,22 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
         markup=False,
     )
     return 0
+
+
+def _start_run_dir(out: Path, args: argparse.Namespace) -> Path:
+    """Check a benchmark's output folder (``--overwrite`` / ``--resume``) before the run and
+    return the folder of its partial results (see ``genrec.bench.benchmark``)."""
+    from genrec.bench.benchmark import start_partial_dir
+    from genrec.paths import prepare_output_dir
+
+    prepare_output_dir(
+        out,
+        "run",
+        overwrite=args.overwrite,
+        resume=args.resume,
+        flag="--overwrite (or --resume to continue an interrupted run)",
+    )
+    return start_partial_dir(out, resume=args.resume)
 
 
 def _read_suite_json(path: str) -> dict[str, Any]:
