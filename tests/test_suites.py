@@ -199,6 +199,24 @@ def test_cli_suite_subset(interleaved, tmp_path, capsys):
     assert "--first-seed is not supported with --suite" in capsys.readouterr().err
 
 
+def test_cli_suite_config_file_replaces_the_preset(interleaved, tmp_path, capsys):
+    cfg = tmp_path / "ease.yaml"
+    cfg.write_text("l2: 7.0\n")
+    out = tmp_path / "cfg"
+    base = ["benchmark", "--suite", "generative-vs-classical", "--quick", "--dataset", "csv",
+            "--data-dir", str(interleaved), "--models", "popularity,ease", "--protocols", "loo"]
+    assert main([*base, "--config", f"ease={cfg}", "--out", str(out)]) == 0
+    res = json.loads((out / "suite.json").read_text())
+    assert res["protocols"]["loo"]["models"]["ease"]["config"]["l2"] == 7.0
+    assert res["settings"]["config_files"] == {"ease": str(cfg)}
+    assert f"ease config: `{cfg}`" in (out / "report.md").read_text()
+    assert main([*base, "--config", f"als={cfg}", "--out", str(tmp_path / "x")]) == 2
+    assert "--config names model 'als', which is not in the suite run" in capsys.readouterr().err
+    assert main([*base, "--config", "ease=/nonexistent.yaml", "--out", str(tmp_path / "y")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
 def test_cli_autoencoder_suite_quick_with_wildcard_set(interleaved, tmp_path):
     out = tmp_path / "ae"
     code = main([

@@ -612,6 +612,22 @@ def _console():
     return progress_console()
 
 
+def _config_paths(pairs: list[str], models: list[str], where: str) -> dict[str, str]:
+    """``--config MODEL=PATH`` pairs as ``{model: path}``: each model must be in ``models``
+    and each file must exist (checked before any data is loaded)."""
+    paths: dict[str, str] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ConfigError(f"--config {pair!r} must look like MODEL=PATH")
+        model, path = pair.split("=", 1)
+        if model not in models:
+            raise ConfigError(f"--config names model {model!r}, which is not in {where}")
+        if not Path(path).is_file():
+            raise ConfigError(f"--config {model}={path}: no such file")
+        paths[model] = path
+    return paths
+
+
 def _model_overrides(
     pairs: Sequence[str], models: Sequence[str] | None = None
 ) -> dict[str, dict[str, Any]]:
@@ -1019,14 +1035,7 @@ def cmd_benchmark(args: argparse.Namespace, argv: Sequence[str]) -> int:
             from genrec.registry import get_model
 
             get_model(m)  # raises with a suggestion
-    config_paths = {}
-    for pair in args.config:
-        if "=" not in pair:
-            raise ConfigError(f"--config {pair!r} must look like MODEL=PATH")
-        model, path = pair.split("=", 1)
-        if model not in models:
-            raise ConfigError(f"--config names model {model!r}, which is not in --models")
-        config_paths[model] = path
+    config_paths = _config_paths(args.config, models, "--models")
     overrides = _model_overrides(args.set, models)
     for model in overrides:
         if model not in models:
@@ -1112,13 +1121,13 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
     for p in protocols:
         if p not in ("loo", "temporal", "ratio"):
             raise ConfigError(f"unknown protocol {p!r}; choose from loo, temporal, ratio")
-    if args.config:
-        raise ConfigError("--config is not supported with --suite; use --set MODEL.KEY=VALUE")
     if getattr(args, "first_seed", 0):
         raise ConfigError("--first-seed is not supported with --suite (its seeds start at 0)")
     command = "genrec " + " ".join(shlex.quote(a) for a in argv)
     # before loading the data, so that a bad --set fails at once
-    overrides = _model_overrides(args.set, resolve_models(suite, args.models)[0])
+    runnable = resolve_models(suite, args.models)[0]
+    overrides = _model_overrides(args.set, runnable)
+    config_paths = _config_paths(args.config, runnable, "the suite run")
     name = args.name or f"{suite.name}-{mode}-{default_run_name(args.dataset)}"
     out = Path(args.out) if args.out else Path("reports") / name
     other = None
@@ -1141,6 +1150,7 @@ def cmd_suite(args: Any, argv: Sequence[str]) -> int:
             tune_budget_minutes=args.tune_budget_minutes,
             data_dir=args.data_dir,
             configs_dir=args.configs_dir,
+            config_paths=config_paths,
             command=command,
             on_progress=_say(console, status),
             use_presets=not getattr(args, "no_preset", False),

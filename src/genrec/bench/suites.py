@@ -477,6 +477,7 @@ def run_suite(
     tune_budget_minutes: float | None = None,
     data_dir: str | None = None,
     configs_dir: str | None = None,
+    config_paths: Mapping[str, str] | None = None,
     command: str | None = None,
     on_progress: Callable[[str], None] | None = None,
     use_presets: bool = True,
@@ -494,6 +495,10 @@ def run_suite(
     is the ``suite.json`` of another run of this suite on the same data (e.g. the full mode
     for a quick run): the result then holds ``agreement``, per common protocol the Kendall
     tau between the two rankings of the models (:func:`protocol_ranking`).
+
+    ``config_paths`` (``{model: YAML path}``) replaces a model's shipped preset with a file
+    (the CLI's ``--config``); the mode's overrides still apply on top, and the files are
+    recorded in the settings.
 
     ``max_history`` (with ``history_mode``) runs every protocol in the sparse regime of
     :func:`genrec.data.sparse.limit_history`; it is recorded in the settings and each
@@ -532,6 +537,10 @@ def run_suite(
     for name in user:
         if name not in runnable and name not in skipped:
             raise ConfigError(f"--set names model {name!r}, which is not in the suite run")
+    files = dict(config_paths or {})
+    for name in files:
+        if name not in runnable and name not in skipped:
+            raise ConfigError(f"--config names model {name!r}, which is not in the suite run")
     ovr: dict[str, dict[str, Any]] = {}
     ignored: dict[str, list[str]] = {}
     for name in runnable:
@@ -576,6 +585,7 @@ def run_suite(
                 ks=suite.ks,
                 data_dir=data_dir,
                 overrides={name: ovr[name]},
+                config_paths={name: files[name]} if name in files else {},
                 configs_dir=configs_dir,
                 command=command,
                 tune_budget_minutes=tune_min if tune_on else None,
@@ -653,6 +663,7 @@ def run_suite(
             "tune_budget_minutes": tune_min,
             "time_budget_minutes": {m: ovr[m].get("time_budget_minutes") for m in runnable},
             "overrides": ovr,
+            "config_files": {m: files[m] for m in runnable if m in files},
             "ignored_overrides": ignored,
             "metric": suite.metric,
             "alpha": suite.alpha,

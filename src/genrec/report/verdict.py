@@ -560,6 +560,8 @@ def render_suite_markdown(suite: dict[str, Any]) -> str:
             lines.append(
                 f"- {m} overrides: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in extra.items())
             )
+    for m, path in (st.get("config_files") or {}).items():
+        lines.append(f"- {m} config: `{path}` (replaces the shipped preset)")
     for m, keys in (st.get("ignored_overrides") or {}).items():
         lines.append(f"- {m}: suite overrides not in its config, ignored: {', '.join(keys)}")
     if suite.get("skipped"):
