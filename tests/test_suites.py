@@ -203,8 +203,10 @@ def test_cli_suite_config_file_replaces_the_preset(interleaved, tmp_path, capsys
     cfg = tmp_path / "ease.yaml"
     cfg.write_text("l2: 7.0\n")
     out = tmp_path / "cfg"
-    base = ["benchmark", "--suite", "generative-vs-classical", "--quick", "--dataset", "csv",
-            "--data-dir", str(interleaved), "--models", "popularity,ease", "--protocols", "loo"]
+    base = [
+        "benchmark", "--suite", "generative-vs-classical", "--quick", "--dataset", "csv",
+        "--data-dir", str(interleaved), "--models", "popularity,ease", "--protocols", "loo",
+    ]  # fmt: skip
     assert main([*base, "--config", f"ease={cfg}", "--out", str(out)]) == 0
     res = json.loads((out / "suite.json").read_text())
     assert res["protocols"]["loo"]["models"]["ease"]["config"]["l2"] == 7.0
