@@ -161,6 +161,8 @@ def test_loss_only_at_real_positions():
         ("bce", {"n_negatives": 1}),
         ("gbce", {"n_negatives": 8, "gbce_t": 0.5, "epochs": 40, "lr": 0.02}),
         ("sampled_softmax", {"n_negatives": 8}),
+        ("sampled_softmax", {"negatives": "in_batch"}),
+        ("sampled_softmax", {"negatives": "mixed", "n_negatives": 8}),
     ],
 )
 def test_each_loss_trains_and_beats_random(split, loss, extra):
@@ -341,3 +343,55 @@ def test_xavier_init_and_input_scale():
     normal = SASRecNetwork(2000, SASRecConfig(embedding_dim=64))
     assert normal.input_scale == 8.0
     assert normal.item_emb.weight[1:].std().item() == pytest.approx(1 / 8, rel=0.05)
+
+
+def test_in_batch_negatives_are_a_logq_corrected_softmax_over_the_batch_targets():
+    # the shared-negative path must equal the textbook sampled softmax written out by hand:
+    # logits s(h_n, e_j) - log(N p_j) over the positive and every other batch target (the
+    # position's own target masked), plus K uniform columns at s - log(K / |I|)
+    torch.manual_seed(0)
+    n_items, k = 30, 4
+    cfg = SASRecConfig(embedding_dim=8, max_seq_len=5, loss="sampled_softmax", negatives="mixed")
+    net = SASRecNetwork(n_items, cfg).eval()
+    seq = torch.randint(1, n_items + 1, (3, 5))
+    tgt = torch.randint(1, n_items + 1, (3, 5))
+    tgt[0, :2] = 0  # padding positions carry no loss
+    y = tgt[tgt > 0]
+    shared = torch.unique(y)
+    uni = torch.randint(1, n_items + 1, (len(y), k))
+    log_q = torch.log(torch.rand(n_items + 1) + 0.01)
+    got = net(seq, tgt, uni, shared_negatives=shared, log_q=log_q)
+    h = net(seq)[tgt > 0]
+    E = net.item_emb.weight
+    losses = []
+    for n in range(len(y)):
+        cols = [(E[y[n]] @ h[n]) - log_q[y[n]]]
+        cols += [(E[j] @ h[n]) - log_q[j] for j in shared if j != y[n]]
+        cols += [(E[j] @ h[n]) - np.log(k / n_items) for j in uni[n] if j != y[n]]
+        logits = torch.stack(cols)
+        losses.append(torch.logsumexp(logits, 0) - logits[0])
+    torch.testing.assert_close(got, torch.stack(losses).mean())
+    # without log_q the same softmax, uncorrected; without uniform columns, in-batch only
+    no_q = net(seq, tgt, None, shared_negatives=shared)
+    manual = []
+    for n in range(len(y)):
+        cols = [E[y[n]] @ h[n]] + [E[j] @ h[n] for j in shared if j != y[n]]
+        logits = torch.stack(cols)
+        manual.append(torch.logsumexp(logits, 0) - logits[0])
+    torch.testing.assert_close(no_q, torch.stack(manual).mean())
+
+
+def test_in_batch_logq_uses_the_training_target_frequencies(split):
+    model = SASRec(**{**TINY, "epochs": 1, "loss": "sampled_softmax", "negatives": "in_batch"})
+    model.fit(split.train)
+    p = model._target_log_p.exp()
+    assert p[0] == 1.0 and p[1:].sum().item() == pytest.approx(1.0, abs=1e-5)
+    popular = int(np.argmax(p[1:].numpy())) + 1
+    assert p[popular] > 1.0 / model.n_items  # a skewed distribution, not uniform
+
+
+def test_negatives_config_is_checked():
+    with pytest.raises(ConfigError, match="negatives must be"):
+        SASRecConfig(loss="sampled_softmax", negatives="popular")
+    with pytest.raises(ConfigError, match="needs loss='sampled_softmax'"):
+        SASRecConfig(loss="ce", negatives="in_batch")

@@ -12,7 +12,14 @@ Losses (``loss``):
   position (Eq. 8 uses one: ``loss="bce", n_negatives=1`` is the original SASRec);
 * ``"gbce"``: gSASRec's calibrated BCE (Petrov & Macdonald, RecSys 2023), use e.g.
   ``n_negatives=256, gbce_t=0.75``;
-* ``"sampled_softmax"``: softmax over the positive and ``n_negatives`` negatives;
+* ``"sampled_softmax"``: softmax over the positive and sampled negatives; ``negatives``
+  chooses them: ``n_negatives`` uniform ones per position (``"uniform"``), the other target
+  items of the batch (``"in_batch"``, Yi et al. RecSys 2019), or both (``"mixed"``, Yang et
+  al. WWW 2020). In-batch negatives are drawn in proportion to item popularity, so their
+  logits get the logQ correction ``s - log(N p_i)`` (``N`` trained positions in the batch,
+  ``p_i`` the item's share of training targets; ``logq_correction``), and uniform ones
+  ``s - log(K / |I|)``. This is the path for large catalogues (above about 50k items),
+  where the full softmax of ``"ce"`` costs ``O(N |I| d)`` per batch;
 * ``"ce"`` (default): full softmax cross-entropy over the catalogue, "SASRec+" of
   Klenitskiy & Vasilev (RecSys 2023, "Turning Dross Into Gold Loss"), which made SASRec beat
   BERT4Rec; computed in chunks of positions to bound memory.
@@ -58,6 +65,7 @@ from genrec.registry import register_model
 from genrec.training.neural import bucket_batches_field, ce_chunk_size_field
 
 SASRecLoss = Literal["bce", "gbce", "sampled_softmax", "ce"]
+SampledNegatives = Literal["uniform", "in_batch", "mixed"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,15 @@ class SASRecConfig(NeuralConfig):
     )
     loss: SASRecLoss = field("ce", "'ce' (full softmax), 'bce', 'gbce' or 'sampled_softmax'")
     n_negatives: int = field(1, "uniform negatives per position for bce/gbce/sampled_softmax")
+    negatives: SampledNegatives = field(
+        "uniform",
+        "loss='sampled_softmax': 'uniform' (n_negatives per position), 'in_batch' (the "
+        "batch's other targets, logQ-corrected) or 'mixed' (both); in_batch/mixed are the "
+        "large-catalogue path",
+    )
+    logq_correction: bool = field(
+        True, "loss='sampled_softmax' with in_batch/mixed: subtract log(expected count)"
+    )
     gbce_t: float = field(0.75, "gSASRec calibration t in [0, 1] (loss='gbce'; 0 = BCE)")
     ce_chunk_size: int = ce_chunk_size_field("; loss='ce'")
     bucket_batches: int = bucket_batches_field()
@@ -121,6 +138,16 @@ class SASRecConfig(NeuralConfig):
             raise ConfigError(f"SASRecConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if not 0.0 <= self.gbce_t <= 1.0:
             raise ConfigError(f"SASRecConfig.gbce_t must be in [0, 1], got {self.gbce_t!r}")
+        if self.negatives not in ("uniform", "in_batch", "mixed"):
+            raise ConfigError(
+                f"SASRecConfig.negatives must be 'uniform', 'in_batch' or 'mixed', got "
+                f"{self.negatives!r}"
+            )
+        if self.negatives != "uniform" and self.loss != "sampled_softmax":
+            raise ConfigError(
+                f"SASRecConfig.negatives={self.negatives!r} needs loss='sampled_softmax' "
+                f"(got loss={self.loss!r})"
+            )
 
 
 class SASRecNetwork(nn.Module):
@@ -178,6 +205,8 @@ class SASRecNetwork(nn.Module):
         seq: torch.Tensor,
         targets: torch.Tensor | None = None,
         negatives: torch.Tensor | None = None,
+        shared_negatives: torch.Tensor | None = None,
+        log_q: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Hidden states, or the training loss when ``targets`` are given.
 
@@ -186,6 +215,12 @@ class SASRecNetwork(nn.Module):
             targets: ``(B, L)`` next item per position (0 = no loss there).
             negatives: ``(N, K)`` sampled item ids for the ``N = (targets > 0).sum()`` trained
                 positions in row-major order (sampled losses only).
+            shared_negatives: ``(U,)`` item ids that are negatives of every position
+                (``sampled_softmax`` only: in-batch negatives); a position's own target
+                among them is masked.
+            log_q: ``(n_items + 1,)`` log expected count of each item among the shared
+                negatives (logQ correction of the positives and the shared columns); the
+                uniform columns then get ``log(K / n_items)``. ``None``: no correction.
 
         Returns:
             ``(B, L, D)`` hidden states without targets, else the scalar loss.
@@ -198,9 +233,14 @@ class SASRecNetwork(nn.Module):
         E = self.item_emb.weight  # (n_items + 1, D)
         if self.loss == "ce":
             return full_softmax_ce(hv, E[1:], y - 1, chunk_size=self.ce_chunk_size)
-        if negatives is None:
+        if negatives is None and shared_negatives is None:
             raise ValueError(f"loss {self.loss!r} needs sampled negatives")
         pos = (hv * E[y]).sum(-1)  # (N,)
+        if shared_negatives is not None:
+            if self.loss != "sampled_softmax":
+                raise ValueError("shared (in-batch) negatives need loss='sampled_softmax'")
+            return self._shared_softmax(hv, y, pos, negatives, shared_negatives, log_q)
+        assert negatives is not None
         neg = torch.einsum("nd,nkd->nk", hv, E[negatives])  # (N, K)
         if self.logit_bias is not None:
             pos, neg = pos + self.logit_bias, neg + self.logit_bias
@@ -209,6 +249,33 @@ class SASRecNetwork(nn.Module):
             return sampled_softmax(pos, neg, neg_mask=hit)
         t = self.gbce_t if self.loss == "gbce" else 0.0  # gBCE with t = 0 is BCE
         return gbce(pos, neg, self.n_items, t, neg_mask=hit)
+
+    def _shared_softmax(
+        self,
+        hv: torch.Tensor,
+        y: torch.Tensor,
+        pos: torch.Tensor,
+        negatives: torch.Tensor | None,
+        shared: torch.Tensor,
+        log_q: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Sampled softmax over the positive, the shared (in-batch) negatives ``(U,)`` and
+        the optional per-position uniform ones ``(N, K)``, logQ-corrected when ``log_q``."""
+        E = self.item_emb.weight
+        neg = hv @ E[shared].T  # (N, U): one matmul, not an (N, U, D) gather
+        hit = shared[None, :] == y[:, None]  # (N, U) the position's own target
+        q_pos = q_neg = None
+        if log_q is not None:
+            q_pos, q_neg = log_q[y], log_q[shared][None, :].expand_as(neg)  # (N,), (N, U)
+        if negatives is not None:
+            uni = torch.einsum("nd,nkd->nk", hv, E[negatives])  # (N, K)
+            neg = torch.cat([neg, uni], dim=1)
+            hit = torch.cat([hit, negatives == y[:, None]], dim=1)
+            if q_neg is not None:
+                k = negatives.shape[1]
+                q_uni = torch.full_like(uni, math.log(k / self.n_items))
+                q_neg = torch.cat([q_neg, q_uni], dim=1)
+        return sampled_softmax(pos, neg, log_q_pos=q_pos, log_q_neg=q_neg, neg_mask=hit)
 
     def score_last(self, seq: torch.Tensor) -> torch.Tensor:
         """Scores ``(B, n_items + 1)`` of every item after the last position (Eq. 7)."""
@@ -245,6 +312,12 @@ class SASRec(NeuralRecommender):
         rows = training_rows(hist, min_len=2)
         cfg = self.config
         seqs = last_items(hist, rows, cfg.max_seq_len + 1)  # (R, L + 1)
+        if cfg.loss == "sampled_softmax" and cfg.negatives != "uniform":
+            # each item's share of the training targets: the in-batch sampling distribution
+            counts = np.bincount(seqs[:, 1:].ravel(), minlength=self.n_items + 1)[1:]
+            p = counts / max(counts.sum(), 1)
+            log_p = np.log(np.maximum(p, 1e-12))
+            self._target_log_p = torch.from_numpy(np.concatenate([[0.0], log_p])).float()
         # positions are right-aligned (PositionEmbedding), so dropping all-padding columns
         # changes no item's position: the same network function, less compute
         for _, inputs, targets in causal_batches(
@@ -255,15 +328,25 @@ class SASRec(NeuralRecommender):
             yield {"inputs": inputs, "targets": targets, "neg_seed": seed}
 
     def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        cfg = self.config
+        if cfg.loss == "ce":
+            return net(batch["inputs"], batch["targets"])
+        targets = batch["targets"]
+        n = int((targets > 0).sum())
+        device = targets.device
         negatives = None
-        if self.config.loss != "ce":
-            n = int((batch["targets"] > 0).sum())
-            device = batch["targets"].device
+        if cfg.negatives != "in_batch":
             gen = torch.Generator(device=device).manual_seed(int(batch["neg_seed"]))
             negatives = torch.randint(
-                1, self.n_items + 1, (n, self.config.n_negatives), generator=gen, device=device
+                1, self.n_items + 1, (n, cfg.n_negatives), generator=gen, device=device
             )  # (N, K) uniform over real items
-        return net(batch["inputs"], batch["targets"], negatives)
+        if cfg.negatives == "uniform":
+            return net(batch["inputs"], targets, negatives)
+        shared = torch.unique(targets[targets > 0])  # (U,) the batch's target items
+        log_q = None
+        if cfg.logq_correction:  # log of each item's expected count among N in-batch draws
+            log_q = self._target_log_p.to(device) + math.log(max(n, 1))
+        return net(batch["inputs"], targets, negatives, shared_negatives=shared, log_q=log_q)
 
     def _load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         if self.config.loss in ("bce", "gbce") and "logit_bias" not in state:
