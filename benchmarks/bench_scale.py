@@ -114,23 +114,17 @@ TIGER_TOKENIZERS: dict[str, dict[str, Any]] = {
 
 
 # --------------------------------------------------------------------------- helpers
-def parse_value(text: str) -> Any:
-    """A ``--set`` value: JSON when it parses (numbers, booleans), else the string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def model_config(name: str, sets: list[str]) -> dict[str, Any]:
     """The benchmark config of ``name`` with the ``--set MODEL.KEY=VALUE`` overrides
     (``*.KEY=VALUE``: every model)."""
+    from genrec.config import parse_overrides  # the CLI's --set value rules
+
     cfg = dict(CONFIGS.get(name, {}))
     for item in sets:
         key, _, value = item.partition("=")
         model, _, field = key.partition(".")
         if model in (name, "*") and field:
-            cfg[field] = parse_value(value)
+            cfg.update(parse_overrides([f"{field}={value}"]))
     return cfg
 
 

@@ -95,16 +95,11 @@ def load_info() -> str:
     return f"load {a:.1f} {b:.1f} {c:.1f}"
 
 
-def parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
 def model_config(name: str, sets: list[str]) -> dict[str, Any]:
     """The benchmark config of ``name``: its fixed or preset fields plus ``--set`` ones."""
     import yaml
+
+    from genrec.config import parse_overrides  # the CLI's --set value rules
 
     cfg: dict[str, Any] = dict(BENCH_CONFIGS.get(name, {}))
     if name in PRESETS:
@@ -114,7 +109,7 @@ def model_config(name: str, sets: list[str]) -> dict[str, Any]:
         key, _, value = item.partition("=")
         model, _, field = key.partition(".")
         if model in (name, "*"):
-            cfg[field] = parse_value(value)
+            cfg.update(parse_overrides([f"{field}={value}"]))
     return cfg
 
 
