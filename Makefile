@@ -40,7 +40,7 @@ bench: $(VENV)/.installed-dev
 # Reproduction checks on Amazon Beauty (../shared/data/amazon-beauty; slow): classical models
 # vs the recorded measurement, SASRec vs the TIGER paper's table, TIGER vs its paper. Neural
 # checks need a GPU and skip without one. Records -> docs/measurements/reproduction/, then
-# the README Results block is regenerated from them.
+# the README verdict table and docs/results-history.md are regenerated from them.
 reproduce: $(VENV)/.installed-dev
 	GENREC_REPRO_DIR=docs/measurements/reproduction $(BIN)/pytest -m slow tests/reproduction -v -rs
 	$(BIN)/python benchmarks/results_table.py --update-readme

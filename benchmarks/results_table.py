@@ -1,10 +1,14 @@
 """Render the README "Results" table from saved ``results.json`` files (never typed by hand).
 
     python benchmarks/results_table.py docs/measurements/*.json docs/measurements/*/*.json
-    python benchmarks/results_table.py --update-readme   # rewrites the block between markers
+    python benchmarks/results_table.py --update-readme   # rewrites the generated blocks
 
-Each row is one model of one results file: Recall/NDCG @5/@10, the training budget actually
-used (epochs run, best epoch, whether the time budget ran out) and the hardware.
+Two tables come from here. The README's headline verdict is one suite run (``suite.json`` of
+``genrec benchmark --suite generative-vs-classical``, one protocol, one machine, ``--verdict``):
+one row per model with Recall/NDCG@10, the test against the reference, the seeds, whether
+training converged, and the fit time. The history table (``docs/results-history.md``) keeps
+every earlier run: one row per model of one results file, Recall/NDCG @5/@10, the training
+budget actually used (epochs run, best epoch, whether the time budget ran out) and the hardware.
 
 A second table puts every reproduction check (``genrec.bench.reproduction.CHECKS``) next to its
 published or previously measured numbers: the record written by ``make reproduce``
@@ -25,6 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_GLOBS = ("docs/measurements/*.json", "docs/measurements/*/*.json")
 REPRO_DIR = "docs/measurements/reproduction"
 START, END = "<!-- results-table:start -->", "<!-- results-table:end -->"
+VERDICT_START, VERDICT_END = "<!-- verdict-table:start -->", "<!-- verdict-table:end -->"
+HISTORY = "docs/results-history.md"
+VERDICT = "docs/measurements/verdict-reference-amazon-beauty-cpu/suite.json"
 METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10")
 DATASET = "amazon-beauty"  # the README table; other datasets' files are skipped
 SHORT = {"recall": "R", "ndcg": "N", "mrr": "MRR"}
@@ -183,31 +190,107 @@ def render(paths: list[Path], repro_dir: Path | None = None) -> str:
         table,
         "",
         "Reproduction checks (`make reproduce`; records in "
-        f"[{REPRO_DIR}/]({REPRO_DIR}/)):",
+        f"[{REPRO_DIR}/]({Path(REPRO_DIR).relative_to('docs')}/)):",  # linked from docs/
         "",
         repro_header,
         *repro,
     ])  # fmt: skip
 
 
+def _p_text(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def verdict_table(suite: dict, protocol: str = "loo", metric: str = "ndcg@10") -> str:
+    """The README's headline table from one suite run: every model of ``protocol``, best
+    ``metric`` first, with Recall/NDCG@10 (mean ± std over seeds), the paired test against the
+    reference, the seeds run, convergence and the fit time per seed."""
+    res = suite["protocols"][protocol]
+    ref = res.get("reference_model")
+    hw = res["manifest"]["hardware"]
+    lines = [
+        f"One run: `{suite['command']}` ({suite['mode']} mode, {protocol}), "
+        f"{_where(hw)} ({hw.get('torch_threads')} torch threads), "
+        f"{suite['wall_seconds'] / 60:.0f} min wall in all, genrec {res['genrec_version']}, "
+        f"{res['created_at'][:10]}. Reference: **{ref}** ({res.get('reference_policy', '')}). "
+        "↑/↓: significantly better/worse than the reference on per-user NDCG@10 (paired "
+        "t-test, Holm-corrected, α = 0.05); †: not converged (the training budget ran out "
+        "before early stopping), so its numbers are a lower bound, not a verdict.",
+        "",
+        "| model | family | Recall@10 | NDCG@10 | vs reference (NDCG@10) | seeds | training "
+        "| fit per seed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    families = suite.get("families") or {}
+
+    def cell(m: dict, key: str) -> str:
+        v = m["metrics"].get(key)
+        if v is None:
+            return "–"
+        text = f"{v['mean']:.4f}"
+        if len(v["per_seed"]) > 1 and not m.get("deterministic"):
+            text += f" ± {v['std']:.4f}"
+        return text
+
+    order = sorted(res["models"].items(), key=lambda kv: -kv[1]["metrics"][metric]["mean"])
+    for name, m in order:
+        conv = m.get("convergence") or {}
+        mark = " †" if conv.get("converged") is False else ""
+        sig = (m.get("significance") or {}).get(metric)
+        if name == ref:
+            vs = "reference"
+        elif sig:
+            arrow = ("↑ " if sig["delta"] > 0 else "↓ ") if sig["significant"] else "= "
+            vs = f"{arrow}{sig['relative_delta']:+.1%}, {_p_text(sig['p_adjusted'])}"
+        else:
+            vs = "–"
+        seeds = str(m.get("seeds_run", len(m["metrics"][metric]["per_seed"])))
+        if m.get("one_seed_reason"):
+            seeds += " (fit > 10 min)"
+        if conv.get("converged") is None:
+            training = "closed form / one pass"
+        else:
+            reasons = conv.get("reasons") or []
+            training = ("converged: " if conv["converged"] else "**not converged**: ") + (
+                "; ".join(dict.fromkeys(reasons))
+            )
+        fit = m["fit_seconds"]["mean"]
+        fit_text = f"{fit / 60:.1f} min" if fit >= 60 else f"{fit:.0f} s"
+        lines.append(
+            f"| {name}{mark} | {families.get(name, '')} | {cell(m, 'recall@10')} | "
+            f"{cell(m, 'ndcg@10')} | {vs} | {seeds} | {training} | {fit_text} |"
+        )
+    return "\n".join(lines)
+
+
+def _replace_block(path: Path, start: str, end: str, table: str) -> None:
+    text = path.read_text()
+    new, n = re.subn(re.escape(start) + ".*?" + re.escape(end), f"{start}\n{table}\n{end}",
+                     text, flags=re.S)  # fmt: skip
+    if n != 1:
+        raise SystemExit(f"{path.name} needs exactly one {start} ... {end} block")
+    path.write_text(new)
+    print(f"updated {path.relative_to(ROOT)} ({len(table.splitlines())} lines)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*")
-    parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument(
+        "--update-readme",
+        action="store_true",
+        help=f"write the verdict table into README.md and the history table into {HISTORY}",
+    )
+    parser.add_argument("--verdict", default=str(ROOT / VERDICT), help="the suite.json")
     args = parser.parse_args()
     names = args.files or [p for g in DEFAULT_GLOBS for p in glob.glob(str(ROOT / g))]
     table = render([Path(p) for p in names])
+    verdict = verdict_table(json.loads(Path(args.verdict).read_text()))
     if not args.update_readme:
-        print(table)
+        print(verdict, table, sep="\n\n")
         return
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    block = f"{START}\n{table}\n{END}"
-    new, n = re.subn(re.escape(START) + ".*?" + re.escape(END), block, text, flags=re.S)
-    if n != 1:
-        raise SystemExit(f"README.md needs exactly one {START} ... {END} block")
-    readme.write_text(new)
-    print(f"updated README.md ({len(table.splitlines())} lines)")
+    _replace_block(ROOT / "README.md", VERDICT_START, VERDICT_END, verdict)
+    _replace_block(ROOT / HISTORY, START, END, table)
 
 
 if __name__ == "__main__":
