@@ -209,7 +209,7 @@ def verdict_table(suite: dict, protocol: str = "loo", metric: str = "ndcg@10") -
     ref = res.get("reference_model")
     hw = res["manifest"]["hardware"]
     lines = [
-        f"One run: `{suite['command']}` ({suite['mode']} mode, {protocol}), "
+        f"One run of `{suite['suite']}` ({suite['mode']} mode, {protocol}), "
         f"{_where(hw)} ({hw.get('torch_threads')} torch threads), "
         f"{suite['wall_seconds'] / 60:.0f} min wall in all, genrec {res['genrec_version']}, "
         f"{res['created_at'][:10]}. Reference: **{ref}** ({res.get('reference_policy', '')}). "
@@ -245,12 +245,16 @@ def verdict_table(suite: dict, protocol: str = "loo", metric: str = "ndcg@10") -
         else:
             vs = "–"
         seeds = str(m.get("seeds_run", len(m["metrics"][metric]["per_seed"])))
-        if m.get("one_seed_reason"):
+        if m.get("deterministic"):
+            seeds = "1 (deterministic)"
+        elif m.get("one_seed_reason"):
             seeds += " (fit > 10 min)"
+        reasons = list(conv.get("reasons") or [])
         if conv.get("converged") is None:
-            training = "closed form / one pass"
+            training = "no epochs (fitted in one go)"
         else:
-            reasons = conv.get("reasons") or []
+            if len(set(reasons)) > 1:  # seeds ended differently: say which did what
+                reasons = [f"seed {i}: {r}" for i, r in enumerate(reasons)]
             training = ("converged: " if conv["converged"] else "**not converged**: ") + (
                 "; ".join(dict.fromkeys(reasons))
             )

@@ -82,7 +82,7 @@ def _suite() -> dict:
     worse = {"significant": True, "delta": -0.01, "relative_delta": -0.25, "p_adjusted": 1e-5}
     level = {"significant": False, "delta": 0.001, "relative_delta": 0.025, "p_adjusted": 0.4}
     return {
-        "command": "genrec benchmark --suite generative-vs-classical",
+        "suite": "generative-vs-classical",
         "mode": "full",
         "wall_seconds": 3600.0,
         "families": {"ease": "classical", "sasrec": "sequential", "tiger": "generative"},
@@ -111,7 +111,7 @@ def test_verdict_table_orders_models_and_flags_not_converged(benchmark_script):
     sasrec, ease, tiger = rows[1:]
     assert "0.0410 ± 0.0010" in sasrec and "= +2.5%, p = 0.400" in sasrec
     assert "| 3 |" in sasrec and "converged: early stopping" in sasrec
-    assert "| reference |" in ease and "closed form / one pass" in ease
+    assert "| reference |" in ease and "no epochs (fitted in one go)" in ease
     assert "↓ -25.0%, p < 0.001" in tiger and "**not converged**" in tiger
     assert "60 min wall" in text and "2 CPUs (2 torch threads)" in text
 
