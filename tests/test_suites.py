@@ -215,7 +215,7 @@ def test_cli_suite_config_file_replaces_the_preset(interleaved, tmp_path, capsys
     assert main([*base, "--config", f"als={cfg}", "--out", str(tmp_path / "x")]) == 2
     assert "--config names model 'als', which is not in the suite run" in capsys.readouterr().err
     assert main([*base, "--config", "ease=/nonexistent.yaml", "--out", str(tmp_path / "y")]) == 2
-    assert "no such file" in capsys.readouterr().err
+    assert "config file not found" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 

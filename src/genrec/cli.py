@@ -623,7 +623,7 @@ def _config_paths(pairs: list[str], models: list[str], where: str) -> dict[str, 
         if model not in models:
             raise ConfigError(f"--config names model {model!r}, which is not in {where}")
         if not Path(path).is_file():
-            raise ConfigError(f"--config {model}={path}: no such file")
+            raise ConfigError(f"--config {model}: config file not found: {path}")
         paths[model] = path
     return paths
 
