@@ -39,6 +39,12 @@ CONFIG_KEYS = ("loss", "max_seq_len", "l2", "n_neighbors", "shrink", "factors", 
                "codebook", "max_items", "time_budget_minutes")  # fmt: skip
 
 
+def _src_on_path() -> None:
+    """Let the script import genrec from a checkout without installing it."""
+    if str(ROOT / "src") not in sys.path:
+        sys.path.insert(0, str(ROOT / "src"))
+
+
 def _is_record(res: dict) -> bool:
     return res.get("kind") == "genrec-reproduction"
 
@@ -132,8 +138,7 @@ def _where(hw: dict) -> str:
 
 def reproduction_rows(repro_dir: Path = ROOT / REPRO_DIR) -> list[str]:
     """One line per check: reference vs genrec per metric, tolerance, verdict, config."""
-    if str(ROOT / "src") not in sys.path:  # run from a checkout without installing
-        sys.path.insert(0, str(ROOT / "src"))
+    _src_on_path()
     from genrec.bench.reproduction import CHECKS, compare, reference_metrics
 
     lines = []
@@ -197,14 +202,13 @@ def render(paths: list[Path], repro_dir: Path | None = None) -> str:
     ])  # fmt: skip
 
 
-def _p_text(p: float) -> str:
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
 def verdict_table(suite: dict, protocol: str = "loo", metric: str = "ndcg@10") -> str:
     """The README's headline table from one suite run: every model of ``protocol``, best
     ``metric`` first, with Recall/NDCG@10 (mean ± std over seeds), the paired test against the
     reference, the seeds run, convergence and the fit time per seed."""
+    _src_on_path()
+    from genrec.report.verdict import format_p
+
     res = suite["protocols"][protocol]
     ref = res.get("reference_model")
     hw = res["manifest"]["hardware"]
@@ -241,7 +245,7 @@ def verdict_table(suite: dict, protocol: str = "loo", metric: str = "ndcg@10") -
             vs = "reference"
         elif sig:
             arrow = ("↑ " if sig["delta"] > 0 else "↓ ") if sig["significant"] else "= "
-            vs = f"{arrow}{sig['relative_delta']:+.1%}, {_p_text(sig['p_adjusted'])}"
+            vs = f"{arrow}{sig['relative_delta']:+.1%}, {format_p(sig['p_adjusted'])}"
         else:
             vs = "–"
         seeds = str(m.get("seeds_run", len(m["metrics"][metric]["per_seed"])))

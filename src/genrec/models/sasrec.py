@@ -138,11 +138,6 @@ class SASRecConfig(NeuralConfig):
             raise ConfigError(f"SASRecConfig.dropout must be in [0, 1), got {self.dropout!r}")
         if not 0.0 <= self.gbce_t <= 1.0:
             raise ConfigError(f"SASRecConfig.gbce_t must be in [0, 1], got {self.gbce_t!r}")
-        if self.negatives not in ("uniform", "in_batch", "mixed"):
-            raise ConfigError(
-                f"SASRecConfig.negatives must be 'uniform', 'in_batch' or 'mixed', got "
-                f"{self.negatives!r}"
-            )
         if self.negatives != "uniform" and self.loss != "sampled_softmax":
             raise ConfigError(
                 f"SASRecConfig.negatives={self.negatives!r} needs loss='sampled_softmax' "
@@ -266,15 +261,18 @@ class SASRecNetwork(nn.Module):
         hit = shared[None, :] == y[:, None]  # (N, U) the position's own target
         q_pos = q_neg = None
         if log_q is not None:
-            q_pos, q_neg = log_q[y], log_q[shared][None, :].expand_as(neg)  # (N,), (N, U)
+            q_pos, q_neg = log_q[y], log_q[shared]  # (N,), (U,): one row for every position
         if negatives is not None:
             uni = torch.einsum("nd,nkd->nk", hv, E[negatives])  # (N, K)
             neg = torch.cat([neg, uni], dim=1)
             hit = torch.cat([hit, negatives == y[:, None]], dim=1)
             if q_neg is not None:
-                k = negatives.shape[1]
-                q_uni = torch.full_like(uni, math.log(k / self.n_items))
-                q_neg = torch.cat([q_neg, q_uni], dim=1)
+                q_uni = q_neg.new_full(
+                    (negatives.shape[1],), math.log(negatives.shape[1] / self.n_items)
+                )
+                q_neg = torch.cat([q_neg, q_uni])  # (U + K,)
+        if q_neg is not None:
+            q_neg = q_neg[None, :]  # broadcast over the N positions
         return sampled_softmax(pos, neg, log_q_pos=q_pos, log_q_neg=q_neg, neg_mask=hit)
 
     def score_last(self, seq: torch.Tensor) -> torch.Tensor:

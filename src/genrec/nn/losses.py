@@ -111,7 +111,8 @@ def sampled_softmax(
         pos_logits: ``(N,)``.
         neg_logits: ``(N, K)``.
         log_q_pos: optional ``(N,)`` log sampling probability of each positive.
-        log_q_neg: optional ``(N, K)`` log sampling probability of each negative.
+        log_q_neg: optional ``(N, K)`` log sampling probability of each negative, or
+            ``(1, K)`` when the negatives are shared by every position (broadcast).
         neg_mask: optional ``(N, K)`` bool, ``True`` for negatives to drop (accidental hits).
 
     Returns:
