@@ -44,7 +44,7 @@ class ListGenerator(GenerativeRecommender):
         pass
 
     def _generate(self, batch, k, allowed):
-        self.seen_allowed.append(allowed.clone())
+        self.seen_allowed.append(allowed.dense().clone())
         rows = np.repeat(np.asarray(self.lists)[None], len(batch), 0)
         return rows, np.repeat(np.asarray(self.list_scores, np.float32)[None], len(batch), 0)
 
@@ -267,3 +267,31 @@ def test_nan_scores_are_refused_after_the_top_k(split):
     model.cache[3, 7] = float("nan")
     with pytest.raises(ValueError, match="NaN scores"):
         model.rank(_request(model, np.arange(1, 6), k=3))
+
+
+def test_allowed_items_without_a_dense_table(ease) -> None:
+    """AllowedItems answers membership from the sparse seen rows and the candidates, the
+    same as its dense table, and builds the table only when asked."""
+    from genrec.core.recommender import AllowedItems
+
+    hist = ease.train_histories_
+    batch = hist.batch(np.arange(1, 9))
+    n = ease.n_items
+    rng = np.random.default_rng(0)
+    items = rng.integers(0, n + 1, (8, 30))
+    for candidates in (None, rng.random(n + 1) < 0.5, sp.csr_matrix(rng.random((8, n + 1)) < 0.3)):
+        for exclude_seen in (True, False):
+            allowed = AllowedItems.build(batch, n, exclude_seen, candidates)
+            got = allowed.contains(items)
+            assert allowed._dense is None
+            table = allowed.dense().numpy()
+            assert not table[:, 0].any()
+            if exclude_seen:
+                assert not table[batch.matrix.toarray() > 0].any()
+            np.testing.assert_array_equal(got, np.take_along_axis(table, items, 1))
+            rows = np.array([5, 2])
+            np.testing.assert_array_equal(allowed.dense_rows(rows).numpy(), table[rows])
+            np.testing.assert_array_equal(
+                allowed.contains(items[:2], rows=rows),
+                np.take_along_axis(table[rows], items[:2], 1),
+            )

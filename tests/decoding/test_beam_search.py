@@ -145,3 +145,47 @@ def test_bad_step_shape() -> None:
 
     with pytest.raises(ValueError, match="expected"):
         beam_search(step, None, batch_size=2, num_beams=2, max_len=1, vocab_sizes=[4])
+
+
+@pytest.mark.parametrize(("sizes", "n_items", "beams"), [([3, 3], 9, 9), ([4, 3, 3], 30, 7)])
+def test_denied_pairs_decode_like_the_dense_allow_list(
+    sizes: list[int], n_items: int, beams: int
+) -> None:
+    """Seen items as a deny-list (catalogue-free) give exactly the beams of the same
+    restriction as a dense (B, n_items + 1) allow-list, whole closed branches included."""
+    rng = np.random.default_rng(n_items)
+    space = list(itertools.product(*[range(s) for s in sizes]))
+    codes = np.array([space[i] for i in rng.choice(len(space), n_items, replace=False)])
+    trie = SemanticIDTrie.from_codes(codes, sizes)
+    B = 5
+    deny = rng.random((B, n_items + 1)) < 0.4
+    deny[0, 1 : n_items + 1] = False
+    first = trie.item_nodes[0][1:] == trie.item_nodes[0][1]  # the branch of item 1
+    deny[1, 1:][first.numpy()] = True  # a whole first-level branch is seen
+    deny[:, 0] = False
+    mask = torch.from_numpy(~deny)
+    mask[:, 0] = False
+    rows, items = np.nonzero(deny)
+    pairs = (torch.from_numpy(rows), torch.from_numpy(items))
+    model = ToyModel(sizes, B, seed=7)
+    outs = [
+        beam_search(
+            model.step,
+            {"row": torch.arange(B)},
+            batch_size=B,
+            num_beams=beams,
+            max_len=len(sizes),
+            vocab_sizes=sizes,
+            processors=[proc],
+        )  # fmt: skip
+        for proc in (TrieConstraint(trie, mask), TrieConstraint(trie, denied=pairs, n_rows=B))
+    ]
+    assert torch.equal(outs[0].tokens, outs[1].tokens)
+    assert torch.equal(outs[0].scores, outs[1].scores)
+    got = trie.lookup(outs[1].tokens.reshape(-1, len(sizes))).reshape(B, beams)
+    alive = torch.isfinite(outs[1].scores)
+    assert not deny[np.arange(B)[:, None], got.numpy()][alive.numpy()].any()
+    with pytest.raises(ValueError, match="not both"):
+        TrieConstraint(trie, mask, denied=pairs, n_rows=B)
+    with pytest.raises(ValueError, match="n_rows"):
+        TrieConstraint(trie, denied=pairs)

@@ -91,3 +91,27 @@ def test_allowed_nodes_respects_item_mask() -> None:
                     if item_mask[r, i] and int(trie.item_nodes[t][i]) == node
                 ]
                 assert bool(node_ok[t][r, node]) == bool(allowed)
+
+
+def test_closed_branches_equal_the_naive_subtree_check() -> None:
+    rng = np.random.default_rng(4)
+    sizes = [3, 3, 2]
+    codes = random_unique_codes(rng, 14, sizes)
+    trie = SemanticIDTrie.from_codes(codes, sizes)
+    deny = rng.random((4, 15)) < 0.5
+    deny[2, 1:] = True  # a row that has seen everything: every branch is closed
+    deny[:, 0] = False
+    rows, items = np.nonzero(deny)
+    closed = trie.closed_branches(torch.from_numpy(rows), torch.from_numpy(items))
+    for t in range(len(sizes)):
+        got = set(zip(closed[t][0].tolist(), closed[t][1].tolist()))
+        expected = set()
+        for r in range(4):
+            for node in range(trie.n_nodes[t + 1]):
+                below = [i for i in range(1, 15) if int(trie.item_nodes[t][i]) == node]
+                if all(deny[r, i] for i in below):
+                    parent = int(trie.parents[t][node])
+                    key = r * trie.n_nodes[t] + parent
+                    expected.add((key, int(trie.tokens[t][node])))
+        assert got == expected
+        assert int(trie.subtree_items[t].sum()) == 14

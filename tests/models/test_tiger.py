@@ -356,3 +356,28 @@ def test_rank_batches_users_by_history_length(fitted, split, monkeypatch) -> Non
     np.testing.assert_array_equal(by_length.items, plain.items)
     np.testing.assert_array_equal(sorted_recs.internal_item_ids, plain.items)
     np.testing.assert_allclose(sorted_recs.scores, plain.scores, rtol=1e-5, atol=1e-5)
+
+
+def test_seen_items_are_excluded_without_a_catalogue_table(fitted, split) -> None:
+    """rank() hands TIGER the seen items as a deny-list (no (B, n_items + 1) table): the
+    beams equal those of the dense allow-list, and with candidates the dense path runs."""
+    from genrec.core.recommender import AllowedItems
+
+    users = np.arange(1, 17)
+    batch = fitted.train_histories_.batch(users)
+    allowed = AllowedItems.build(batch, fitted.n_items, True, None)
+    assert allowed.catalogue_free and allowed._dense is None
+    free = fitted.decode(batch, item_mask=allowed)
+    assert allowed._dense is None  # the search never built the table
+    dense = fitted.decode(batch, item_mask=allowed.dense())
+    for a, b in zip(free, dense):
+        assert torch.equal(a, b)
+    seen = batch.matrix.toarray() > 0
+    alive = torch.isfinite(free[1]).numpy()
+    assert not seen[np.arange(len(users))[:, None], free[2].numpy()][alive].any()
+    cand = np.zeros(fitted.n_items + 1, dtype=bool)
+    cand[1::2] = True
+    with_cand = AllowedItems.build(batch, fitted.n_items, True, cand)
+    assert not with_cand.catalogue_free
+    _, _, items = fitted.decode(batch, item_mask=with_cand)
+    assert (items[items > 0] % 2 == 1).all()

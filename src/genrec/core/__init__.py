@@ -4,6 +4,7 @@ tie-breaking. Everything that ranks (evaluation, serving, the cascade) builds on
 model (:mod:`genrec.models`) implements it."""
 
 from genrec.core.recommender import (
+    AllowedItems,
     FitOptions,
     GenerativeRecommender,
     Ranking,
@@ -15,6 +16,7 @@ from genrec.core.recommender import (
 from genrec.core.topk import topk_with_ties
 
 __all__ = [
+    "AllowedItems",
     "FitOptions",
     "GenerativeRecommender",
     "RankRequest",

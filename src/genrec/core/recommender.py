@@ -782,14 +782,114 @@ def allowed_items(
 ) -> torch.Tensor:
     """The items each row may get: ``(B, n_items + 1)`` bool (padding, seen items when
     ``exclude_seen``, and items outside ``candidates`` are False)."""
-    n_cols = n_items + 1
-    allowed = torch.ones(len(batch), n_cols, dtype=torch.bool)
-    allowed[:, 0] = False
-    if exclude_seen:
-        allowed &= ~csr_to_bool(batch.matrix, n_cols)
-    if candidates is not None:
-        allowed &= _candidate_rows(candidates, n_cols)
-    return allowed
+    return AllowedItems.build(batch, n_items, exclude_seen, candidates).dense()
+
+
+class AllowedItems:
+    """The items each row of a batch may get, kept without a ``(B, n_items + 1)`` table
+    when it can be: what a :class:`GenerativeRecommender` receives.
+
+    Padding (item 0) is never allowed. Excluded seen items are kept as the batch's sparse
+    history rows (:attr:`denied`); only a candidate allow-list is held dense
+    (:attr:`candidates`). A generator whose search works on a deny-list (TIGER's trie) reads
+    :attr:`denied` and never pays for the catalogue; any other reads :meth:`dense`.
+
+    Attributes:
+        n_items: catalogue size (columns are ``0..n_items``).
+        denied: ``(B, n_items + 1)`` CSR of excluded (seen) items, or ``None``.
+        candidates: ``(B, n_items + 1)`` or ``(1, n_items + 1)`` bool allow-list, or ``None``.
+    """
+
+    def __init__(
+        self,
+        n_rows: int,
+        n_items: int,
+        denied: sp.csr_matrix | None = None,
+        candidates: torch.Tensor | None = None,
+    ):
+        self.n_rows, self.n_items = int(n_rows), int(n_items)
+        self.denied = None if denied is None else sp.csr_matrix(denied, dtype=bool)
+        if self.denied is not None:
+            self.denied.sum_duplicates()
+            self.denied.eliminate_zeros()
+            self.denied.sort_indices()
+        self.candidates = candidates
+        self._dense: torch.Tensor | None = None
+
+    @classmethod
+    def build(
+        cls,
+        batch: HistoryBatch,
+        n_items: int,
+        exclude_seen: bool,
+        candidates: np.ndarray | sp.csr_matrix | None,
+    ) -> AllowedItems:
+        """The allow-list of :meth:`Recommender.rank`'s options for one batch."""
+        cand = None if candidates is None else _candidate_rows(candidates, n_items + 1)
+        return cls(len(batch), n_items, batch.matrix if exclude_seen else None, cand)
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    @property
+    def catalogue_free(self) -> bool:
+        """``True`` when no dense allow-list is involved (only seen items are excluded)."""
+        return self.candidates is None
+
+    def dense(self) -> torch.Tensor:
+        """``(B, n_items + 1)`` bool: ``True`` where the row may get the item (built once)."""
+        if self._dense is None:
+            n_cols = self.n_items + 1
+            allowed = torch.ones(self.n_rows, n_cols, dtype=torch.bool)
+            allowed[:, 0] = False
+            if self.denied is not None:
+                allowed &= ~csr_to_bool(self.denied, n_cols)
+            if self.candidates is not None:
+                allowed &= self.candidates
+            self._dense = allowed
+        return self._dense
+
+    def numpy(self) -> np.ndarray:
+        """:meth:`dense` as a numpy array."""
+        return self.dense().numpy()
+
+    def denied_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, items)`` int64 of the excluded (seen) items, each pair once."""
+        if self.denied is None:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        m = self.denied
+        rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+        return rows, m.indices.astype(np.int64)
+
+    def contains(self, items: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Whether ``items`` ``(R, K)`` (row ``r`` of it belongs to batch row ``rows[r]``,
+        default ``r``) are allowed: ``(R, K)`` bool, without a dense table unless candidates
+        are set."""
+        items = np.asarray(items, dtype=np.int64)
+        rows = np.arange(len(items)) if rows is None else np.asarray(rows, dtype=np.int64)
+        ok = (items > 0) & (items <= self.n_items)
+        safe = np.where(ok, items, 0)
+        if self.denied is not None and self.denied.nnz:
+            n = self.n_items + 1
+            d_rows, d_items = self.denied_pairs()
+            keys = d_rows * n + d_items  # sorted: CSR rows in order, indices sorted
+            query = rows[:, None] * n + safe
+            pos = np.searchsorted(keys, query).clip(max=len(keys) - 1)
+            ok &= keys[pos] != query
+        if self.candidates is not None:
+            cand = self.candidates.numpy()  # (1 or B, n_items + 1)
+            c_rows = np.zeros_like(rows) if len(cand) == 1 else rows
+            ok &= cand[c_rows[:, None], safe]
+        return ok
+
+    def dense_rows(self, rows: np.ndarray) -> torch.Tensor:
+        """:meth:`dense` of some rows only, ``(len(rows), n_items + 1)`` bool."""
+        rows = np.asarray(rows, dtype=np.int64)
+        cand = self.candidates
+        if cand is not None and len(cand) > 1:
+            cand = cand[torch.from_numpy(rows)]
+        denied = None if self.denied is None else self.denied[rows]
+        return AllowedItems(len(rows), self.n_items, denied, cand).dense()
 
 
 class ScoringRecommender(Recommender):
@@ -846,19 +946,21 @@ class GenerativeRecommender(Recommender):
 
     @abstractmethod
     def _generate(
-        self, batch: HistoryBatch, k: int, allowed: torch.Tensor
+        self, batch: HistoryBatch, k: int, allowed: AllowedItems
     ) -> tuple[np.ndarray, np.ndarray]:
         """Internal item ids ``(B, k')`` best first (0 = padding) and their scores.
 
         Args:
             batch: the users' histories.
             k: the list length wanted (a generator may return more or fewer).
-            allowed: ``(B, n_items + 1)`` bool, the items each row may get.
+            allowed: the items each row may get: :meth:`AllowedItems.dense` gives the
+                ``(B, n_items + 1)`` bool table; a generator that can work from the seen
+                items alone (:attr:`AllowedItems.denied`) avoids the catalogue-sized table.
         """
 
     def _rank_batch(self, batch, k, exclude_seen, candidates, demote, fallback, keep_scores):
         B = len(batch)
-        allowed = allowed_items(batch, self.n_items, exclude_seen, candidates)
+        allowed = AllowedItems.build(batch, self.n_items, exclude_seen, candidates)
         out_i = np.zeros((B, k), dtype=np.int64)
         out_s = np.full((B, k), -np.inf, dtype=np.float32)
         if not fallback.all():
@@ -866,7 +968,7 @@ class GenerativeRecommender(Recommender):
             items = np.asarray(items, dtype=np.int64)
             scores = np.asarray(scores, dtype=np.float32)
             keep = (items > 0) & np.isfinite(scores)
-            keep &= np.take_along_axis(allowed.numpy(), items, axis=1)
+            keep &= allowed.contains(items)
             order = np.argsort(~keep, axis=1, kind="stable")  # kept first, in generated order
             items = np.take_along_axis(items, order, 1)
             scores = np.take_along_axis(scores, order, 1)
@@ -878,10 +980,10 @@ class GenerativeRecommender(Recommender):
             out_i[:, :kk], out_s[:, :kk] = items[:, :kk], scores[:, :kk]
         if fallback.any():
             pop = torch.as_tensor(self.item_popularity_, dtype=torch.float32)[None, :]
-            rows = torch.from_numpy(fallback)
-            pop = pop.expand(int(fallback.sum()), -1).clone()
-            pop.masked_fill_(~allowed[rows], float("-inf"))
-            dem = None if demote is None else demote[np.flatnonzero(fallback)]
+            rows = np.flatnonzero(fallback)
+            pop = pop.expand(len(rows), -1).clone()
+            pop.masked_fill_(~allowed.dense_rows(rows), float("-inf"))
+            dem = None if demote is None else demote[rows]
             idx, vals = topk_with_ties(pop, k, dem)
             out_i[fallback], out_s[fallback] = idx.numpy(), vals.numpy()
         return Ranking(out_i, out_s)

@@ -14,7 +14,11 @@ Walking a batch of prefixes ``(N, t)`` is ``t`` gathers, and the allowed-token m
 ``t`` is one more gather: no Python loop per beam and no scan over the items per step. With
 a per-row *item* allow-list (seen items excluded, candidate sets) the mask also hides every
 branch whose subtree holds no allowed item: :meth:`allowed_nodes` counts allowed items per
-node once per batch (one scatter per depth), then each step stays a gather.
+node once per batch (one scatter per depth over the catalogue), then each step stays a
+gather. A per-row *deny*-list (seen items) does not need the catalogue at all:
+:meth:`closed_branches` finds the nodes whose whole subtree is denied from the denied pairs
+alone (``subtree_items`` holds each node's item count), so excluding seen items costs the
+histories' length whatever the catalogue size.
 
 Memory: ``sum_t n_nodes[t] * V_t`` int64 entries, e.g. ~25 MB for Amazon Beauty's 12,101
 items x (256, 256, 256, collision) codes.
@@ -41,6 +45,10 @@ class SemanticIDTrie:
             path of each item (``-1`` for items without a code, and for the padding item 0).
         codes: ``(n_items + 1, L)`` int64 code table the trie was built from (row 0 and
             uncoded items are ``-1``); kept so that :meth:`add_items` can rebuild.
+        parents / tokens: ``L`` tensors ``(n_nodes[t + 1],)``: each node's parent at depth
+            ``t`` and the token that leads to it.
+        subtree_items: ``L`` tensors ``(n_nodes[t + 1],)``: the number of items under each
+            node.
     """
 
     def __init__(self, codes: np.ndarray, vocab_sizes: Sequence[int] | None = None):
@@ -93,14 +101,20 @@ class SemanticIDTrie:
         n_nodes = [1]
         children: list[np.ndarray] = []
         item_nodes: list[np.ndarray] = []
+        parents: list[np.ndarray] = []
+        tokens: list[np.ndarray] = []
+        sizes_below: list[np.ndarray] = []
         for t in range(L):
             key = node * sizes[t] + body[:, t]  # (n,) (parent, token) pairs
             uniq, inv = np.unique(key, return_inverse=True)
             table = np.full((n_nodes[t], sizes[t]), -1, dtype=np.int64)
             table[uniq // sizes[t], uniq % sizes[t]] = np.arange(len(uniq))
             children.append(table)
+            parents.append(uniq // sizes[t])  # (n_nodes[t + 1],) parent at depth t
+            tokens.append(uniq % sizes[t])  # (n_nodes[t + 1],) token from the parent
             node = inv.reshape(-1)
             n_nodes.append(len(uniq))
+            sizes_below.append(np.bincount(node, minlength=len(uniq)).astype(np.int64))
             per_item = np.full(len(codes), -1, dtype=np.int64)
             per_item[items] = node
             item_nodes.append(per_item)
@@ -117,6 +131,9 @@ class SemanticIDTrie:
         self.children = [torch.from_numpy(c).to(device) for c in children]
         self.item_nodes = [torch.from_numpy(n).to(device) for n in item_nodes]
         self.leaf_items = torch.from_numpy(leaf_items).to(device)
+        self.parents = [torch.from_numpy(p).to(device) for p in parents]
+        self.tokens = [torch.from_numpy(v).to(device) for v in tokens]
+        self.subtree_items = [torch.from_numpy(c).to(device) for c in sizes_below]
         self.device = device
 
     def add_items(self, item_ids: Sequence[int] | np.ndarray, codes: np.ndarray) -> None:
@@ -156,6 +173,9 @@ class SemanticIDTrie:
         self.children = [c.to(self.device) for c in self.children]
         self.item_nodes = [n.to(self.device) for n in self.item_nodes]
         self.leaf_items = self.leaf_items.to(self.device)
+        self.parents = [p.to(self.device) for p in self.parents]
+        self.tokens = [v.to(self.device) for v in self.tokens]
+        self.subtree_items = [c.to(self.device) for c in self.subtree_items]
         return self
 
     # ------------------------------------------------------------------ queries
@@ -210,6 +230,35 @@ class SemanticIDTrie:
             counts = torch.zeros(R, self.n_nodes[t + 1], device=item_mask.device)
             counts.index_add_(1, nodes[coded], values[:, coded])  # (R, n_nodes[t + 1])
             out.append(counts > 0)
+        return out
+
+    def closed_branches(
+        self, rows: torch.Tensor, items: torch.Tensor
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The branches a per-row *deny*-list closes, without a catalogue-sized table.
+
+        ``rows`` / ``items`` ``(P,)`` are the denied (row, item id) pairs, each pair once
+        (e.g. the seen items). A node is closed for a row when every item of its subtree is
+        denied to it. Per depth ``t = 0..L-1``, returns ``(parent_keys, tokens)`` ``(Q_t,)``:
+        the closed nodes at depth ``t + 1``, each as its parent's key ``row * n_nodes[t] +
+        parent`` and the token that leads to it. The cost grows with ``P``, not with the
+        catalogue (one ``unique`` per depth), so seen-item exclusion stays flat as the
+        catalogue grows; :meth:`allowed_nodes` is the allow-list (candidate set) form.
+        """
+        rows = rows.to(self.device, torch.long)
+        items = items.to(self.device, torch.long)
+        out = []
+        for t in range(self.n_levels):
+            known = (items >= 0) & (items < len(self.item_nodes[t]))
+            node = self.item_nodes[t][items.clamp(0, len(self.item_nodes[t]) - 1)]  # (P,)
+            keep = known & (node >= 0)  # uncoded items and padding are never decodable
+            key = rows[keep] * self.n_nodes[t + 1] + node[keep]  # (P',) (row, node) pairs
+            uniq, count = torch.unique(key, return_counts=True)
+            closed_node = uniq % self.n_nodes[t + 1]
+            closed = count >= self.subtree_items[t][closed_node]  # whole subtree denied
+            closed_row, closed_node = uniq[closed] // self.n_nodes[t + 1], closed_node[closed]
+            parent_key = closed_row * self.n_nodes[t] + self.parents[t][closed_node]
+            out.append((parent_key, self.tokens[t][closed_node]))
         return out
 
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,7 @@
 ranking strategies, defined in :mod:`genrec.core.recommender` (see there)."""
 
 from genrec.core.recommender import (
+    AllowedItems,
     FitOptions,
     GenerativeRecommender,
     Ranking,
@@ -14,6 +15,7 @@ from genrec.core.recommender import (
 )
 
 __all__ = [
+    "AllowedItems",
     "FitOptions",
     "GenerativeRecommender",
     "RankRequest",

@@ -49,7 +49,7 @@ from genrec.config import ModelConfig, field
 from genrec.core.topk import topk_with_ties
 from genrec.data.dataset import Dataset, HistoryBatch
 from genrec.errors import ArtifactError, require_extra
-from genrec.models.base import GenerativeRecommender
+from genrec.models.base import AllowedItems, GenerativeRecommender
 from genrec.registry import register_model
 
 PROMPT = (
@@ -318,7 +318,7 @@ class GPT4Rec(GenerativeRecommender):
 
     # ------------------------------------------------------------------ recommending
     def _generate(
-        self, batch: HistoryBatch, k: int, allowed: torch.Tensor
+        self, batch: HistoryBatch, k: int, allowed: AllowedItems
     ) -> tuple[np.ndarray, np.ndarray]:
         B, N = len(batch), self.n_items + 1
         queries = self.queries(batch)

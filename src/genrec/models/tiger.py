@@ -62,7 +62,7 @@ from genrec.data.sequences import length_bucketed_batches, minibatches, trim_lef
 from genrec.decoding import SemanticIDTrie, Static, TrieConstraint, beam_search
 from genrec.errors import ConfigError, DataValidationError
 from genrec.evaluation.diagnostics import generation_diagnostics
-from genrec.models.base import GenerativeRecommender
+from genrec.models.base import AllowedItems, GenerativeRecommender
 from genrec.registry import register_model
 from genrec.text import embed_items, load_item_vectors
 from genrec.tokenizers import ItemCodebook, codebook_health, fit_codebook, random_codebook
@@ -620,7 +620,7 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
         self,
         batch: HistoryBatch,
         num_beams: int | None = None,
-        item_mask: torch.Tensor | None = None,
+        item_mask: torch.Tensor | AllowedItems | None = None,
         constrained: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Beam search for a batch of histories.
@@ -628,7 +628,9 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
         Args:
             batch: the users' histories.
             num_beams: beams (default ``config.num_beams``).
-            item_mask: ``(B, n_items + 1)`` bool allow-list enforced in the search.
+            item_mask: the items each user may get, enforced in the search: a
+                ``(B, n_items + 1)`` bool allow-list, or :class:`AllowedItems`, whose seen
+                items alone are enforced as a deny-list without a catalogue-sized table.
             constrained: use the trie; ``False`` decodes freely (invalid tuples possible).
 
         Returns:
@@ -645,8 +647,7 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
             B = len(batch)
             procs = []
             if constrained:
-                mask = None if item_mask is None else item_mask.to(self.device_)
-                procs.append(TrieConstraint(self.trie_, mask))
+                procs.append(self._trie_constraint(item_mask, B))
 
             def step(tokens: torch.Tensor, state: dict[str, Any]) -> tuple[torch.Tensor, Any]:
                 lp, cache = net.step(tokens, state["cache"], state["mem"].value)
@@ -663,8 +664,23 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
         items = torch.where(torch.isfinite(out.scores), items, torch.zeros_like(items))
         return out.tokens.cpu(), out.scores.cpu(), items.cpu()
 
+    def _trie_constraint(
+        self, item_mask: torch.Tensor | AllowedItems | None, n_rows: int
+    ) -> TrieConstraint:
+        """The trie constraint of one batch: seen items as a deny-list when that is all there
+        is (cost: the histories, not the catalogue), else the dense allow-list."""
+        assert self.trie_ is not None
+        if isinstance(item_mask, AllowedItems):
+            if item_mask.catalogue_free:
+                rows, items = item_mask.denied_pairs()
+                pairs = (torch.from_numpy(rows), torch.from_numpy(items))
+                return TrieConstraint(self.trie_, denied=pairs, n_rows=n_rows)
+            item_mask = item_mask.dense()
+        mask = None if item_mask is None else item_mask.to(self.device_)
+        return TrieConstraint(self.trie_, mask)
+
     def _generate(
-        self, batch: HistoryBatch, k: int, allowed: torch.Tensor
+        self, batch: HistoryBatch, k: int, allowed: AllowedItems
     ) -> tuple[np.ndarray, np.ndarray]:
         """The constrained beam search's best items (``allowed`` enforced inside it), with cold
         items admitted by code prefix when ``cold_slots > 0`` (paper Sec. 4.3). Up to
@@ -679,9 +695,7 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
         out_i[:, :kk], out_s[:, :kk] = items[:, :kk].numpy(), scores[:, :kk].numpy()
         out_s[out_i == 0] = -np.inf
         if int(self.config.cold_slots * k) > 0:
-            self._add_cold_items(
-                items.numpy(), scores.numpy(), allowed.numpy(), out_i, out_s, budget_k=k
-            )
+            self._add_cold_items(items.numpy(), scores.numpy(), allowed, out_i, out_s, budget_k=k)
         return out_i, out_s
 
     def max_list_length(self) -> int:
@@ -735,7 +749,7 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
         self,
         beam_items: np.ndarray,
         beam_scores: np.ndarray,
-        allowed: np.ndarray,
+        allowed: AllowedItems | np.ndarray,
         out_i: np.ndarray,
         out_s: np.ndarray,
         budget_k: int | None = None,
@@ -766,7 +780,7 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
                 for cold in index.get(tuple(self.codes_[item, :n].tolist()), ()):
                     if added >= budget or len(row_i) >= k:
                         break
-                    if cold in taken or not allowed[b, cold]:
+                    if cold in taken or not self._allows(allowed, b, cold):
                         continue
                     row_i.append(cold)
                     row_s.append(score)
@@ -776,6 +790,13 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
                 m = len(row_i)
                 out_i[b, :m], out_s[b, :m] = row_i, row_s
                 out_i[b, m:], out_s[b, m:] = 0, -np.inf
+
+    @staticmethod
+    def _allows(allowed: AllowedItems | np.ndarray, row: int, item: int) -> bool:
+        """Whether batch row ``row`` may get ``item``."""
+        if isinstance(allowed, AllowedItems):
+            return bool(allowed.contains(np.array([[item]]), rows=np.array([row]))[0, 0])
+        return bool(allowed[row, item])
 
     # -------------------------------------------------------------- exact scoring
     @torch.no_grad()

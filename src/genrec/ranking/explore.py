@@ -40,10 +40,14 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from genrec.config import ModelConfig, field
-from genrec.core.recommender import GenerativeRecommender, RankRequest, Recommender
+from genrec.core.recommender import (
+    AllowedItems,
+    GenerativeRecommender,
+    RankRequest,
+    Recommender,
+)
 from genrec.data.dataset import Dataset, HistoryBatch
 from genrec.errors import ArtifactError, ConfigError
 from genrec.registry import get_model, register_model
@@ -175,7 +179,7 @@ class Explore(GenerativeRecommender):
         return ranking.items, ranking.scores
 
     def _generate(
-        self, batch: HistoryBatch, k: int, allowed: torch.Tensor
+        self, batch: HistoryBatch, k: int, allowed: AllowedItems
     ) -> tuple[np.ndarray, np.ndarray]:
         allow_all = sp.csr_matrix(allowed.numpy())
         # the base list runs k items past the cut-off, so rank() breaks a tie there too
