@@ -294,3 +294,60 @@ def test_save_load_identity(fitted, split, name, tmp_path):
     b = loaded.recommend(users, k=10, history=split.test.history)
     np.testing.assert_array_equal(a.internal_item_ids, b.internal_item_ids)
     np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5, atol=1e-6)
+
+
+def test_sparse_rows_equal_their_dense_matrix():
+    import scipy.sparse as sp
+
+    from genrec.models.ae_common import SparseRows, csr_to_dense, l2_normalise
+
+    rng = np.random.default_rng(0)
+    values = rng.random((6, 21), dtype=np.float32) * (rng.random((6, 21)) < 0.2)
+    values[:, 0] = 0  # the padding column
+    values[3] = 0  # an empty row
+    mat = sp.csr_matrix(values)
+    rows = SparseRows.from_csr(mat, torch.device("cpu"), binary=False)
+    dense = csr_to_dense(mat, torch.device("cpu"), binary=False)
+    torch.testing.assert_close(rows.dense(), dense)
+    torch.testing.assert_close(rows.row_sums(), dense.sum(-1))
+    torch.testing.assert_close(rows.l2_normalised().dense(), l2_normalise(dense))
+    layer = torch.nn.Linear(20, 5)
+    torch.testing.assert_close(rows.linear(layer), layer(dense))
+    torch.testing.assert_close(rows.dropout(0.5, training=False).dense(), dense)
+    dropped = rows.dropout(0.5, training=True).dense()
+    kept = dropped != 0
+    assert kept.sum() < (dense != 0).sum()  # some entries dropped, the rest scaled by 2
+    torch.testing.assert_close(dropped[kept], 2 * dense[kept])
+    assert not dropped[dense == 0].any()
+
+
+@pytest.mark.parametrize("name", ["multvae", "recvae"])
+def test_sparse_first_layer_gives_the_dense_networks_outputs_and_gradients(split, name):
+    """sparse_input computes the same encoder (eval mode: no dropout) and the same weight
+    gradients as the dense product."""
+    from genrec.models.ae_common import SparseRows, csr_to_dense
+
+    model = genrec.get_model(name)(**{**TINY[name], **COMMON, "epochs": 1}).fit(split.train)
+    net = model.network_.eval()
+    batch = model.train_histories_.batch(np.arange(1, 20))
+    sparse = SparseRows.from_csr(batch.matrix, torch.device("cpu"))
+    dense = csr_to_dense(batch.matrix, torch.device("cpu"))
+    outs = []
+    for x in (sparse, dense):
+        net.zero_grad()
+        if name == "recvae":
+            mu, logvar = net.encoder(x, 0.0)
+            first = net.encoder.fcs[0].weight
+        else:
+            mu, logvar = net.encode(x)
+            first = net.encoder[0].weight
+        (mu.sum() + logvar.sum()).backward()
+        outs.append((mu.detach(), logvar.detach(), first.grad.clone()))
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert outs[0][2].abs().sum() > 0
+    # scoring with and without the sparse path ranks alike
+    scores = model.score(batch)
+    dense_model = genrec.get_model(name)(**{**TINY[name], **COMMON, "sparse_input": False})
+    dense_model.__dict__.update({k: v for k, v in model.__dict__.items() if k != "config"})
+    torch.testing.assert_close(dense_model.score(batch), scores, rtol=1e-5, atol=1e-5)

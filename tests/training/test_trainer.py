@@ -52,6 +52,25 @@ def test_same_seed_same_weights(split):
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 
 
+def test_fused_adamw_trains_like_the_default_loop(split, monkeypatch):
+    """fused_adamw (default) builds torch's fused AdamW; its weights match the default
+    implementation's after the same epochs (same seed) up to float rounding."""
+    made = []
+    real = torch.optim.AdamW
+
+    def spy(*args, **kwargs):
+        made.append(kwargs.get("fused"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "AdamW", spy)
+    a = Toy(epochs=3, progress=False, seed=1).fit(split.train, split.valid)
+    b = Toy(epochs=3, progress=False, seed=1, fused_adamw=False).fit(split.train, split.valid)
+    assert made == [True, None]
+    wa, wb = _weights(a), _weights(b)
+    assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-5) for k in wa)
+    assert any(not torch.equal(wa[k], wa[k] * 0) for k in wa)
+
+
 def test_resume_can_extend_training_but_not_change_config(split, tmp_path):
     full = Toy(epochs=6, progress=False, patience=0).fit(split.train, split.valid)
     ckpt = tmp_path / "ckpt"

@@ -10,6 +10,7 @@ users x items matrix. Scoring densifies one evaluation batch at a time the same 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -52,6 +53,113 @@ def sparse_rows_batches(
             "cols": torch.from_numpy(sub.indices.astype(np.int64) - 1),
             "vals": torch.from_numpy(vals),
         }
+
+
+class SparseRows:
+    """A batch of interaction rows ``(B, n_items)`` kept sparse: the input of an
+    auto-encoder's first layer without the dense matrix.
+
+    A user of Amazon Beauty has about 7 of 12,101 items, so the first layer's dense product
+    ``(B, n_items) x (n_items, hidden)`` is >99.9% multiplications by zero. :meth:`linear`
+    computes the same product from the stored entries only (dense x sparse CSR products),
+    and :meth:`l2_normalised` / :meth:`dropout` act on the stored values only, which is
+    exact: normalising or dropping a zero leaves it zero.
+
+    Attributes:
+        rows: ``(nnz,)`` int64 batch row of each entry, non-decreasing.
+        cols: ``(nnz,)`` int64 0-based item column (internal id - 1).
+        vals: ``(nnz,)`` float32 values.
+        n_rows / n_cols: the dense shape ``(B, n_items)``.
+    """
+
+    def __init__(
+        self, rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, n_rows: int, n_cols: int
+    ):
+        self.rows, self.cols, self.vals = rows, cols, vals
+        self.n_rows, self.n_cols = int(n_rows), int(n_cols)
+
+    @classmethod
+    def from_batch(cls, batch: dict[str, torch.Tensor], n_items: int) -> SparseRows:
+        """The rows of a :func:`sparse_rows_batches` batch."""
+        B = batch["users"].shape[0]
+        return cls(batch["rows"], batch["cols"], batch["vals"], B, n_items)
+
+    @classmethod
+    def from_csr(
+        cls, matrix: sp.csr_matrix, device: torch.device, binary: bool = True
+    ) -> SparseRows:
+        """``(B, n_items + 1)`` CSR rows (padding column dropped), as :func:`csr_to_dense`."""
+        matrix = matrix.tocsr()
+        B, n = matrix.shape[0], matrix.shape[1] - 1
+        rows = np.repeat(np.arange(B, dtype=np.int64), np.diff(matrix.indptr))
+        vals = np.ones(matrix.nnz, np.float32) if binary else matrix.data.astype(np.float32)
+        return cls(
+            torch.from_numpy(rows).to(device),
+            torch.from_numpy(matrix.indices.astype(np.int64) - 1).to(device),
+            torch.from_numpy(vals).to(device),
+            B,
+            n,
+        )
+
+    def _with(self, vals: torch.Tensor) -> SparseRows:
+        return SparseRows(self.rows, self.cols, vals, self.n_rows, self.n_cols)
+
+    def dense(self) -> torch.Tensor:
+        """The dense ``(B, n_items)`` matrix."""
+        x = torch.zeros(self.n_rows, self.n_cols, device=self.vals.device, dtype=self.vals.dtype)
+        x[self.rows, self.cols] = self.vals
+        return x
+
+    def row_sums(self) -> torch.Tensor:
+        """``(B,)`` sum of each row."""
+        out = torch.zeros(self.n_rows, device=self.vals.device, dtype=self.vals.dtype)
+        return out.index_add_(0, self.rows, self.vals)
+
+    def l2_normalised(self) -> SparseRows:
+        """Rows scaled to unit L2 norm, as :func:`l2_normalise` (``F.normalize``, eps 1e-12)."""
+        norm = torch.zeros(self.n_rows, device=self.vals.device, dtype=self.vals.dtype)
+        norm = norm.index_add_(0, self.rows, self.vals * self.vals).sqrt().clamp_min(1e-12)
+        return self._with(self.vals / norm[self.rows])
+
+    def dropout(self, p: float, training: bool) -> SparseRows:
+        """``F.dropout`` of the stored values (the zeros stay zero either way)."""
+        return self._with(F.dropout(self.vals, p=p, training=training))
+
+    def linear(self, layer: torch.nn.Linear) -> torch.Tensor:
+        """``layer(self.dense())`` ``(B, out)`` without the dense matrix.
+
+        Forward ``(W @ X^T)^T`` and backward ``dW = G^T @ X``, both dense x sparse CSR
+        products that read and write ``W`` ``(out, n_items)`` in its own row-major layout
+        (torch's ``X @ W^T`` copies the transposed weight, 29 MB for Beauty, in each
+        direction). On Beauty-sized rows (7 of 12,101 items) this takes about a fifth of
+        the dense product's time; with ~2% of the items per row (MovieLens) about the same.
+        """
+        with warnings.catch_warnings():  # torch flags its sparse CSR layout as beta
+            warnings.simplefilter("ignore", UserWarning)
+            idx = torch.stack([self.rows, self.cols])
+            shape = (self.n_rows, self.n_cols)
+            x = torch.sparse_coo_tensor(idx, self.vals, shape).to_sparse_csr()  # (B, n)
+            xt = torch.sparse_coo_tensor(idx.flip(0), self.vals, shape[::-1]).to_sparse_csr()
+            out = _SparseInputProduct.apply(layer.weight, x, xt)  # (B, out)
+        return out if layer.bias is None else out + layer.bias
+
+
+class _SparseInputProduct(torch.autograd.Function):
+    """``X @ W^T`` for a sparse CSR ``X`` ``(B, n)`` (its transpose ``xt`` given too) and a
+    dense ``W`` ``(out, n)``; the gradient flows to ``W`` only."""
+
+    @staticmethod
+    def forward(ctx, weight, x, xt):  # noqa: ANN001, ANN205 - autograd.Function protocol
+        ctx.save_for_backward(x)
+        return torch.mm(weight, xt).t()  # (out, B) -> (B, out)
+
+    @staticmethod
+    def backward(ctx, grad_out):  # noqa: ANN001, ANN205 - autograd.Function protocol
+        (x,) = ctx.saved_tensors
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            grad_w = torch.mm(grad_out.t().contiguous(), x)  # (out, B) x (B, n) -> (out, n)
+        return grad_w, None, None
 
 
 def densify(batch: dict[str, torch.Tensor], n_items: int) -> torch.Tensor:

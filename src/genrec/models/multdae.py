@@ -37,6 +37,11 @@ class MultDAEConfig(NeuralConfig):
         (600, 200), "encoder widths; the last is the code size (decoder mirrors them)"
     )
     dropout: float = field(0.5, "input dropout on the normalised row (paper: 0.5)")
+    sparse_input: bool = field(
+        True,
+        "compute the first layer from the row's items only (exact, no (B, n_items) product); "
+        "False: the dense product",
+    )
 
     def validate(self) -> None:
         super().validate()

@@ -27,10 +27,10 @@ from genrec.config import field
 from genrec.data.dataset import Dataset, HistoryBatch
 from genrec.errors import ConfigError
 from genrec.models.ae_common import (
+    SparseRows,
     anneal_beta,
     binary_matrix,
     csr_to_dense,
-    densify,
     gaussian_kl,
     l2_normalise,
     multinomial_nll,
@@ -61,6 +61,11 @@ class MultVAEConfig(NeuralConfig):
         (600, 200), "encoder widths; the last is the latent size (decoder mirrors them)"
     )
     dropout: float = field(0.5, "input dropout on the normalised row (paper: 0.5)")
+    sparse_input: bool = field(
+        True,
+        "compute the first layer from the row's items only (exact, no (B, n_items) product); "
+        "False: the dense product",
+    )
     anneal_cap: float = field(0.2, "largest KL weight beta (paper: 0.2)")
     total_anneal_steps: int = field(
         20_000, "updates over which beta grows linearly from 0 to anneal_cap (0 = cap at once)"
@@ -108,11 +113,15 @@ class MultVAENetwork(nn.Module):
         # updates seen so far, for the KL annealing schedule (checkpointed with the weights)
         self.register_buffer("anneal_step", torch.zeros((), dtype=torch.long))
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(mu, logvar)`` (``logvar`` is ``None`` for the DAE) of rows ``x`` ``(B, n)``."""
-        h = self.drop(l2_normalise(x))  # (B, n_items)
+    def encode(self, x: torch.Tensor | SparseRows) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(mu, logvar)`` (``logvar`` is ``None`` for the DAE) of rows ``x`` ``(B, n)``,
+        dense or :class:`SparseRows` (the same first layer without the dense product)."""
+        if isinstance(x, SparseRows):
+            h = x.l2_normalised().dropout(self.drop.p, self.training).linear(self.encoder[0])
+        else:
+            h = self.encoder[0](self.drop(l2_normalise(x)))  # (B, n_items) -> (B, d_1)
         for i, layer in enumerate(self.encoder):
-            h = layer(h)
+            h = layer(h) if i else h
             if i < len(self.encoder) - 1 or not self.variational:
                 h = torch.tanh(h)
         if not self.variational:
@@ -127,7 +136,9 @@ class MultVAENetwork(nn.Module):
                 h = torch.tanh(h)
         return h  # (B, n_items) logits
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, x: torch.Tensor | SparseRows
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Logits ``(B, n_items)``, ``mu`` and ``logvar``; samples ``z`` only in training."""
         mu, logvar = self.encode(x)
         z = mu
@@ -168,8 +179,9 @@ class MultVAE(NeuralRecommender):
 
     def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         assert self.network_ is not None
-        x = densify(batch, self.n_items)  # (B, n_items)
-        logits, mu, logvar = net(x)
+        rows = SparseRows.from_batch(batch, self.n_items)
+        x = rows.dense()  # (B, n_items) for the likelihood
+        logits, mu, logvar = net(rows if self.config.sparse_input else x)
         loss = multinomial_nll(logits, x)
         if self.variational:
             beta = self.current_beta()
@@ -179,6 +191,9 @@ class MultVAE(NeuralRecommender):
 
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
         assert self.network_ is not None
-        x = csr_to_dense(batch.matrix, self.device_)  # (B, n_items)
+        if self.config.sparse_input:
+            x: torch.Tensor | SparseRows = SparseRows.from_csr(batch.matrix, self.device_)
+        else:
+            x = csr_to_dense(batch.matrix, self.device_)  # (B, n_items)
         logits, _, _ = self.network_(x)
         return pad_scores(logits)  # (B, n_items + 1)

@@ -38,9 +38,9 @@ from genrec.config import field
 from genrec.data.dataset import Dataset, HistoryBatch
 from genrec.errors import ConfigError
 from genrec.models.ae_common import (
+    SparseRows,
     binary_matrix,
     csr_to_dense,
-    densify,
     l2_normalise,
     multinomial_nll,
     pad_scores,
@@ -77,6 +77,11 @@ class RecVAEConfig(NeuralConfig):
     mixture_weights: tuple[float, ...] = field(
         (0.15, 0.75, 0.1), "composite prior weights: standard, old posterior, wide normal"
     )
+    sparse_input: bool = field(
+        True,
+        "compute the first layer from the row's items only (exact, no (B, n_items) product); "
+        "False: the dense product",
+    )
     n_enc_epochs: int = field(3, "encoder passes over the data per epoch")
     n_dec_epochs: int = field(1, "decoder passes over the data per epoch")
 
@@ -110,11 +115,19 @@ class RecVAEEncoder(nn.Module):
         self.fc_mu = nn.Linear(hidden_dim, latent_dim)
         self.fc_logvar = nn.Linear(hidden_dim, latent_dim)
 
-    def forward(self, x: torch.Tensor, dropout: float) -> tuple[torch.Tensor, torch.Tensor]:
-        h = F.dropout(l2_normalise(x), p=dropout, training=self.training)  # (B, n_items)
+    def forward(
+        self, x: torch.Tensor | SparseRows, dropout: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mu, logvar)`` of rows ``x`` ``(B, n_items)``, dense or :class:`SparseRows`
+        (the same first layer without the dense product)."""
+        if isinstance(x, SparseRows):
+            first = x.l2_normalised().dropout(dropout, self.training).linear(self.fcs[0])
+        else:
+            h = F.dropout(l2_normalise(x), p=dropout, training=self.training)  # (B, n_items)
+            first = self.fcs[0](h)  # (B, hidden)
         skip = None
-        for fc, ln in zip(self.fcs, self.lns):
-            pre = fc(h) if skip is None else fc(h) + skip
+        for i, (fc, ln) in enumerate(zip(self.fcs, self.lns)):
+            pre = first if i == 0 else fc(h) + skip
             h = ln(F.silu(pre))  # (B, hidden); swish = silu
             skip = h if skip is None else skip + h  # dense connections: sum of earlier layers
         return self.fc_mu(h), self.fc_logvar(h)  # (B, latent) x 2
@@ -141,7 +154,7 @@ class RecVAENetwork(nn.Module):
         """Copy the encoder into the prior's old encoder (after the encoder passes)."""
         self.encoder_old.load_state_dict(self.encoder.state_dict())
 
-    def log_prior(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def log_prior(self, x: torch.Tensor | SparseRows, z: torch.Tensor) -> torch.Tensor:
         """``log p(z | phi_old, x)`` element-wise ``(B, latent)`` (paper Eq. 6)."""
         with torch.no_grad():
             self.encoder_old.eval()
@@ -157,8 +170,10 @@ class RecVAENetwork(nn.Module):
         )  # (B, latent, 3)
         return torch.logsumexp(parts + self.log_mixture, dim=-1)
 
-    def forward(self, x: torch.Tensor, phase: int = PHASE_ENCODER) -> torch.Tensor:
-        """Negative ELBO of a batch (training), updating only the ``phase``'s half."""
+    def forward(self, x: torch.Tensor | SparseRows, phase: int = PHASE_ENCODER) -> torch.Tensor:
+        """Negative ELBO of a batch (training), updating only the ``phase``'s half; ``x``
+        dense ``(B, n_items)`` or :class:`SparseRows`."""
+        dense = x.dense() if isinstance(x, SparseRows) else x  # (B, n_items)
         dropout = self.dropout if phase == PHASE_ENCODER else 0.0
         mu, logvar = self.encoder(x, dropout)
         if phase != PHASE_ENCODER:  # the encoder is frozen in decoder passes
@@ -168,12 +183,12 @@ class RecVAENetwork(nn.Module):
             logits = F.linear(z, self.decoder.weight.detach(), self.decoder.bias.detach())
         else:
             logits = self.decoder(z)  # (B, n_items)
-        nll = multinomial_nll(logits, x)
-        weight = self.gamma * x.sum(-1) if self.gamma > 0 else self.beta  # (B,) Eq. 9
+        nll = multinomial_nll(logits, dense)
+        weight = self.gamma * dense.sum(-1) if self.gamma > 0 else self.beta  # (B,) Eq. 9
         kl = (log_norm_pdf(z, mu, logvar) - self.log_prior(x, z)).sum(-1)  # (B,)
         return nll + (kl * weight).mean()
 
-    def score(self, x: torch.Tensor) -> torch.Tensor:
+    def score(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
         mu, _ = self.encoder(x, 0.0)
         return self.decoder(mu)  # (B, n_items)
 
@@ -209,10 +224,14 @@ class RecVAE(NeuralRecommender):
         assert self.network_ is not None
         if int(batch["update_prior"]):
             self.network_.update_prior()
-        x = densify(batch, self.n_items)  # (B, n_items)
+        rows = SparseRows.from_batch(batch, self.n_items)
+        x = rows if self.config.sparse_input else rows.dense()  # (B, n_items)
         return net(x, int(batch["phase"]))
 
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
         assert self.network_ is not None
-        x = csr_to_dense(batch.matrix, self.device_)  # (B, n_items)
+        if self.config.sparse_input:
+            x: torch.Tensor | SparseRows = SparseRows.from_csr(batch.matrix, self.device_)
+        else:
+            x = csr_to_dense(batch.matrix, self.device_)  # (B, n_items)
         return pad_scores(self.network_.score(x))  # (B, n_items + 1)

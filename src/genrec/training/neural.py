@@ -60,6 +60,11 @@ class NeuralConfig(ModelConfig):
     adam_beta2: float = field(
         0.999, "AdamW second-moment decay (0.98 as in the SASRec paper and RecTools)"
     )
+    fused_adamw: bool = field(
+        True,
+        "AdamW as one fused kernel on the CPU and CUDA (torch's fused=True; ~6x faster steps "
+        "than the default loop for Beauty's auto-encoders); False: torch's default",
+    )
     warmup_steps: int = field(0, "linear learning-rate warm-up steps")
     grad_clip: float = field(1.0, "clip the gradient norm to this value (0 = off)")
     patience: int = field(5, "stop after this many evaluations without improvement (0 = off)")

@@ -285,11 +285,13 @@ class Trainer:
     def _fit_locked(self, dataset: Dataset, valid: Any, net: torch.nn.Module) -> list[dict]:
         self._setup_distributed()
         try:
+            fused = self.cfg.fused_adamw and self.device.type in ("cpu", "cuda")
             optimizer = torch.optim.AdamW(
                 net.parameters(),
                 lr=self.cfg.lr,
                 weight_decay=self.cfg.weight_decay,
                 betas=(0.9, self.cfg.adam_beta2),
+                **({"fused": True} if fused else {}),
             )
             if self.resume and self.checkpoint_dir is not None:
                 self._load_checkpoint(optimizer)  # before DDP, which broadcasts rank 0's
