@@ -15,13 +15,14 @@
      a batch of 256 users. EASE is skipped there: its dense 100k x 100k item matrix
      (40 GB in float32) is exactly what these models avoid.
 
-3. ``--sparse-ab``: for the models with a ``sparse_input`` option (Mult-VAE, Mult-DAE,
-   RecVAE), the same preset, seed and epochs trained twice in this process, with the first
-   layer computed from the rows' items only (``sparse_input: true``, the default) and as the
-   dense ``(B, n_items)`` product (``false``). Printed: seconds per epoch of each, their
-   ratio, and Recall@10 / NDCG@10 on the test split after the same epochs (the two differ
-   only by the dropout draws and float summation order). The load average and thread count
-   are printed beside the times.
+3. ``--ab FIELD``: the same preset, seed and epochs trained twice in this process, with the
+   boolean config field ``FIELD`` off and on, for every model that has it:
+   ``--ab sparse_input`` (Mult-VAE, Mult-DAE, RecVAE: the first layer computed from the
+   rows' items only, the default, against the dense ``(B, n_items)`` product) or ``--ab
+   fused_adamw`` (every neural model: torch's fused AdamW, the default, against its default
+   loop). Printed: seconds per epoch of each, their ratio, and Recall@10 / NDCG@10 on the
+   test split after the same epochs (the two sides differ only by random draws and float
+   rounding). The load average and thread count are printed beside the times.
 
 Run: ``PYTHONPATH=src python benchmarks/bench_autoencoders.py [--dataset movielens-100k
 --data-dir ../shared/data/movielens-100k] [--models multvae,diffrec] [--skip-memory]``.
@@ -90,8 +91,8 @@ def speed(args: argparse.Namespace) -> None:
         )
 
 
-def sparse_ab(args: argparse.Namespace) -> None:
-    """Seconds per epoch and quality with ``sparse_input`` on and off (same run, seed)."""
+def ab(args: argparse.Namespace) -> None:
+    """Seconds per epoch and quality with the boolean field ``args.ab`` off and on."""
     import os
 
     import genrec
@@ -102,25 +103,26 @@ def sparse_ab(args: argparse.Namespace) -> None:
     split = genrec.split_dataset(ds, "loo")
     print(f"{ds!r}; {torch.get_num_threads()} torch thread(s); {args.epochs} epoch(s)")
     common = {"epochs": args.epochs, "progress": False, "device": "cpu", "patience": 0}
-    print(f"{'model':9s} {'input':6s} {'s/epoch':>8s} {'R@10':>7s} {'N@10':>7s}  load")
+    print(f"{'model':9s} {args.ab:6s} {'s/epoch':>8s} {'R@10':>7s} {'N@10':>7s}  load")
     for name in args.models.split(","):
-        if "sparse_input" not in genrec.get_model(name).config_class.field_names():
-            print(f"{name:9s} (no sparse_input option)")
+        if args.ab not in genrec.get_model(name).config_class.field_names():
+            print(f"{name:9s} (no {args.ab} option)")
             continue
         seconds = {}
-        for sparse in (False, True):
-            cfg = _config(name, args.dataset, {**common, "sparse_input": sparse})
+        for on in (False, True):
+            cfg = _config(name, args.dataset, {**common, args.ab: on})
             model = genrec.get_model(name)(**cfg, seed=0).fit(split.train)
-            seconds[sparse] = float(np.mean([h["seconds"] for h in model.training_history_]))
+            seconds[on] = float(np.mean([h["seconds"] for h in model.training_history_]))
             res = genrec.evaluate(
                 model, split, ks=(10,), metrics=("recall", "ndcg"), beyond_accuracy=False
             )
             load = " ".join(f"{x:.1f}" for x in os.getloadavg())
             print(
-                f"{name:9s} {'sparse' if sparse else 'dense':6s} {seconds[sparse]:8.2f} "
+                f"{name:9s} {'on' if on else 'off':6s} {seconds[on]:8.2f} "
                 f"{res.metrics['recall@10']:7.4f} {res.metrics['ndcg@10']:7.4f}  {load}"
             )
-        print(f"{name:9s} dense / sparse seconds per epoch: {seconds[False] / seconds[True]:.2f}x")
+        ratio = seconds[False] / seconds[True]
+        print(f"{name:9s} {args.ab} off / on seconds per epoch: {ratio:.2f}x")
 
 
 def synthetic_catalogue(n_items: int, n_users: int, per_user: int, seed: int = 0):
@@ -221,7 +223,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--skip-speed", action="store_true")
-    p.add_argument("--sparse-ab", action="store_true", help="only the sparse_input A/B (3.)")
+    p.add_argument("--ab", default=None, metavar="FIELD", help="only the on/off A/B (3.)")
     p.add_argument("--memory-data", default="all", choices=["all", "synthetic"])
     p.add_argument("--child-timeout", type=float, default=150.0)
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -231,8 +233,8 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    if args.sparse_ab:
-        sparse_ab(args)
+    if args.ab:
+        ab(args)
         return
     if not args.skip_speed:
         speed(args)
