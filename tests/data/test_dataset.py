@@ -163,3 +163,46 @@ def test_timestamps_flow_into_histories_and_subsets(tiny_frame):
     assert order_only.histories().seq_times is None
     assert order_only.subset(order_only.user_idx > 1).has_timestamps is False
     assert ds.subset(ds.user_idx > 1).has_timestamps is True
+
+
+def test_subset_slices_exactly_what_a_rebuilt_dataset_holds():
+    """subset() slices the sorted, mapped arrays instead of re-validating: it must hold
+    the same frame, ids, times, weights, histories and fingerprint as the constructor
+    would build from the selected rows (ties in time, repeats, weights, side tables)."""
+    rng = np.random.default_rng(0)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "user_id": rng.choice(["a", "b", "c", "d", "e"], n),
+            "item_id": rng.integers(100, 130, n),
+            "timestamp": rng.integers(0, 40, n).astype(float),  # many ties
+            "weight": rng.random(n).astype(np.float32),
+        }
+    )
+    items = pd.DataFrame({"item_id": np.arange(100, 130), "title": [f"t{i}" for i in range(30)]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exact duplicates are collapsed with a warning
+        ds = Dataset(frame, items=items, name="ties")
+    for mask in (rng.random(len(ds)) < 0.5, ds.user_idx != 2, np.ones(len(ds), bool)):
+        fast = ds.subset(mask)
+        slow = Dataset(
+            ds.interactions[mask],
+            ds.items,
+            name=ds.name,
+            user_map=ds.user_map,
+            item_map=ds.item_map,
+            has_timestamps=ds.has_timestamps,
+        )
+        pd.testing.assert_frame_equal(fast.interactions, slow.interactions)
+        for a, b in ((fast.user_idx, slow.user_idx), (fast.item_idx, slow.item_idx)):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(fast.timestamps, slow.timestamps)
+        np.testing.assert_array_equal(fast.weights, slow.weights)
+        assert fast.fingerprint() == slow.fingerprint()
+        assert (fast.matrix() != slow.matrix()).nnz == 0
+        assert fast.items is ds.items and fast.item_map is ds.item_map
+    assert ds.subset(np.zeros(len(ds), bool), allow_empty=True).n_interactions == 0
+    with pytest.raises(DataValidationError, match="empty"):
+        ds.subset(np.zeros(len(ds), bool))
+    with pytest.raises(DataValidationError, match="one flag per interaction"):
+        ds.subset(np.ones(3, bool))
