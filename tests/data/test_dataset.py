@@ -193,6 +193,7 @@ def test_subset_slices_exactly_what_a_rebuilt_dataset_holds():
             item_map=ds.item_map,
             has_timestamps=ds.has_timestamps,
         )
+        assert set(vars(fast)) == set(vars(slow))  # every attribute __init__ sets
         pd.testing.assert_frame_equal(fast.interactions, slow.interactions)
         for a, b in ((fast.user_idx, slow.user_idx), (fast.item_idx, slow.item_idx)):
             np.testing.assert_array_equal(a, b)

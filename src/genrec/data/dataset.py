@@ -519,15 +519,28 @@ class Dataset:
         # order); a masked selection keeps all of that, so it is sliced instead of rebuilt:
         # no second validation frame, id lookup or sort (at 20M interactions those made
         # each split dataset cost a full constructor's time and memory).
-        out = object.__new__(Dataset)
-        out.name, out.has_timestamps = self.name, self.has_timestamps
-        out.user_map, out.item_map = self.user_map, self.item_map
-        out.interactions = self.interactions[mask].reset_index(drop=True)
-        out._u, out._i = self._u[mask], self._i[mask]
-        out._t = out.interactions[C.TIMESTAMP].to_numpy()
-        out._w = out.interactions[C.WEIGHT].to_numpy(dtype=np.float32)
-        out.items, out.users = self.items, self.users
-        out._histories = None
+        frame = self.interactions[mask].reset_index(drop=True)
+        return self._from_parts(
+            name=self.name,
+            has_timestamps=self.has_timestamps,
+            user_map=self.user_map,
+            item_map=self.item_map,
+            interactions=frame,
+            _u=self._u[mask],
+            _i=self._i[mask],
+            _t=frame[C.TIMESTAMP].to_numpy(),
+            _w=frame[C.WEIGHT].to_numpy(dtype=np.float32),
+            items=self.items,
+            users=self.users,
+            _histories=None,
+        )
+
+    @classmethod
+    def _from_parts(cls, **attributes: Any) -> Dataset:
+        """A dataset from parts that are already validated, mapped and sorted (every
+        attribute ``__init__`` sets); no checks. Used by :meth:`subset`."""
+        out = cls.__new__(cls)
+        out.__dict__.update(attributes)
         return out
 
     def with_interactions(self, interactions: pd.DataFrame) -> Dataset:
