@@ -295,3 +295,21 @@ def test_allowed_items_without_a_dense_table(ease) -> None:
                 allowed.contains(items[:2], rows=rows),
                 np.take_along_axis(table[rows], items[:2], 1),
             )
+
+
+def test_allowed_items_deny_stored_entries_whatever_their_weight() -> None:
+    """A seen item stored with weight 0 (or twice, unsorted) is still excluded, as the dense
+    table of the stored pattern always did."""
+    from genrec.core.recommender import AllowedItems
+
+    weights = np.array([0.0, 1.0, 2.0, 3.0, 5.0])
+    seen = sp.csr_matrix(
+        (weights, np.array([3, 1, 3, 2, 3]), np.array([0, 2, 5])), shape=(2, 5)
+    )  # row 0: items 3 (weight 0) and 1; row 1: items 3, 2, 3 (a repeat)
+    allowed = AllowedItems(2, 4, seen)
+    got = allowed.contains(np.array([[3, 1, 2, 4], [3, 2, 1, 4]]))
+    np.testing.assert_array_equal(got, [[False, False, True, True], [False, False, True, True]])
+    np.testing.assert_array_equal(
+        allowed.dense().numpy(),
+        [[False, False, True, False, True], [False, True, False, False, True]],
+    )

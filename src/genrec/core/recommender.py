@@ -808,11 +808,12 @@ class AllowedItems:
         candidates: torch.Tensor | None = None,
     ):
         self.n_rows, self.n_items = int(n_rows), int(n_items)
-        self.denied = None if denied is None else sp.csr_matrix(denied, dtype=bool)
-        if self.denied is not None:
-            self.denied.sum_duplicates()
-            self.denied.eliminate_zeros()
-            self.denied.sort_indices()
+        self.denied = None
+        if denied is not None:  # the stored pattern counts, whatever the weight (even 0)
+            m = sp.csr_matrix(denied)
+            flags = np.ones(m.nnz, dtype=bool)
+            self.denied = sp.csr_matrix((flags, m.indices, m.indptr), shape=m.shape)
+            self.denied.sum_duplicates()  # also sorts the indices of every row
         self.candidates = candidates
         self._dense: torch.Tensor | None = None
 
