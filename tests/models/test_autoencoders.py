@@ -351,3 +351,12 @@ def test_sparse_first_layer_gives_the_dense_networks_outputs_and_gradients(split
     dense_model = genrec.get_model(name)(**{**TINY[name], **COMMON, "sparse_input": False})
     dense_model.__dict__.update({k: v for k, v in model.__dict__.items() if k != "config"})
     torch.testing.assert_close(dense_model.score(batch), scores, rtol=1e-5, atol=1e-5)
+
+
+def test_sparse_input_applies_only_where_torch_has_sparse_csr_products():
+    from genrec.models.ae_common import sparse_input_applies
+
+    assert sparse_input_applies(True, torch.device("cpu"))
+    assert sparse_input_applies(True, torch.device("cuda"))
+    assert not sparse_input_applies(True, torch.device("mps"))
+    assert not sparse_input_applies(False, torch.device("cpu"))

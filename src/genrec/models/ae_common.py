@@ -144,6 +144,12 @@ class SparseRows:
         return out if layer.bias is None else out + layer.bias
 
 
+def sparse_input_applies(enabled: bool, device: torch.device) -> bool:
+    """Whether a model's ``sparse_input`` is used on ``device``: torch's sparse CSR
+    products run on the CPU and CUDA; elsewhere (e.g. Apple's MPS) the dense product is."""
+    return bool(enabled) and device.type in ("cpu", "cuda")
+
+
 class _SparseInputProduct(torch.autograd.Function):
     """``X @ W^T`` for a sparse CSR ``X`` ``(B, n)`` (its transpose ``xt`` given too) and a
     dense ``W`` ``(out, n)``; the gradient flows to ``W`` only."""

@@ -39,8 +39,8 @@ class MultDAEConfig(NeuralConfig):
     dropout: float = field(0.5, "input dropout on the normalised row (paper: 0.5)")
     sparse_input: bool = field(
         True,
-        "compute the first layer from the row's items only (exact, no (B, n_items) product); "
-        "False: the dense product",
+        "compute the first layer from the row's items only (exact, no (B, n_items) product; "
+        "CPU and CUDA, elsewhere dense); False: the dense product",
     )
 
     def validate(self) -> None:

@@ -35,6 +35,7 @@ from genrec.models.ae_common import (
     l2_normalise,
     multinomial_nll,
     pad_scores,
+    sparse_input_applies,
     sparse_rows_batches,
     training_users,
 )
@@ -63,8 +64,8 @@ class MultVAEConfig(NeuralConfig):
     dropout: float = field(0.5, "input dropout on the normalised row (paper: 0.5)")
     sparse_input: bool = field(
         True,
-        "compute the first layer from the row's items only (exact, no (B, n_items) product); "
-        "False: the dense product",
+        "compute the first layer from the row's items only (exact, no (B, n_items) product; "
+        "CPU and CUDA, elsewhere dense); False: the dense product",
     )
     anneal_cap: float = field(0.2, "largest KL weight beta (paper: 0.2)")
     total_anneal_steps: int = field(
@@ -181,7 +182,9 @@ class MultVAE(NeuralRecommender):
         assert self.network_ is not None
         rows = SparseRows.from_batch(batch, self.n_items)
         x = rows.dense()  # (B, n_items) for the likelihood
-        logits, mu, logvar = net(rows if self.config.sparse_input else x)
+        logits, mu, logvar = net(
+            rows if sparse_input_applies(self.config.sparse_input, self.device_) else x
+        )
         loss = multinomial_nll(logits, x)
         if self.variational:
             beta = self.current_beta()
@@ -191,7 +194,7 @@ class MultVAE(NeuralRecommender):
 
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
         assert self.network_ is not None
-        if self.config.sparse_input:
+        if sparse_input_applies(self.config.sparse_input, self.device_):
             x: torch.Tensor | SparseRows = SparseRows.from_csr(batch.matrix, self.device_)
         else:
             x = csr_to_dense(batch.matrix, self.device_)  # (B, n_items)

@@ -44,6 +44,7 @@ from genrec.models.ae_common import (
     l2_normalise,
     multinomial_nll,
     pad_scores,
+    sparse_input_applies,
     sparse_rows_batches,
     training_users,
 )
@@ -79,8 +80,8 @@ class RecVAEConfig(NeuralConfig):
     )
     sparse_input: bool = field(
         True,
-        "compute the first layer from the row's items only (exact, no (B, n_items) product); "
-        "False: the dense product",
+        "compute the first layer from the row's items only (exact, no (B, n_items) product; "
+        "CPU and CUDA, elsewhere dense); False: the dense product",
     )
     n_enc_epochs: int = field(3, "encoder passes over the data per epoch")
     n_dec_epochs: int = field(1, "decoder passes over the data per epoch")
@@ -225,12 +226,14 @@ class RecVAE(NeuralRecommender):
         if int(batch["update_prior"]):
             self.network_.update_prior()
         rows = SparseRows.from_batch(batch, self.n_items)
-        x = rows if self.config.sparse_input else rows.dense()  # (B, n_items)
+        x = (
+            rows if sparse_input_applies(self.config.sparse_input, self.device_) else rows.dense()
+        )  # (B, n_items)
         return net(x, int(batch["phase"]))
 
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
         assert self.network_ is not None
-        if self.config.sparse_input:
+        if sparse_input_applies(self.config.sparse_input, self.device_):
             x: torch.Tensor | SparseRows = SparseRows.from_csr(batch.matrix, self.device_)
         else:
             x = csr_to_dense(batch.matrix, self.device_)  # (B, n_items)
