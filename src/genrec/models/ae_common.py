@@ -110,11 +110,6 @@ class SparseRows:
         x[self.rows, self.cols] = self.vals
         return x
 
-    def row_sums(self) -> torch.Tensor:
-        """``(B,)`` sum of each row."""
-        out = torch.zeros(self.n_rows, device=self.vals.device, dtype=self.vals.dtype)
-        return out.index_add_(0, self.rows, self.vals)
-
     def l2_normalised(self) -> SparseRows:
         """Rows scaled to unit L2 norm, as :func:`l2_normalise` (``F.normalize``, eps 1e-12)."""
         norm = torch.zeros(self.n_rows, device=self.vals.device, dtype=self.vals.dtype)
@@ -150,6 +145,14 @@ def sparse_input_applies(enabled: bool, device: torch.device) -> bool:
     return bool(enabled) and device.type in ("cpu", "cuda")
 
 
+def encoder_input(
+    rows: SparseRows, sparse_input: bool, device: torch.device
+) -> torch.Tensor | SparseRows:
+    """What an auto-encoder's first layer reads: ``rows`` themselves when ``sparse_input``
+    applies on ``device`` (:func:`sparse_input_applies`), else their dense matrix."""
+    return rows if sparse_input_applies(sparse_input, device) else rows.dense()
+
+
 class _SparseInputProduct(torch.autograd.Function):
     """``X @ W^T`` for a sparse CSR ``X`` ``(B, n)`` (its transpose ``xt`` given too) and a
     dense ``W`` ``(out, n)``; the gradient flows to ``W`` only."""
@@ -170,23 +173,12 @@ class _SparseInputProduct(torch.autograd.Function):
 
 def densify(batch: dict[str, torch.Tensor], n_items: int) -> torch.Tensor:
     """Dense ``(B, n_items)`` rows from a :func:`sparse_rows_batches` batch (on its device)."""
-    B = batch["users"].shape[0]
-    x = torch.zeros(B, n_items, device=batch["vals"].device)  # (B, n_items)
-    x[batch["rows"], batch["cols"]] = batch["vals"]
-    return x
+    return SparseRows.from_batch(batch, n_items).dense()
 
 
 def csr_to_dense(matrix: sp.csr_matrix, device: torch.device, binary: bool = True) -> torch.Tensor:
     """Dense ``(B, n_items)`` rows from ``(B, n_items + 1)`` CSR rows (padding column dropped)."""
-    matrix = matrix.tocsr()
-    B, n = matrix.shape[0], matrix.shape[1] - 1
-    rows = np.repeat(np.arange(B), np.diff(matrix.indptr))
-    x = torch.zeros(B, n, device=device)  # (B, n_items)
-    vals = np.ones(matrix.nnz, np.float32) if binary else matrix.data.astype(np.float32)
-    x[torch.from_numpy(rows).to(device), torch.from_numpy(matrix.indices.astype(np.int64) - 1)] = (
-        torch.from_numpy(vals).to(device)
-    )
-    return x
+    return SparseRows.from_csr(matrix, device, binary).dense()
 
 
 def pad_scores(scores: torch.Tensor) -> torch.Tensor:

@@ -30,12 +30,11 @@ from genrec.models.ae_common import (
     SparseRows,
     anneal_beta,
     binary_matrix,
-    csr_to_dense,
+    encoder_input,
     gaussian_kl,
     l2_normalise,
     multinomial_nll,
     pad_scores,
-    sparse_input_applies,
     sparse_rows_batches,
     training_users,
 )
@@ -181,11 +180,9 @@ class MultVAE(NeuralRecommender):
     def training_step(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         assert self.network_ is not None
         rows = SparseRows.from_batch(batch, self.n_items)
-        x = rows.dense()  # (B, n_items) for the likelihood
-        logits, mu, logvar = net(
-            rows if sparse_input_applies(self.config.sparse_input, self.device_) else x
-        )
-        loss = multinomial_nll(logits, x)
+        x = encoder_input(rows, self.config.sparse_input, self.device_)
+        logits, mu, logvar = net(x)
+        loss = multinomial_nll(logits, x.dense() if isinstance(x, SparseRows) else x)
         if self.variational:
             beta = self.current_beta()
             loss = loss + beta * gaussian_kl(mu, logvar).mean()
@@ -194,9 +191,6 @@ class MultVAE(NeuralRecommender):
 
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
         assert self.network_ is not None
-        if sparse_input_applies(self.config.sparse_input, self.device_):
-            x: torch.Tensor | SparseRows = SparseRows.from_csr(batch.matrix, self.device_)
-        else:
-            x = csr_to_dense(batch.matrix, self.device_)  # (B, n_items)
-        logits, _, _ = self.network_(x)
+        rows = SparseRows.from_csr(batch.matrix, self.device_)
+        logits, _, _ = self.network_(encoder_input(rows, self.config.sparse_input, self.device_))
         return pad_scores(logits)  # (B, n_items + 1)

@@ -40,11 +40,10 @@ from genrec.errors import ConfigError
 from genrec.models.ae_common import (
     SparseRows,
     binary_matrix,
-    csr_to_dense,
+    encoder_input,
     l2_normalise,
     multinomial_nll,
     pad_scores,
-    sparse_input_applies,
     sparse_rows_batches,
     training_users,
 )
@@ -226,15 +225,10 @@ class RecVAE(NeuralRecommender):
         if int(batch["update_prior"]):
             self.network_.update_prior()
         rows = SparseRows.from_batch(batch, self.n_items)
-        x = (
-            rows if sparse_input_applies(self.config.sparse_input, self.device_) else rows.dense()
-        )  # (B, n_items)
-        return net(x, int(batch["phase"]))
+        return net(encoder_input(rows, self.config.sparse_input, self.device_), int(batch["phase"]))
 
     def _score_network(self, batch: HistoryBatch) -> torch.Tensor:
         assert self.network_ is not None
-        if sparse_input_applies(self.config.sparse_input, self.device_):
-            x: torch.Tensor | SparseRows = SparseRows.from_csr(batch.matrix, self.device_)
-        else:
-            x = csr_to_dense(batch.matrix, self.device_)  # (B, n_items)
+        rows = SparseRows.from_csr(batch.matrix, self.device_)
+        x = encoder_input(rows, self.config.sparse_input, self.device_)
         return pad_scores(self.network_.score(x))  # (B, n_items + 1)
