@@ -816,6 +816,7 @@ class AllowedItems:
             self.denied.sum_duplicates()  # also sorts the indices of every row
         self.candidates = candidates
         self._dense: torch.Tensor | None = None
+        self._denied_keys: np.ndarray | None = None  # row * (n_items + 1) + item, sorted
 
     @classmethod
     def build(
@@ -872,8 +873,10 @@ class AllowedItems:
         safe = np.where(ok, items, 0)
         if self.denied is not None and self.denied.nnz:
             n = self.n_items + 1
-            d_rows, d_items = self.denied_pairs()
-            keys = d_rows * n + d_items  # sorted: CSR rows in order, indices sorted
+            if self._denied_keys is None:  # once per batch, not per call (TIGER's cold items)
+                d_rows, d_items = self.denied_pairs()
+                self._denied_keys = d_rows * n + d_items  # sorted: CSR order, sorted indices
+            keys = self._denied_keys
             query = rows[:, None] * n + safe
             pos = np.searchsorted(keys, query).clip(max=len(keys) - 1)
             ok &= keys[pos] != query
