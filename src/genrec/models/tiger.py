@@ -749,7 +749,7 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
         self,
         beam_items: np.ndarray,
         beam_scores: np.ndarray,
-        allowed: AllowedItems | np.ndarray,
+        allowed: AllowedItems,
         out_i: np.ndarray,
         out_s: np.ndarray,
         budget_k: int | None = None,
@@ -780,7 +780,10 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
                 for cold in index.get(tuple(self.codes_[item, :n].tolist()), ()):
                     if added >= budget or len(row_i) >= k:
                         break
-                    if cold in taken or not self._allows(allowed, b, cold):
+                    if (
+                        cold in taken
+                        or not allowed.contains(np.array([[cold]]), np.array([b]))[0, 0]
+                    ):
                         continue
                     row_i.append(cold)
                     row_s.append(score)
@@ -790,13 +793,6 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
                 m = len(row_i)
                 out_i[b, :m], out_s[b, :m] = row_i, row_s
                 out_i[b, m:], out_s[b, m:] = 0, -np.inf
-
-    @staticmethod
-    def _allows(allowed: AllowedItems | np.ndarray, row: int, item: int) -> bool:
-        """Whether batch row ``row`` may get ``item``."""
-        if isinstance(allowed, AllowedItems):
-            return bool(allowed.contains(np.array([[item]]), rows=np.array([row]))[0, 0])
-        return bool(allowed[row, item])
 
     # -------------------------------------------------------------- exact scoring
     @torch.no_grad()

@@ -62,8 +62,8 @@ class NeuralConfig(ModelConfig):
     )
     fused_adamw: bool = field(
         True,
-        "AdamW as one fused kernel on the CPU and CUDA (torch's fused=True; ~6x faster steps "
-        "than the default loop for Beauty's auto-encoders); False: torch's default",
+        "AdamW as one fused kernel on the CPU and CUDA (torch's fused=True; 1.07-1.25x faster "
+        "Beauty epochs measured for SASRec, BERT4Rec, Mult-VAE, DiffRec); False: torch's default",
     )
     warmup_steps: int = field(0, "linear learning-rate warm-up steps")
     grad_clip: float = field(1.0, "clip the gradient norm to this value (0 = off)")
