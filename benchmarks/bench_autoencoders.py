@@ -58,13 +58,20 @@ def _config(name: str, dataset: str, overrides: dict[str, Any]) -> dict[str, Any
     return {**cfg, **{k: v for k, v in overrides.items() if k in names}}
 
 
-def speed(args: argparse.Namespace) -> None:
+def _load_split(args: argparse.Namespace) -> tuple[Any, Any]:
+    """``--dataset`` (``--data-dir``) and its leave-one-out split."""
     import genrec
     from genrec.data.loaders import load_dataset
 
     kwargs = {"data_dir": args.data_dir} if args.data_dir else {}
     ds = load_dataset(args.dataset, **kwargs)
-    split = genrec.split_dataset(ds, "loo")
+    return ds, genrec.split_dataset(ds, "loo")
+
+
+def speed(args: argparse.Namespace) -> None:
+    import genrec
+
+    ds, split = _load_split(args)
     train = split.train
     users = train.user_map.external_ids
     print(f"{ds!r}; {torch.get_num_threads()} torch thread(s)")
@@ -96,11 +103,8 @@ def ab(args: argparse.Namespace) -> None:
     import os
 
     import genrec
-    from genrec.data.loaders import load_dataset
 
-    kwargs = {"data_dir": args.data_dir} if args.data_dir else {}
-    ds = load_dataset(args.dataset, **kwargs)
-    split = genrec.split_dataset(ds, "loo")
+    ds, split = _load_split(args)
     print(f"{ds!r}; {torch.get_num_threads()} torch thread(s); {args.epochs} epoch(s)")
     common = {"epochs": args.epochs, "progress": False, "device": "cpu", "patience": 0}
     print(f"{'model':9s} {args.ab:6s} {'s/epoch':>8s} {'R@10':>7s} {'N@10':>7s}  load")
