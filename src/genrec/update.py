@@ -306,11 +306,13 @@ def update_model(
         raise ConfigError(f"replay must be in [0, 1], got {replay!r}")
     if epochs is not None and (isinstance(epochs, bool) or epochs < 1):
         raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
-    if model.name == "tiger":
+    from genrec.models.tiger import TIGER
+
+    if isinstance(model, TIGER):  # TIGER and the semantic-ID models built on it (sidsplit)
         raise UpdateError(
-            "TIGER cannot be updated yet: new items need semantic IDs from the fitted "
-            "tokenizer and TIGER's item map cannot grow after fit (see docs/continuous.md); "
-            "retrain it on the merged data"
+            f"{model.name} cannot be updated yet: new items need semantic IDs from the fitted "
+            "tokenizer and a semantic-ID model's item map cannot grow after fit (see "
+            "docs/continuous.md); retrain it on the merged data"
         )
     start = time.perf_counter()
     ds, is_new = merged_dataset(model, new, items)

@@ -24,6 +24,7 @@ BUILTIN_MODELS: dict[str, str] = {
     "nextitnet": "genrec.models.nextitnet:NextItNet",
     "hstu": "genrec.models.hstu:HSTU",
     "tiger": "genrec.models.tiger:TIGER",
+    "sidsplit": "genrec.models.sidsplit:SIDSplit",
     "multvae": "genrec.models.multvae:MultVAE",
     "multdae": "genrec.models.multdae:MultDAE",
     "recvae": "genrec.models.recvae:RecVAE",

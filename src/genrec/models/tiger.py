@@ -307,66 +307,27 @@ class DecoderBlock(nn.Module):
         return x + self.drop(self.ffn(self.norm3(x))), cache
 
 
-class TIGERNetwork(nn.Module):
-    """The pure TIGER encoder-decoder (no data handling, no decoding loop).
+class SemanticIDDecoder:
+    """The code decoder shared by the semantic-ID networks (a mixin of ``nn.Module``s).
 
-    Args:
-        codebook_sizes: ``V_l`` codes per level (``L`` levels).
-        config: architecture fields of :class:`TIGERConfig`.
+    Given a per-row memory (encoder outputs, or one user state), it decodes an item's ``L``
+    code tokens auto-regressively: teacher forcing (:meth:`decode`, :meth:`log_likelihood`)
+    and one incremental step for the beam search (:meth:`step`). The host network defines
+    ``sizes``, ``n_levels``, ``offsets``, ``d_model``, ``token_emb`` (one table for all
+    levels' tokens, 0 = padding), ``dec_pos``, ``bos``, ``decoder`` (:class:`DecoderBlock`
+    list), ``dec_norm`` and ``drop``.
     """
 
-    def __init__(self, codebook_sizes: Sequence[int], config: TIGERConfig):
-        super().__init__()
-        d = config.embedding_dim
-        self.sizes = [int(s) for s in codebook_sizes]
-        self.n_levels = L = len(self.sizes)
-        self.offsets = [1 + int(o) for o in np.cumsum([0, *self.sizes[:-1]])]  # token id base
-        self.d_model = d
-        self.token_emb = nn.Embedding(1 + sum(self.sizes), d, padding_idx=0)
-        self.user_emb = nn.Embedding(max(config.n_user_buckets, 1), d)
-        self.use_user = config.n_user_buckets > 0
-        self.enc_pos = nn.Parameter(torch.zeros(1 + config.max_seq_len * L, d))
-        self.dec_pos = nn.Parameter(torch.zeros(L, d))
-        self.bos = nn.Parameter(torch.zeros(d))
-        self.encoder = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_encoder_layers))
-        self.decoder = nn.ModuleList(DecoderBlock(config) for _ in range(config.n_decoder_layers))
-        self.enc_norm = nn.RMSNorm(d, eps=1e-6)
-        self.dec_norm = nn.RMSNorm(d, eps=1e-6)
-        self.drop = nn.Dropout(config.dropout)
-        for p in (self.token_emb.weight, self.user_emb.weight, self.bos):
-            nn.init.normal_(p, std=1.0)  # T5: unit-variance embeddings, tied output rescaled
-        for p in (self.enc_pos, self.dec_pos):
-            nn.init.normal_(p, std=0.02)
-        with torch.no_grad():
-            self.token_emb.weight[0].zero_()
-
-    # -------------------------------------------------------------- encoder
-    def encode(
-        self, users: torch.Tensor, tokens: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder output ``(B, 1 + S, D)`` and key mask ``(B, 1 + S)`` for user buckets
-        ``(B,)`` and left-padded flattened code tokens ``(B, S)`` (0 = padding)."""
-        B, S = tokens.shape
-        P = self.enc_pos.shape[0]  # 1 + max_seq_len * n_levels
-        if S > P - 1:
-            raise ValueError(
-                f"{S} code tokens per row, more than the encoder's {P - 1} positions "
-                "(max_seq_len x n_levels)"
-            )
-        user = self.user_emb(users)[:, None]  # (B, 1, D)
-        # the user token at position 0, the items right-aligned at the end: a batch trimmed
-        # of its all-padding columns (S < max_seq_len * L) encodes exactly like a padded one
-        pos = torch.cat([self.enc_pos[:1], self.enc_pos[P - S :]])
-        x = torch.cat([user, self.token_emb(tokens)], dim=1) + pos  # (B, 1 + S, D)
-        real = torch.cat(
-            [torch.full((B, 1), self.use_user, device=tokens.device), tokens > 0], dim=1
-        )  # (B, 1 + S)
-        real[:, -1] |= ~real.any(1)  # an empty input still has one key (no NaN softmax)
-        x = self.drop(x)
-        mask = real[:, None, None, :]  # (B, 1, 1, 1 + S)
-        for block in self.encoder:
-            x = block(x, mask)
-        return self.enc_norm(x), real
+    sizes: list[int]
+    n_levels: int
+    offsets: list[int]
+    d_model: int
+    token_emb: nn.Embedding
+    dec_pos: nn.Parameter
+    bos: nn.Parameter
+    decoder: nn.ModuleList
+    dec_norm: nn.Module
+    drop: nn.Module
 
     def memory(self, enc: torch.Tensor, real: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
         """Per decoder block: cross-attention keys, values ``(B, H, S, dh)`` and mask."""
@@ -443,6 +404,78 @@ class TIGERNetwork(nn.Module):
         h = self.dec_norm(x)[:, 0]  # (N, D)
         return F.log_softmax(self.level_logits(h, t).float(), -1), new_cache
 
+    def level_loss(self, h: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over the ``L`` levels of decoder states ``h`` ``(N, L, D)``
+        against codes ``targets`` ``(N, L)``."""
+        loss = h.new_zeros(())
+        for lvl in range(self.n_levels):
+            loss = loss + F.cross_entropy(
+                self.level_logits(h[:, lvl], lvl).float(), targets[:, lvl]
+            )
+        return loss / self.n_levels
+
+
+class TIGERNetwork(SemanticIDDecoder, nn.Module):
+    """The pure TIGER encoder-decoder (no data handling, no decoding loop).
+
+    Args:
+        codebook_sizes: ``V_l`` codes per level (``L`` levels).
+        config: architecture fields of :class:`TIGERConfig`.
+    """
+
+    def __init__(self, codebook_sizes: Sequence[int], config: TIGERConfig):
+        super().__init__()
+        d = config.embedding_dim
+        self.sizes = [int(s) for s in codebook_sizes]
+        self.n_levels = L = len(self.sizes)
+        self.offsets = [1 + int(o) for o in np.cumsum([0, *self.sizes[:-1]])]  # token id base
+        self.d_model = d
+        self.token_emb = nn.Embedding(1 + sum(self.sizes), d, padding_idx=0)
+        self.user_emb = nn.Embedding(max(config.n_user_buckets, 1), d)
+        self.use_user = config.n_user_buckets > 0
+        self.enc_pos = nn.Parameter(torch.zeros(1 + config.max_seq_len * L, d))
+        self.dec_pos = nn.Parameter(torch.zeros(L, d))
+        self.bos = nn.Parameter(torch.zeros(d))
+        self.encoder = nn.ModuleList(EncoderBlock(config) for _ in range(config.n_encoder_layers))
+        self.decoder = nn.ModuleList(DecoderBlock(config) for _ in range(config.n_decoder_layers))
+        self.enc_norm = nn.RMSNorm(d, eps=1e-6)
+        self.dec_norm = nn.RMSNorm(d, eps=1e-6)
+        self.drop = nn.Dropout(config.dropout)
+        for p in (self.token_emb.weight, self.user_emb.weight, self.bos):
+            nn.init.normal_(p, std=1.0)  # T5: unit-variance embeddings, tied output rescaled
+        for p in (self.enc_pos, self.dec_pos):
+            nn.init.normal_(p, std=0.02)
+        with torch.no_grad():
+            self.token_emb.weight[0].zero_()
+
+    # -------------------------------------------------------------- encoder
+    def encode(
+        self, users: torch.Tensor, tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder output ``(B, 1 + S, D)`` and key mask ``(B, 1 + S)`` for user buckets
+        ``(B,)`` and left-padded flattened code tokens ``(B, S)`` (0 = padding)."""
+        B, S = tokens.shape
+        P = self.enc_pos.shape[0]  # 1 + max_seq_len * n_levels
+        if S > P - 1:
+            raise ValueError(
+                f"{S} code tokens per row, more than the encoder's {P - 1} positions "
+                "(max_seq_len x n_levels)"
+            )
+        user = self.user_emb(users)[:, None]  # (B, 1, D)
+        # the user token at position 0, the items right-aligned at the end: a batch trimmed
+        # of its all-padding columns (S < max_seq_len * L) encodes exactly like a padded one
+        pos = torch.cat([self.enc_pos[:1], self.enc_pos[P - S :]])
+        x = torch.cat([user, self.token_emb(tokens)], dim=1) + pos  # (B, 1 + S, D)
+        real = torch.cat(
+            [torch.full((B, 1), self.use_user, device=tokens.device), tokens > 0], dim=1
+        )  # (B, 1 + S)
+        real[:, -1] |= ~real.any(1)  # an empty input still has one key (no NaN softmax)
+        x = self.drop(x)
+        mask = real[:, None, None, :]  # (B, 1, 1, 1 + S)
+        for block in self.encoder:
+            x = block(x, mask)
+        return self.enc_norm(x), real
+
     def forward(
         self, users: torch.Tensor, tokens: torch.Tensor, targets: torch.Tensor
     ) -> torch.Tensor:
@@ -450,12 +483,7 @@ class TIGERNetwork(nn.Module):
         (teacher forcing, paper Sec. 3.2)."""
         enc, real = self.encode(users, tokens)
         h = self.decode(targets, self.memory(enc, real))  # (B, L, D)
-        loss = h.new_zeros(())
-        for lvl in range(self.n_levels):
-            loss = loss + F.cross_entropy(
-                self.level_logits(h[:, lvl], lvl).float(), targets[:, lvl]
-            )
-        return loss / self.n_levels
+        return self.level_loss(h, targets)
 
 
 # --------------------------------------------------------------------------- estimator
