@@ -189,3 +189,104 @@ def test_cli_update_writes_a_new_artifact(parts, tmp_path, capsys):
     # nor a file
     assert main(["update", str(art), "--data", str(data), "--out", str(data), "--overwrite"]) == 2
     assert data.read_text() == new.to_csv(index=False)
+
+
+# ---------------------------------------------------------------- semantic-ID models
+_SID = {
+    "embedding_dim": 16, "n_decoder_layers": 1, "n_heads": 2, "head_dim": 8, "ffn_dim": 32,
+    "max_seq_len": 8, "n_levels": 3, "codebook_size": 16, "num_beams": 20, "epochs": 2,
+    "progress": False, "device": "cpu",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name, extra", [("tiger", {"n_encoder_layers": 1}), ("sidsplit", {})])
+def test_semantic_id_models_update_with_codes_for_new_items(parts, name, extra):
+    """TIGER and SID-split warm-start: old items keep their codes, the new item gets a free
+    tuple, every old weight is the starting point, and the old model is untouched."""
+    import copy
+
+    old, new = parts
+    model = genrec.get_model(name)(**_SID, **extra, codebook="random").fit(old)
+    before = {k: v.copy() for k, v in model._state_dict().items()}
+    frozen = copy.copy(model)  # a learning rate of ~0 keeps the weights where they start
+    frozen.config = model.config.replace(lr=1e-12)
+    upd, rep = update_model(frozen, new, epochs=1)
+    assert rep.mode == "warm-start" and rep.n_new_items == 1 and "fitted tokenizer" in rep.note
+    for k, v in model._state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+    np.testing.assert_array_equal(upd.codes_[: len(model.codes_)], model.codes_)
+    k = upd.item_map.to_internal([NEW_ITEM])[0]
+    assert (upd.codes_[k] >= 0).all()
+    assert len({tuple(r) for r in upd.codes_[1:].tolist()}) == upd.n_items  # unique tuples
+    for key, value in model.network_.state_dict().items():
+        w = upd.network_.state_dict()[key]
+        torch.testing.assert_close(w[: value.shape[0]], value, atol=1e-5, rtol=0)
+    # the new item is decodable: exhaustive beams reach it for some user
+    batch = upd.train_histories_.batch(np.arange(1, 11))
+    _, _, items = upd.decode(batch, num_beams=upd.n_items)
+    assert (items == k).any()
+    recs = upd.recommend([NEW_USER], k=5)
+    assert not {1001, 1002, NEW_ITEM} & set(recs.item_ids[0].tolist())
+
+
+def test_grown_codebook_encodes_with_the_fitted_tokenizer_which_the_artifact_keeps(parts, tmp_path):
+    old, new = parts
+    rng = np.random.default_rng(0)
+    vec_old = rng.normal(size=(old.n_items, 8)).astype(np.float32)
+    np.save(tmp_path / "v.npy", vec_old)
+    cfg = {**_SID, "n_encoder_layers": 1, "epochs": 1}
+    path = str(tmp_path / "v.npy")
+    model = genrec.get_model("tiger")(**cfg, codebook="rkmeans", item_vectors_path=path).fit(old)
+    assert model.tokenizer_ is not None
+    ds, _ = merged_dataset(model, new)
+    vectors = np.zeros((ds.n_items + 1, 8), np.float32)
+    vectors[1 : old.n_items + 1] = vec_old
+    vectors[old.n_items + 1 :] = rng.normal(size=(ds.n_items - old.n_items, 8))
+    cb = model.grown_codebook(ds, vectors)
+    np.testing.assert_array_equal(cb.codes[: old.n_items + 1], model.codes_)
+    sem = model.tokenizer_.encode(vectors[old.n_items + 1 :])
+    np.testing.assert_array_equal(cb.codes[old.n_items + 1 :, :-1], sem)
+    # the artifact keeps the tokenizer (safetensors, no pickle): the same codes after load
+    loaded = genrec.load(model.save(tmp_path / "art"))
+    assert loaded.tokenizer_ is not None
+    np.testing.assert_array_equal(
+        loaded.tokenizer_.encode(vectors[1:]), model.tokenizer_.encode(vectors[1:])
+    )
+    np.testing.assert_array_equal(loaded.grown_codebook(ds, vectors).codes, cb.codes)
+    with pytest.raises(Exception, match="item map does not extend"):
+        model.grown_codebook(_reordered(old), None)
+
+
+def _reordered(ds):
+    """A dataset over the same items with another internal order."""
+    from genrec.data.dataset import Dataset
+
+    frame = ds.interactions[["user_id", "item_id", "timestamp"]]
+    frame = frame.assign(item_id=frame["item_id"].map(lambda i: f"x{i}"))
+    return Dataset(frame)
+
+
+def test_rqvae_tokenizer_state_round_trip():
+    from genrec.tokenizers import RQVAETokenizer
+
+    x = np.random.default_rng(1).normal(size=(31, 6)).astype(np.float32)
+    x[0] = 0
+    tok = RQVAETokenizer(n_levels=2, codebook_size=4, epochs=3, hidden_dims=(8,), latent_dim=4)
+    tok.fit(x)
+    again = RQVAETokenizer.from_state_arrays(tok.state_arrays(), tok.config)
+    np.testing.assert_array_equal(again.encode(x[1:]), tok.encode(x[1:]))
+    with pytest.raises(Exception, match="unusable rqvae tokenizer state"):
+        RQVAETokenizer.from_state_arrays({"dim": np.asarray(6)}, tok.config)
+
+
+def test_semantic_id_model_without_a_tokenizer_refuses(parts, tmp_path):
+    old, new = parts
+    model = genrec.get_model("tiger")(**_SID, n_encoder_layers=1, codebook="random").fit(old)
+    path = tmp_path / "cb"
+    from genrec.tokenizers import ItemCodebook
+
+    ItemCodebook(model.codes_, model.codebook_sizes_, old.item_map.to_list()).save(path)
+    fixed = genrec.get_model("tiger")(**_SID, n_encoder_layers=1, codebook_path=str(path))
+    fixed.fit(old)
+    with pytest.raises(UpdateError, match="no fitted tokenizer"):
+        update_model(fixed, new)

@@ -6,7 +6,7 @@ users and new items) and return a *new* model; the old artifact is never touched
 
 What happens depends on the model:
 
-* **Neural models** (every :class:`~genrec.models.neural.NeuralRecommender` except TIGER):
+* **Neural models** (every :class:`~genrec.models.neural.NeuralRecommender`):
   **warm start**. The id maps grow (old ids keep their internal ids, new ones are appended),
   every weight tensor is copied into a freshly built network of the new size; rows/columns
   of new users and items keep the fresh initialisation (tables with trailing special rows,
@@ -23,10 +23,14 @@ What happens depends on the model:
 * **Everything else refits** on all interactions (old + new), and says so in the report:
   popularity, item-KNN, EASE (closed forms; refitting is their update), text k-NN, the
   cascade, GPT4Rec, the exploration wrapper.
-* **TIGER** is not updated here yet: new items need semantic IDs from the fitted tokenizer
-  (``tokenizer.encode(text vectors)``, no refit) and :meth:`~genrec.models.tiger.TIGER.
-  add_items`; the item map cannot grow after fit and TIGER is being redesigned. It raises a
-  clear error (see docs/continuous.md for the plan).
+* **Semantic-ID models** (TIGER, SID-split): **warm start with new codes**. They have no
+  item-id tables, so nothing grows but the codebook: the fitted items keep their codes, and
+  the new items get the codes the *fitted* tokenizer's ``encode`` gives their text vectors
+  (no refit; random codes for ``codebook="random"``), plus the smallest free collision code
+  (:meth:`~genrec.models.tiger.TIGER.grown_codebook`). Every weight is copied; new users hash
+  into the existing user buckets. Then training runs on the affected users as above. The
+  artifact stores the fitted tokenizer (rkmeans, rqvae) since 2026-12-08; a model whose codes
+  came from ``codebook_path``, or an older artifact, has none and refuses with a clear error.
 
 The updated model's training history (what it filters as seen, serves from, and saves) is the
 old history plus the new interactions. Old interactions are read back from the model itself
@@ -42,6 +46,8 @@ from __future__ import annotations
 
 import itertools
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +58,14 @@ import torch
 
 from genrec import columns as C
 from genrec.data.dataset import Dataset, IdMap
-from genrec.errors import ConfigError, DataValidationError, GenrecError, NotFittedError
+from genrec.errors import (
+    ConfigError,
+    DataValidationError,
+    DuplicateInteractionWarning,
+    GenrecError,
+    NotFittedError,
+    caller_stacklevel,
+)
 from genrec.models.base import Recommender
 
 __all__ = [
@@ -176,6 +189,23 @@ def merged_dataset(
     old[marker] = False
     add[marker] = True
     both = pd.concat([old, add], ignore_index=True)
+    # exact repeats (same user, item and time) of an old or an earlier new interaction are
+    # not new: drop them here, or the Dataset collapses them and the marker loses its rows
+    repeat = both.duplicated([C.USER, C.ITEM, C.TIMESTAMP], keep="first").to_numpy()
+    if repeat.any():
+        n_rep = int(repeat.sum())
+        if n_rep == len(add):
+            raise DataValidationError(
+                f"no new interactions: all {n_rep} rows repeat interactions the model already "
+                "has (same user, item and timestamp)"
+            )
+        warnings.warn(
+            f"{n_rep} of the {len(add)} new rows repeat an interaction the model (or an "
+            "earlier new row) already has, with the same user, item and timestamp: skipped",
+            DuplicateInteractionWarning,
+            stacklevel=caller_stacklevel(),
+        )
+        both = both.loc[~repeat].reset_index(drop=True)
     titles = model.item_titles_
     table = None
     if titles is not None:
@@ -255,6 +285,31 @@ def grow_state(
     return out
 
 
+def _semantic_id_warm_start(old: dict[str, torch.Tensor]) -> Callable[[torch.nn.Module], None]:
+    """Warm start of a semantic-ID network (TIGER, SID-split) after its codebook grew: every
+    weight is copied; the code-token table may have grown at its end (a longer collision
+    level, the last one), where the new rows keep their fresh initialisation."""
+
+    def warm_start(net: torch.nn.Module) -> None:
+        state = net.state_dict()
+        missing = sorted(set(state) ^ set(old))
+        if missing:
+            raise UpdateError(f"the saved weights and the new network differ in {missing[:5]}")
+        for key, fresh in state.items():
+            o = old[key].to(fresh.dtype)
+            if o.shape == fresh.shape:
+                state[key] = o
+            elif o.dim() and o.shape[1:] == fresh.shape[1:] and o.shape[0] < fresh.shape[0]:
+                fresh[: o.shape[0]] = o  # old tokens keep their ids
+            else:
+                raise UpdateError(
+                    f"{key}: shape {tuple(o.shape)} cannot grow to {tuple(fresh.shape)}"
+                )
+        net.load_state_dict(state)
+
+    return warm_start
+
+
 # ---------------------------------------------------------------------- update
 def _affected(ds: Dataset, is_new: np.ndarray) -> np.ndarray:
     """Internal ids of users with new interactions."""
@@ -308,12 +363,6 @@ def update_model(
         raise ConfigError(f"epochs must be a positive integer, got {epochs!r}")
     from genrec.models.tiger import TIGER
 
-    if isinstance(model, TIGER):  # TIGER and the semantic-ID models built on it (sidsplit)
-        raise UpdateError(
-            f"{model.name} cannot be updated yet: new items need semantic IDs from the fitted "
-            "tokenizer and a semantic-ID model's item map cannot grow after fit (see "
-            "docs/continuous.md); retrain it on the merged data"
-        )
     start = time.perf_counter()
     ds, is_new = merged_dataset(model, new, items)
     n_new_users = ds.user_map.size - model.user_map.size  # type: ignore[union-attr]
@@ -327,7 +376,7 @@ def update_model(
         n_new_users=int(n_new_users),
         n_new_items=int(n_new_items),
     )
-    if isinstance(model, NeuralRecommender):
+    if isinstance(model, (NeuralRecommender, TIGER)):
         cfg = model.config.replace(seed=seed, **({"epochs": epochs} if epochs else {}))
         fresh = cls(cfg)
         users = affected
@@ -339,10 +388,18 @@ def update_model(
         train = ds.subset(mask)
         assert model.network_ is not None
         old_state = {k: v.detach().cpu() for k, v in model.network_.state_dict().items()}
-        sizes = {model.item_map.size: n_new_items, model.user_map.size: n_new_users}  # type: ignore[union-attr]
+        if isinstance(model, TIGER):  # no item-id tables: new items get codes, not rows
+            try:
+                grown = model.grown_codebook(ds)
+            except ConfigError as exc:  # no tokenizer to code the new items with
+                raise UpdateError(str(exc)) from exc
+            fresh.preset_codebook(grown, model.tokenizer_)
+            warm_start = _semantic_id_warm_start(old_state)
+        else:
+            sizes = {model.item_map.size: n_new_items, model.user_map.size: n_new_users}  # type: ignore[union-attr]
 
-        def warm_start(net: torch.nn.Module) -> None:
-            net.load_state_dict(grow_state(old_state, net.state_dict(), sizes))
+            def warm_start(net: torch.nn.Module) -> None:
+                net.load_state_dict(grow_state(old_state, net.state_dict(), sizes))
 
         fresh.fit(train, valid, warm_start=warm_start)
         _take_history(fresh, ds)
@@ -350,8 +407,13 @@ def update_model(
             **base, mode="warm-start", n_users_trained=int(len(users)),
             epochs=int(cfg.epochs), seconds=time.perf_counter() - start,
             note=f"warm start: {len(affected)} affected users (+{len(users) - len(affected)} "
-            f"replayed) trained for up to {cfg.epochs} epochs; new rows for {n_new_users} "
-            f"users and {n_new_items} items",
+            f"replayed) trained for up to {cfg.epochs} epochs; "
+            + (
+                f"codes from the fitted tokenizer for {n_new_items} new items, {n_new_users} "
+                "new users in the hashed user buckets"
+                if isinstance(model, TIGER)
+                else f"new rows for {n_new_users} users and {n_new_items} items"
+            ),
         )  # fmt: skip
     elif model.name == "als":
         fresh = _als_fold_in(model, ds, affected, sweeps=epochs or 1)

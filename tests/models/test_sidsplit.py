@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -15,7 +16,7 @@ import genrec
 from genrec.errors import ConfigError
 from genrec.models.sidsplit import SIDSplit, SIDSplitConfig, SIDSplitNetwork
 from genrec.testing import random_recall_at_k, recall_at_k
-from genrec.update import UpdateError, update_model
+from genrec.update import update_model
 
 TINY = yaml.safe_load((Path(__file__).parent / "tiny" / "sidsplit.yaml").read_text())["config"]
 SIZES = [5, 4, 3]
@@ -129,6 +130,15 @@ def test_config_errors() -> None:
         SIDSplitConfig(embedding_dim=30, n_heads=4)
 
 
-def test_update_refuses_like_tiger(fitted, split) -> None:
-    with pytest.raises(UpdateError, match="sidsplit cannot be updated"):
+def test_update_skips_repeated_interactions_and_refuses_when_nothing_is_new(fitted, split):
+    """genrec update with data the model already has: exact repeats are skipped with a
+    warning, and only repeats is a clear error (not an IndexError, as before 2026-12-08)."""
+    from genrec.errors import DataValidationError, DuplicateInteractionWarning
+
+    with pytest.raises(DataValidationError, match="no new interactions: all"):
         update_model(fitted, split.train)
+    frame = split.train.interactions[["user_id", "item_id", "timestamp"]]
+    extra = frame.iloc[:1].assign(timestamp=frame["timestamp"].max() + 1.0)
+    with pytest.warns(DuplicateInteractionWarning, match="repeat an interaction"):
+        upd, rep = update_model(fitted, pd.concat([frame.iloc[:5], extra]), epochs=1)
+    assert rep.n_new_interactions == 1 and rep.mode == "warm-start"

@@ -199,8 +199,8 @@ def test_missing_text_raise_stops_fit_and_bad_values_are_config_errors(split) ->
 def test_codebook_fitted_ahead_equals_fit_time_codebook(split, tmp_path: Path) -> None:
     """fit_codebook + codebook_path (the GPU-run workflow) gives exactly the codes TIGER
     builds itself from the same vectors and seed."""
-    from genrec.models.tiger import fit_codebook
     from genrec.text import load_item_vectors
+    from genrec.tokenizers import fit_codebook
 
     rng = np.random.default_rng(1)
     np.save(tmp_path / "v.npy", rng.normal(size=(split.train.n_items, 8)).astype(np.float32))
@@ -219,7 +219,7 @@ def test_codebook_fitted_ahead_equals_fit_time_codebook(split, tmp_path: Path) -
 
 
 def test_fit_codebook_random_is_tigers_control_and_health_of_nothing(split) -> None:
-    from genrec.models.tiger import codebook_health, fit_codebook
+    from genrec.tokenizers import codebook_health, fit_codebook
 
     ids = split.train.item_map.to_list()
     vectors = np.zeros((len(ids) + 1, 4), np.float32)
@@ -239,7 +239,7 @@ def test_fit_codebook_random_is_tigers_control_and_health_of_nothing(split) -> N
 
 
 def test_fit_codebook_passes_collaborative_vectors_to_letter_rqvae(split) -> None:
-    from genrec.models.tiger import fit_codebook
+    from genrec.tokenizers import fit_codebook
 
     ids = split.train.item_map.to_list()
     rng = np.random.default_rng(0)

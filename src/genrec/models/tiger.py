@@ -64,8 +64,15 @@ from genrec.errors import ConfigError, DataValidationError
 from genrec.evaluation.diagnostics import generation_diagnostics
 from genrec.models.base import AllowedItems, GenerativeRecommender
 from genrec.registry import register_model
-from genrec.text import embed_items, load_item_vectors
-from genrec.tokenizers import ItemCodebook, codebook_health, fit_codebook, random_codebook
+from genrec.text import check_item_vectors, embed_items, load_item_vectors
+from genrec.tokenizers import (
+    ItemCodebook,
+    SemanticIDTokenizer,
+    codebook_health,
+    fit_tokenizer,
+    make_tokenizer,
+    random_codebook,
+)
 from genrec.training.neural import (
     NeuralConfig,
     NeuralTrainingMixin,
@@ -517,13 +524,39 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
         self.trie_: SemanticIDTrie | None = None
         self._codes_dev: torch.Tensor | None = None
         self._cold_index: tuple[int, dict[tuple[int, ...], list[int]]] | None = None
+        #: the fitted tokenizer (``None`` for random codes or ``codebook_path``): codes new items
+        self.tokenizer_: SemanticIDTokenizer | None = None
+        self._preset: tuple[ItemCodebook, SemanticIDTokenizer | None] | None = None
 
     # -------------------------------------------------------------- codebook
+    def preset_codebook(
+        self, codebook: ItemCodebook, tokenizer: SemanticIDTokenizer | None = None
+    ) -> None:
+        """Make the next :meth:`fit` use ``codebook`` (checked against the catalogue) instead
+        of building one, and keep ``tokenizer`` as the fitted tokenizer that codes new items
+        later. Continuous training (:mod:`genrec.update`) grows an old model's codebook with
+        :meth:`grown_codebook` and presets it on the new model."""
+        self._preset = (codebook, tokenizer)
+
+    def _tokenizer_options(self) -> dict[str, Any]:
+        cfg = self.config
+        return {"balanced": cfg.rkmeans_balanced} if cfg.codebook == "rkmeans" else {}
+
     def _make_codebook(self, dataset: Dataset):
         """The training codebook: ``codebook_path``, the local random helper, or a tokenizer
         from :func:`genrec.tokenizers.get_tokenizer` fitted on item vectors."""
         cfg = self.config
         ids = dataset.item_map.to_list()
+        self.tokenizer_ = None
+        if self._preset is not None:
+            cb, self.tokenizer_ = self._preset
+            self._preset = None
+            cb.check_catalogue(ids)
+            if cb.n_items != len(ids):
+                raise DataValidationError(
+                    f"the preset codebook codes {cb.n_items} items, the dataset has {len(ids)}"
+                )
+            return cb
         if cfg.codebook_path:
             cb = ItemCodebook.load(cfg.codebook_path)
             cb.check_catalogue(ids)
@@ -535,19 +568,89 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
             return cb
         if cfg.codebook == "random":  # no vectors needed
             return random_codebook(len(ids), cfg.n_levels, cfg.codebook_size, cfg.seed, ids)
-        if cfg.item_vectors_path:
-            vectors = load_item_vectors(cfg.item_vectors_path, dataset)
-        else:  # TIGER Sec. 4.1: sentence embeddings of the item metadata (extra "text")
-            vectors = embed_items(
-                dataset,
-                on_missing=cfg.missing_text,  # type: ignore[arg-type]  # validated
-                progress=cfg.progress,
-            )
-        options = {"balanced": cfg.rkmeans_balanced} if cfg.codebook == "rkmeans" else {}
-        return fit_codebook(
+        vectors = self._item_vectors(dataset)  # TIGER Sec. 4.1: embedded item metadata
+        self.tokenizer_, cb = fit_tokenizer(
             cfg.codebook, vectors, ids, n_levels=cfg.n_levels,
-            codebook_size=cfg.codebook_size, seed=cfg.seed, **options,
+            codebook_size=cfg.codebook_size, seed=cfg.seed, **self._tokenizer_options(),
         )  # fmt: skip
+        return cb
+
+    def _item_vectors(self, dataset: Dataset) -> np.ndarray:
+        """``(n_items + 1, d)`` vectors the fit-time tokenizer reads: ``item_vectors_path``
+        or the embedded item text (TIGER Sec. 4.1)."""
+        cfg = self.config
+        if cfg.item_vectors_path:
+            return load_item_vectors(cfg.item_vectors_path, dataset)
+        return embed_items(
+            dataset,
+            on_missing=cfg.missing_text,  # type: ignore[arg-type]  # validated
+            progress=cfg.progress,
+        )
+
+    def grown_codebook(self, dataset: Dataset, vectors: np.ndarray | None = None) -> ItemCodebook:
+        """The codebook of ``dataset``'s catalogue, which extends this model's item map (its
+        items keep their internal ids, new ones follow): the fitted items keep their codes,
+        and the new items get the semantic levels the fitted tokenizer's ``encode`` gives
+        their vectors (random ones for ``codebook="random"``), without refitting it, plus the
+        smallest free collision code. The collision level grows when a prefix needs it.
+
+        Args:
+            dataset: the grown catalogue (e.g. :func:`genrec.update.merged_dataset`).
+            vectors: ``(n_items + 1, d)`` item vectors of ``dataset``'s catalogue for the
+                tokenizer (default: ``item_vectors_path``, else the embedded item text).
+
+        Raises:
+            ConfigError: the model has no tokenizer to code new items with (a codebook from
+                ``codebook_path``, or a tokenizer that cannot be stored, such as ``hkmeans``,
+                in a loaded artifact).
+            DataValidationError: ``dataset`` does not extend the item map, or a prefix's
+                collision codes run out (more than ``codebook_size``).
+        """
+        self._check_fitted()
+        assert self.codes_ is not None and self.codebook_sizes_ is not None
+        old_ids = self.item_map.to_list()  # type: ignore[union-attr]
+        ids = dataset.item_map.to_list()
+        if ids[: len(old_ids)] != old_ids:
+            raise DataValidationError(
+                "the dataset's item map does not extend the model's (old items must keep "
+                "their internal ids; genrec.update.merged_dataset builds one that does)"
+            )
+        new = np.arange(len(old_ids) + 1, len(ids) + 1)
+        L = self.codes_.shape[1]
+        if len(new) == 0:
+            sem = np.empty((0, L - 1), dtype=np.int64)
+        elif self.tokenizer_ is not None:
+            x = self._item_vectors(dataset) if vectors is None else vectors
+            x = check_item_vectors(x, len(ids), what="vectors")
+            sem = self.tokenizer_.encode(x[new])
+        elif self.config.codebook == "random" and not self.config.codebook_path:
+            rng = np.random.default_rng([self.config.seed, len(old_ids)])
+            sem = np.stack([rng.integers(0, s, len(new)) for s in self.codebook_sizes_[:-1]], 1)
+        else:
+            raise ConfigError(
+                f"{self.name} has no fitted tokenizer to code new items with (codebook_path "
+                f"{self.config.codebook_path!r}, or a {self.config.codebook!r} tokenizer that "
+                "artifacts cannot store); give them codes with add_items, or refit"
+            )
+        table = np.full((len(ids) + 1, L), -1, dtype=np.int64)
+        table[: len(self.codes_)] = self.codes_
+        sizes = list(self.codebook_sizes_)
+        for item, prefix in zip(new.tolist(), np.asarray(sem, dtype=np.int64)):
+            used = set(table[(table[:, :-1] == prefix).all(1), -1].tolist())
+            free = next(c for c in range(len(used) + 1) if c not in used)
+            if free >= self.config.codebook_size:
+                raise DataValidationError(
+                    f"item {ids[item - 1]!r}: all {self.config.codebook_size} collision codes of "
+                    f"{prefix.tolist()} are taken"
+                )
+            table[item] = [*prefix.tolist(), free]
+            sizes[-1] = max(sizes[-1], free + 1)
+        meta = {
+            "grown_from": len(old_ids),
+            "new_items": len(new),
+            "tokenizer": self.config.codebook,
+        }
+        return ItemCodebook(table, sizes, ids, meta)
 
     def _set_codebook(self, codes: np.ndarray, sizes: Sequence[int]) -> None:
         cfg = self.config
@@ -980,11 +1083,28 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
         assert self.codes_ is not None and self.codebook_sizes_ is not None
         state["codebook.codes"] = self.codes_
         state["codebook.sizes"] = np.asarray(self.codebook_sizes_, dtype=np.int64)
+        if self.tokenizer_ is not None:
+            try:
+                arrays = self.tokenizer_.state_arrays()
+            except NotImplementedError:  # hkmeans: the artifact cannot code new items
+                arrays = {}
+            state.update({f"tokenizer.{k}": v for k, v in arrays.items()})
         return state
 
     def _load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         state = dict(state)
         codes, sizes = state.pop("codebook.codes"), state.pop("codebook.sizes")
+        tok = {
+            k[len("tokenizer.") :]: state.pop(k) for k in list(state) if k.startswith("tokenizer.")
+        }
         self.device_ = resolve_device(self.config.device)
         self._set_codebook(codes, sizes.tolist())
+        self.tokenizer_ = None
+        if tok:  # saved since 2026-12-08: the fitted tokenizer, to code new items
+            cfg = self.config
+            blank = make_tokenizer(
+                cfg.codebook, n_levels=cfg.n_levels, codebook_size=cfg.codebook_size,
+                seed=cfg.seed, **self._tokenizer_options(),
+            )  # fmt: skip
+            self.tokenizer_ = type(blank).from_state_arrays(tok, blank.config)
         super()._load_state_dict(state)

@@ -12,7 +12,13 @@ from genrec.tokenizers.base import (
     list_tokenizers,
     register_tokenizer,
 )
-from genrec.tokenizers.build import codebook_health, fit_codebook, random_codebook
+from genrec.tokenizers.build import (
+    codebook_health,
+    fit_codebook,
+    fit_tokenizer,
+    make_tokenizer,
+    random_codebook,
+)
 from genrec.tokenizers.codebook import ItemCodebook
 from genrec.tokenizers.collisions import collision_rate, deduplicate
 from genrec.tokenizers.hkmeans import HKMeansConfig, HKMeansTokenizer
@@ -37,6 +43,8 @@ __all__ = [
     "collision_rate",
     "deduplicate",
     "fit_codebook",
+    "fit_tokenizer",
+    "make_tokenizer",
     "get_tokenizer",
     "kmeans",
     "list_tokenizers",

@@ -168,6 +168,50 @@ class SemanticIDTokenizer:
         """Codebook size of each semantic level."""
         return [self.config.codebook_size] * self.config.n_levels
 
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted state as named arrays (stored in safetensors artifacts, no pickle), from
+        which :meth:`from_state_arrays` rebuilds a tokenizer whose :meth:`encode` gives the
+        same codes: what a semantic-ID model keeps to code new items later.
+
+        Raises:
+            NotFittedError: before :meth:`fit`.
+            NotImplementedError: the tokenizer cannot be stored this way (``hkmeans``).
+        """
+        if self.dim_ is None:
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first")
+        return {"dim": np.asarray([self.dim_], dtype=np.int64), **self._state_arrays()}
+
+    @classmethod
+    def from_state_arrays(
+        cls: type[T], arrays: dict[str, np.ndarray], config: TokenizerConfig | None = None
+    ) -> T:
+        """A fitted tokenizer from :meth:`state_arrays` and the config it was fitted with.
+
+        Raises:
+            DataValidationError: the arrays are not this tokenizer's state.
+        """
+        return cls(config).load_state_arrays(arrays)
+
+    def load_state_arrays(self: T, arrays: dict[str, np.ndarray]) -> T:
+        """Load :meth:`state_arrays` into this (unfitted) tokenizer; returns it.
+
+        Raises:
+            DataValidationError: the arrays are not this tokenizer's state.
+        """
+        arrays = dict(arrays)
+        if "dim" not in arrays:
+            raise DataValidationError(f"no 'dim' in the saved {self.name} tokenizer state")
+        try:
+            dim = np.asarray(arrays.pop("dim")).reshape(-1)
+            if dim.size != 1:
+                raise ValueError(f"'dim' must hold one number, got shape {dim.shape}")
+            self.dim_ = int(dim[0])
+            self._load_state_arrays(arrays)
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+            self.dim_ = None
+            raise DataValidationError(f"unusable {self.name} tokenizer state: {exc}") from exc
+        return self
+
     # ------------------------------------------------------------------ subclass hooks
     def _fit(self, x: np.ndarray, **kwargs: Any) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
@@ -178,6 +222,14 @@ class SemanticIDTokenizer:
     def _fit_meta(self) -> dict[str, Any]:
         """Extra provenance for the codebook (e.g. training losses)."""
         return {}
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        """The subclass's fitted state for :meth:`state_arrays` (stateless: nothing)."""
+        raise NotImplementedError(f"the {self.name} tokenizer cannot be saved as arrays yet")
+
+    def _load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Inverse of :meth:`_state_arrays`."""
+        raise NotImplementedError(f"the {self.name} tokenizer cannot be loaded from arrays yet")
 
     # ------------------------------------------------------------------ helpers
     @staticmethod

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from genrec.errors import ConfigError
-from genrec.tokenizers.base import get_tokenizer
+from genrec.tokenizers.base import SemanticIDTokenizer, get_tokenizer
 from genrec.tokenizers.codebook import ItemCodebook
 from genrec.tokenizers.collisions import collision_groups, deduplicate
 
@@ -106,8 +106,39 @@ def fit_codebook(
             raise ConfigError(f"the random codebook takes no options, got {got}")
         n = len(vectors) - 1
         return random_codebook(n, n_levels, codebook_size, seed, item_ids)
-    tokenizer = get_tokenizer(name)(
+    return fit_tokenizer(
+        name, vectors, item_ids, n_levels=n_levels, codebook_size=codebook_size, seed=seed,
+        collaborative=collaborative, cooccurrence=cooccurrence, **options,
+    )[1]  # fmt: skip
+
+
+def make_tokenizer(
+    name: str, *, n_levels: int, codebook_size: int, seed: int = 0, **options: Any
+) -> SemanticIDTokenizer:
+    """The unfitted ``name`` tokenizer as :func:`fit_codebook` configures it: ``n_levels - 1``
+    semantic levels (the last level is the collision level) of ``codebook_size`` codes."""
+    return get_tokenizer(name)(
         n_levels=max(n_levels - 1, 1), codebook_size=codebook_size, seed=seed, **options
+    )
+
+
+def fit_tokenizer(
+    name: str,
+    vectors: np.ndarray,
+    item_ids: Sequence[Any] | None,
+    *,
+    n_levels: int,
+    codebook_size: int,
+    seed: int = 0,
+    collaborative: np.ndarray | None = None,
+    cooccurrence: np.ndarray | None = None,
+    **options: Any,
+) -> tuple[SemanticIDTokenizer, ItemCodebook]:
+    """:func:`fit_codebook` for a registered tokenizer, returning the fitted tokenizer too:
+    its :meth:`~genrec.tokenizers.base.SemanticIDTokenizer.encode` codes new items later
+    (continuous training) without refitting. Arguments as :func:`fit_codebook`'s."""
+    tokenizer = make_tokenizer(
+        name, n_levels=n_levels, codebook_size=codebook_size, seed=seed, **options
     )
     cfg = tokenizer.config
     cooc = getattr(cfg, "cooc_weight", 0) > 0
@@ -134,7 +165,7 @@ def fit_codebook(
     if cb.n_levels == n_levels - 1:  # no collisions: a constant collision level
         codes = np.concatenate([cb.codes, np.zeros((len(cb.codes), 1), np.int64)], 1)
         cb = ItemCodebook(codes, [*cb.codebook_sizes, 1], cb.item_ids, cb.meta)
-    return cb
+    return tokenizer, cb
 
 
 def random_codebook(

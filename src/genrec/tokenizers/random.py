@@ -33,6 +33,13 @@ class RandomTokenizer(SemanticIDTokenizer):
     def _fit(self, x: np.ndarray, **kwargs: Any) -> np.ndarray:
         return self._encode(x)
 
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        return {}  # stateless: codes are hashes of the vectors
+
+    def _load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        if arrays:
+            raise ValueError(f"the random tokenizer has no state, got {sorted(arrays)}")
+
     def _encode(self, x: np.ndarray) -> np.ndarray:
         cfg = self.config
         out = np.empty((len(x), cfg.n_levels), dtype=np.int64)

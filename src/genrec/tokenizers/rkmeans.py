@@ -245,6 +245,17 @@ class RKMeansTokenizer(SemanticIDTokenizer):
             residual = residual - centers[labels]
         return torch.stack(codes, 1).numpy()
 
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        return {f"centroids.{lvl}": c.numpy() for lvl, c in enumerate(self.centroids_)}
+
+    def _load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        n = self.config.n_levels
+        if sorted(arrays) != sorted(f"centroids.{lvl}" for lvl in range(n)):
+            raise ValueError(f"expected centroids.0..{n - 1}, got {sorted(arrays)}")
+        self.centroids_ = [
+            torch.from_numpy(np.array(arrays[f"centroids.{lvl}"])) for lvl in range(n)
+        ]
+
     def reconstruct(self, codes: np.ndarray) -> np.ndarray:
         """Sum of the chosen centroids of each level: ``(n, d)`` from ``(n, >= L)`` codes."""
         codes = torch.as_tensor(np.asarray(codes)[:, : len(self.centroids_)], dtype=torch.long)

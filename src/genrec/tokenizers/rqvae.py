@@ -505,6 +505,22 @@ class RQVAETokenizer(SemanticIDTokenizer):
             "loss_history": self.history_,
         }
 
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        assert self.network_ is not None
+        return {f"network.{k}": v.detach().numpy() for k, v in self.network_.state_dict().items()}
+
+    def _load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        cfg = self.config
+        assert self.dim_ is not None
+        net = RQVAENetwork(
+            self.dim_, tuple(cfg.hidden_dims), cfg.latent_dim, cfg.n_levels, cfg.codebook_size
+        )
+        state = {
+            k.removeprefix("network."): torch.from_numpy(np.array(v)) for k, v in arrays.items()
+        }
+        net.load_state_dict(state)  # strict: a wrong or partial state is a RuntimeError
+        self.network_ = net.eval()
+
     def reconstruct(self, codes: np.ndarray) -> np.ndarray:
         """Decode ``(n, >= L)`` codes to item vectors ``(n, d)``."""
         assert self.network_ is not None
