@@ -34,7 +34,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -90,11 +89,7 @@ class SIDSplitNetwork(SemanticIDDecoder, nn.Module):
     def __init__(self, codebook_sizes: Sequence[int], config: SIDSplitConfig):
         super().__init__()
         d = config.embedding_dim
-        self.sizes = [int(s) for s in codebook_sizes]
-        self.n_levels = L = len(self.sizes)
-        self.offsets = [1 + int(o) for o in np.cumsum([0, *self.sizes[:-1]])]  # token id base
-        self.d_model = d
-        self.token_emb = nn.Embedding(1 + sum(self.sizes), d, padding_idx=0)
+        L = self._code_table(codebook_sizes, d)
         self.pos_emb = PositionEmbedding(config.max_seq_len, d)
         self.timeline = TransformerEncoder(
             config.n_encoder_layers, d, config.n_heads, config.ffn_dim, config.dropout

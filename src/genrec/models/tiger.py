@@ -336,6 +336,17 @@ class SemanticIDDecoder:
     dec_norm: nn.Module
     drop: nn.Module
 
+    def _code_table(self, codebook_sizes: Sequence[int], d: int) -> int:
+        """Set ``sizes``, ``n_levels``, ``offsets`` and ``d_model`` and create the code-token
+        table (token ``c`` of level ``l`` is ``1 + offset[l] + c``; 0 = padding); returns
+        ``L``. The host's first parameter, so that TIGER's initialisation order is kept."""
+        self.sizes = [int(s) for s in codebook_sizes]
+        self.n_levels = len(self.sizes)
+        self.offsets = [1 + int(o) for o in np.cumsum([0, *self.sizes[:-1]])]  # token id base
+        self.d_model = d
+        self.token_emb = nn.Embedding(1 + sum(self.sizes), d, padding_idx=0)
+        return self.n_levels
+
     def memory(self, enc: torch.Tensor, real: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
         """Per decoder block: cross-attention keys, values ``(B, H, S, dh)`` and mask."""
         return [(*blk.cross.memory_kv(enc), real) for blk in self.decoder]
@@ -433,11 +444,7 @@ class TIGERNetwork(SemanticIDDecoder, nn.Module):
     def __init__(self, codebook_sizes: Sequence[int], config: TIGERConfig):
         super().__init__()
         d = config.embedding_dim
-        self.sizes = [int(s) for s in codebook_sizes]
-        self.n_levels = L = len(self.sizes)
-        self.offsets = [1 + int(o) for o in np.cumsum([0, *self.sizes[:-1]])]  # token id base
-        self.d_model = d
-        self.token_emb = nn.Embedding(1 + sum(self.sizes), d, padding_idx=0)
+        L = self._code_table(codebook_sizes, d)
         self.user_emb = nn.Embedding(max(config.n_user_buckets, 1), d)
         self.use_user = config.n_user_buckets > 0
         self.enc_pos = nn.Parameter(torch.zeros(1 + config.max_seq_len * L, d))
