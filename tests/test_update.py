@@ -211,7 +211,7 @@ def test_semantic_id_models_update_with_codes_for_new_items(parts, name, extra):
     frozen = copy.copy(model)  # a learning rate of ~0 keeps the weights where they start
     frozen.config = model.config.replace(lr=1e-12)
     upd, rep = update_model(frozen, new, epochs=1)
-    assert rep.mode == "warm-start" and rep.n_new_items == 1 and "fitted tokenizer" in rep.note
+    assert rep.mode == "warm-start" and rep.n_new_items == 1 and "random codes" in rep.note
     for k, v in model._state_dict().items():
         np.testing.assert_array_equal(v, before[k])
     np.testing.assert_array_equal(upd.codes_[: len(model.codes_)], model.codes_)
@@ -290,3 +290,27 @@ def test_semantic_id_model_without_a_tokenizer_refuses(parts, tmp_path):
     fixed.fit(old)
     with pytest.raises(UpdateError, match="no fitted tokenizer"):
         update_model(fixed, new)
+
+
+def test_semantic_id_warm_start_grows_only_the_code_token_table():
+    """A longer collision level adds code tokens at the end of the table: the old rows are
+    copied, the new ones keep their fresh values; any other shape change is refused."""
+    from genrec.update import _semantic_id_warm_start
+
+    class Net(torch.nn.Module):
+        def __init__(self, n_tokens: int, n_pos: int = 3):
+            super().__init__()
+            self.token_emb = torch.nn.Embedding(n_tokens, 4)
+            self.pos = torch.nn.Parameter(torch.randn(n_pos, 4))
+
+    torch.manual_seed(0)
+    old = Net(10)
+    fresh = Net(12)
+    new_rows = fresh.token_emb.weight.detach()[10:].clone()
+    state = {k: v.detach().clone() for k, v in old.state_dict().items()}
+    _semantic_id_warm_start(state)(fresh)
+    torch.testing.assert_close(fresh.token_emb.weight[:10], old.token_emb.weight)
+    torch.testing.assert_close(fresh.token_emb.weight[10:], new_rows)
+    torch.testing.assert_close(fresh.pos, old.pos)
+    with pytest.raises(UpdateError, match="cannot grow"):
+        _semantic_id_warm_start(state)(Net(12, n_pos=5))  # positions never grow

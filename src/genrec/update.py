@@ -285,6 +285,21 @@ def grow_state(
     return out
 
 
+def _semantic_id_note(model: Any, n_new_items: int, n_new_users: int) -> str:
+    """What an update did to a semantic-ID model's items and users, for the report."""
+    source = (
+        f"the fitted {model.tokenizer_.name} tokenizer"
+        if model.tokenizer_ is not None
+        else "random codes (codebook='random')"
+    )
+    users = (
+        f"{n_new_users} new users in the hashed user buckets"
+        if getattr(model.config, "n_user_buckets", 0)
+        else f"{n_new_users} new users (no user token)"
+    )
+    return f"codes for {n_new_items} new items from {source}, {users}"
+
+
 def _semantic_id_warm_start(old: dict[str, torch.Tensor]) -> Callable[[torch.nn.Module], None]:
     """Warm start of a semantic-ID network (TIGER, SID-split) after its codebook grew: every
     weight is copied; the code-token table may have grown at its end (a longer collision
@@ -299,8 +314,12 @@ def _semantic_id_warm_start(old: dict[str, torch.Tensor]) -> Callable[[torch.nn.
             o = old[key].to(fresh.dtype)
             if o.shape == fresh.shape:
                 state[key] = o
-            elif o.dim() and o.shape[1:] == fresh.shape[1:] and o.shape[0] < fresh.shape[0]:
-                fresh[: o.shape[0]] = o  # old tokens keep their ids
+            elif (
+                key == "token_emb.weight"
+                and o.shape[1:] == fresh.shape[1:]
+                and o.shape[0] < fresh.shape[0]
+            ):
+                fresh[: o.shape[0]] = o  # old tokens keep their ids; the new ones are at the end
             else:
                 raise UpdateError(
                     f"{key}: shape {tuple(o.shape)} cannot grow to {tuple(fresh.shape)}"
@@ -351,7 +370,8 @@ def update_model(
         ``(updated_model, report)``.
 
     Raises:
-        UpdateError: TIGER, or weights that cannot be grown.
+        UpdateError: a semantic-ID model without a tokenizer for its new items, or weights
+            that cannot be grown.
     """
     from genrec.models.neural import NeuralRecommender
     from genrec.registry import get_model
@@ -409,8 +429,7 @@ def update_model(
             note=f"warm start: {len(affected)} affected users (+{len(users) - len(affected)} "
             f"replayed) trained for up to {cfg.epochs} epochs; "
             + (
-                f"codes from the fitted tokenizer for {n_new_items} new items, {n_new_users} "
-                "new users in the hashed user buckets"
+                _semantic_id_note(model, n_new_items, n_new_users)
                 if isinstance(model, TIGER)
                 else f"new rows for {n_new_users} users and {n_new_items} items"
             ),

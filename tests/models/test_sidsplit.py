@@ -68,7 +68,7 @@ def test_one_pass_loss_equals_the_mean_over_positions() -> None:
     codes = _random_codes(2, 5)
     codes[1, :2] = -1
     inputs, targets = codes[:, :-1], codes[:, 1:].clone()
-    targets[1, :1] = -1  # the first target of the padded row follows padding: no loss
+    targets[1, :2] = -1  # the padded row's targets that follow padding: no loss
     with torch.no_grad():
         loss = net(_tokens(net, inputs), targets)
         h = net.encode(_tokens(net, inputs))

@@ -96,7 +96,10 @@ class SIDSplitNetwork(SemanticIDDecoder, nn.Module):
         )
         self.dec_pos = nn.Parameter(torch.zeros(L, d))
         self.bos = nn.Parameter(torch.zeros(d))
-        self.decoder = nn.ModuleList(DecoderBlock(config) for _ in range(config.n_decoder_layers))
+        # one memory key: attention dropout would drop the whole state, so none there
+        self.decoder = nn.ModuleList(
+            DecoderBlock(config, cross_dropout=False) for _ in range(config.n_decoder_layers)
+        )
         self.dec_norm = nn.RMSNorm(d, eps=1e-6)
         self.drop = nn.Dropout(config.dropout)
         # unit-variance code tokens (tied output, T5 rescale), as TIGER; an item's input is the

@@ -35,10 +35,12 @@ Cold start (paper Sec. 4.3): :meth:`TIGER.add_items` gives items new code tuples
 tokenizer's ``encode`` on their content) and rebuilds the trie; the network is unchanged, so
 items never seen in training become decodable. The items must already be in the model's item
 id map: internal ids index the training histories, popularity, the exact-scoring output and
-the artifact's ``ids.json``, all fixed at ``fit``, so a brand-new external id cannot be added
-without refitting. The workaround is to build the dataset with the future items in its item
-map (a :class:`~genrec.data.dataset.Dataset` may list items without interactions), then re-code
-them with :meth:`TIGER.add_items` once their content is known.
+the artifact's ``ids.json``, all fixed at ``fit``. Brand-new external ids come with continuous
+training instead: ``genrec update`` (:func:`genrec.update.update_model`) grows the item map,
+codes the new items with the fitted tokenizer (:meth:`TIGER.grown_codebook`; the artifact
+stores it) and warm-starts a new model. Without an update, build the dataset with the future
+items in its item map (a :class:`~genrec.data.dataset.Dataset` may list items without
+interactions), then re-code them with :meth:`TIGER.add_items` once their content is known.
 
 Users are hashed into ``n_user_buckets`` tokens by internal id; ad-hoc histories
 (``recommend_for_history``) use the bucket of id 0, and an empty ad-hoc history falls back to
@@ -47,6 +49,7 @@ popularity like the scoring models.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +73,7 @@ from genrec.tokenizers import (
     SemanticIDTokenizer,
     codebook_health,
     fit_tokenizer,
-    make_tokenizer,
+    get_tokenizer,
     random_codebook,
 )
 from genrec.training.neural import (
@@ -290,11 +293,14 @@ class EncoderBlock(nn.Module):
 class DecoderBlock(nn.Module):
     """Pre-RMSNorm causal self-attention (with KV cache), cross-attention, feed-forward."""
 
-    def __init__(self, cfg: TIGERConfig):
+    def __init__(self, cfg: TIGERConfig, cross_dropout: bool = True):
+        """``cross_dropout=False``: no dropout on the cross-attention weights, for a memory of
+        one key (SID-split's user state), whose only weight dropout would zero."""
         super().__init__()
         d = cfg.embedding_dim
         self.self_attn = Attention(d, cfg.n_heads, cfg.head_dim, cfg.dropout, cross=False)
-        self.cross = Attention(d, cfg.n_heads, cfg.head_dim, cfg.dropout, cross=True)
+        p_cross = cfg.dropout if cross_dropout else 0.0
+        self.cross = Attention(d, cfg.n_heads, cfg.head_dim, p_cross, cross=True)
         self.ffn = FeedForward(d, cfg.ffn_dim, cfg.dropout)
         self.norm1, self.norm2, self.norm3 = (nn.RMSNorm(d, eps=1e-6) for _ in range(3))
         self.drop = nn.Dropout(cfg.dropout)
@@ -542,8 +548,25 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
         """Make the next :meth:`fit` use ``codebook`` (checked against the catalogue) instead
         of building one, and keep ``tokenizer`` as the fitted tokenizer that codes new items
         later. Continuous training (:mod:`genrec.update`) grows an old model's codebook with
-        :meth:`grown_codebook` and presets it on the new model."""
+        :meth:`grown_codebook` and presets it on the new model.
+
+        Raises:
+            ConfigError: ``tokenizer`` is not fitted.
+        """
+        if tokenizer is not None and tokenizer.dim_ is None:
+            raise ConfigError(f"the preset {tokenizer.name} tokenizer is not fitted")
         self._preset = (codebook, tokenizer)
+
+    def _no_tokenizer_reason(self) -> str:
+        cfg = self.config
+        if cfg.codebook_path:
+            return f"its codes came from codebook_path {cfg.codebook_path!r}"
+        if cfg.codebook == "hkmeans":
+            return "the hkmeans tokenizer is not stored in artifacts"
+        return (
+            f"this artifact was saved before genrec stored the fitted {cfg.codebook} "
+            "tokenizer (2026-12-08)"
+        )
 
     def _tokenizer_options(self) -> dict[str, Any]:
         cfg = self.config
@@ -624,8 +647,8 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
             )
         new = np.arange(len(old_ids) + 1, len(ids) + 1)
         L = self.codes_.shape[1]
-        if len(new) == 0:
-            sem = np.empty((0, L - 1), dtype=np.int64)
+        if len(new) == 0 or L == 1:  # nothing to code, or a collision level alone
+            sem = np.empty((len(new), L - 1), dtype=np.int64)
         elif self.tokenizer_ is not None:
             x = self._item_vectors(dataset) if vectors is None else vectors
             x = check_item_vectors(x, len(ids), what="vectors")
@@ -635,16 +658,19 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
             sem = np.stack([rng.integers(0, s, len(new)) for s in self.codebook_sizes_[:-1]], 1)
         else:
             raise ConfigError(
-                f"{self.name} has no fitted tokenizer to code new items with (codebook_path "
-                f"{self.config.codebook_path!r}, or a {self.config.codebook!r} tokenizer that "
-                "artifacts cannot store); give them codes with add_items, or refit"
+                f"{self.name} has no fitted tokenizer to code new items with: "
+                f"{self._no_tokenizer_reason()}; give them codes with add_items, or refit"
             )
         table = np.full((len(ids) + 1, L), -1, dtype=np.int64)
         table[: len(self.codes_)] = self.codes_
         sizes = list(self.codebook_sizes_)
+        taken: dict[tuple[int, ...], set[int]] = {}  # prefix -> its collision codes in use
+        for row in self.codes_[1:].tolist():
+            taken.setdefault(tuple(row[:-1]), set()).add(row[-1])
         for item, prefix in zip(new.tolist(), np.asarray(sem, dtype=np.int64)):
-            used = set(table[(table[:, :-1] == prefix).all(1), -1].tolist())
+            used = taken.setdefault(tuple(prefix.tolist()), set())
             free = next(c for c in range(len(used) + 1) if c not in used)
+            used.add(free)
             if free >= self.config.codebook_size:
                 raise DataValidationError(
                     f"item {ids[item - 1]!r}: all {self.config.codebook_size} collision codes of "
@@ -1095,6 +1121,9 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
                 arrays = self.tokenizer_.state_arrays()
             except NotImplementedError:  # hkmeans: the artifact cannot code new items
                 arrays = {}
+            if arrays:  # with its name and config (JSON bytes), rebuilt from those at load
+                spec = {"name": self.tokenizer_.name, "config": self.tokenizer_.config.to_dict()}
+                arrays["spec"] = np.frombuffer(json.dumps(spec).encode(), dtype=np.uint8)
             state.update({f"tokenizer.{k}": v for k, v in arrays.items()})
         return state
 
@@ -1108,10 +1137,12 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
         self._set_codebook(codes, sizes.tolist())
         self.tokenizer_ = None
         if tok:  # saved since 2026-12-08: the fitted tokenizer, to code new items
-            cfg = self.config
-            blank = make_tokenizer(
-                cfg.codebook, n_levels=cfg.n_levels, codebook_size=cfg.codebook_size,
-                seed=cfg.seed, **self._tokenizer_options(),
-            )  # fmt: skip
-            self.tokenizer_ = type(blank).from_state_arrays(tok, blank.config)
+            try:
+                spec = json.loads(np.asarray(tok.pop("spec"), dtype=np.uint8).tobytes())
+                cls = get_tokenizer(spec["name"])
+                config = cls.config_class.from_dict(spec["config"])
+            except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
+                msg = f"unreadable tokenizer spec in the artifact: {exc}"
+                raise DataValidationError(msg) from exc
+            self.tokenizer_ = cls.from_state_arrays(tok, config)
         super()._load_state_dict(state)
