@@ -151,10 +151,7 @@ class SIDSplit(TIGER):
     mask), as SASRec's.
     """
 
-    summary = (
-        "Semantic-ID generation split into a causal timeline over items and a small code "
-        "decoder (after MARIUS, Lepage et al. 2025)."
-    )
+    summary = "Semantic IDs decoded from a causal timeline over items (after MARIUS)."
 
     config_class = SIDSplitConfig
     config: SIDSplitConfig
