@@ -870,8 +870,8 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
         need = min(int(k), self.n_items)
         if self.config.num_beams < need:
             raise ConfigError(
-                f"TIGER's beam search returns at most num_beams={self.config.num_beams} items "
-                f"but k={k} were requested; set num_beams >= k"
+                f"{self.name}'s beam search returns at most num_beams="
+                f"{self.config.num_beams} items but k={k} were requested; set num_beams >= k"
             )
 
     def _row_order(self, hist: UserHistories, rows: np.ndarray) -> np.ndarray:
