@@ -255,6 +255,13 @@ def test_grown_codebook_encodes_with_the_fitted_tokenizer_which_the_artifact_kee
     np.testing.assert_array_equal(loaded.grown_codebook(ds, vectors).codes, cb.codes)
     with pytest.raises(Exception, match="item map does not extend"):
         model.grown_codebook(_reordered(old), None)
+    # update_model / genrec update --item-vectors: the grown catalogue's vectors (.npy)
+    np.save(tmp_path / "grown.npy", vectors[1:])
+    upd, rep = update_model(model, new, epochs=1, item_vectors=str(tmp_path / "grown.npy"))
+    np.testing.assert_array_equal(upd.codes_, cb.codes)
+    assert "rkmeans tokenizer" in rep.note
+    with pytest.raises(Exception, match="rows for a catalogue"):
+        update_model(model, new, epochs=1)  # item_vectors_path covers the old catalogue only
 
 
 def _reordered(ds):

@@ -292,6 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
         "user_id, item_id[, timestamp]; new users and items are added",
     )  # fmt: skip
     p.add_argument("--items", default=None, help="item table rows for new items (title, ...)")
+    p.add_argument(
+        "--item-vectors", default=None, metavar="NPY",
+        help="TIGER/SID-split trained on item_vectors_path: vectors of the grown catalogue "
+        "(.npy, one row per item in the merged item map), coded by the fitted tokenizer",
+    )  # fmt: skip
     p.add_argument("--epochs", type=_positive_int, default=None, help="warm-start epochs")
     p.add_argument(
         "--replay", type=float, default=0.0, help="share of unaffected users trained on too"

@@ -67,6 +67,7 @@ from genrec.errors import (
     caller_stacklevel,
 )
 from genrec.models.base import Recommender
+from genrec.text.embed import load_item_vectors
 
 __all__ = [
     "UpdateError",
@@ -351,6 +352,7 @@ def update_model(
     valid: Any = None,
     replay: float = 0.0,
     seed: int | None = None,
+    item_vectors: np.ndarray | str | None = None,
 ) -> tuple[Recommender, UpdateReport]:
     """A new model: ``model`` brought up to date with ``new`` interactions (see the module
     docstring). ``model`` itself is not modified.
@@ -365,6 +367,9 @@ def update_model(
         replay: share of the unaffected users whose histories are trained on too
             (warm start only), in ``[0, 1]``.
         seed: seed of the update (default: the model's).
+        item_vectors: semantic-ID models: ``(n_items + 1, d)`` item vectors of the *grown*
+            catalogue (or a ``.npy`` path) for the fitted tokenizer to code the new items
+            with; default the model's ``item_vectors_path``, else the embedded item text.
 
     Returns:
         ``(updated_model, report)``.
@@ -409,8 +414,11 @@ def update_model(
         assert model.network_ is not None
         old_state = {k: v.detach().cpu() for k, v in model.network_.state_dict().items()}
         if isinstance(model, TIGER):  # no item-id tables: new items get codes, not rows
+            vectors = item_vectors
+            if isinstance(vectors, str):
+                vectors = load_item_vectors(vectors, ds)
             try:
-                grown = model.grown_codebook(ds)
+                grown = model.grown_codebook(ds, vectors)
             except ConfigError as exc:  # no tokenizer to code the new items with
                 raise UpdateError(str(exc)) from exc
             fresh.preset_codebook(grown, model.tokenizer_)
@@ -537,7 +545,10 @@ def cmd_update(args: Any) -> int:
     model = load_model(args.artifact)
     new = read_table(args.data)
     items = read_table(args.items) if args.items else None
-    updated, report = update_model(model, new, epochs=args.epochs, items=items, replay=args.replay)
+    updated, report = update_model(
+        model, new, epochs=args.epochs, items=items, replay=args.replay,
+        item_vectors=getattr(args, "item_vectors", None),
+    )  # fmt: skip
     updated.save(args.out, overwrite=args.overwrite)
     print(report.note)
     print(
