@@ -300,9 +300,9 @@ def test_semantic_id_model_without_a_tokenizer_refuses(parts, tmp_path):
 
 
 def test_semantic_id_warm_start_grows_only_the_code_token_table():
-    """A longer collision level adds code tokens at the end of the table: the old rows are
-    copied, the new ones keep their fresh values; any other shape change is refused."""
-    from genrec.update import _semantic_id_warm_start
+    """A longer collision level adds code tokens at the end of the table: grow_state with the
+    sizes update_model gives a semantic-ID model ({old tokens - 1: growth}) copies the old
+    rows and keeps the new ones fresh; any other shape change is refused."""
 
     class Net(torch.nn.Module):
         def __init__(self, n_tokens: int, n_pos: int = 3):
@@ -315,9 +315,10 @@ def test_semantic_id_warm_start_grows_only_the_code_token_table():
     fresh = Net(12)
     new_rows = fresh.token_emb.weight.detach()[10:].clone()
     state = {k: v.detach().clone() for k, v in old.state_dict().items()}
-    _semantic_id_warm_start(state)(fresh)
+    sizes = {10 - 1: 12 - 10}  # as update_model: n_tokens - 1 -> 1 + sum(new sizes) - n_tokens
+    fresh.load_state_dict(grow_state(state, fresh.state_dict(), sizes))
     torch.testing.assert_close(fresh.token_emb.weight[:10], old.token_emb.weight)
     torch.testing.assert_close(fresh.token_emb.weight[10:], new_rows)
     torch.testing.assert_close(fresh.pos, old.pos)
     with pytest.raises(UpdateError, match="cannot grow"):
-        _semantic_id_warm_start(state)(Net(12, n_pos=5))  # positions never grow
+        grow_state(state, Net(12, n_pos=5).state_dict(), sizes)  # positions never grow

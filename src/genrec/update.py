@@ -47,7 +47,6 @@ from __future__ import annotations
 import itertools
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -301,35 +300,6 @@ def _semantic_id_note(model: Any, n_new_items: int, n_new_users: int) -> str:
     return f"codes for {n_new_items} new items from {source}, {users}"
 
 
-def _semantic_id_warm_start(old: dict[str, torch.Tensor]) -> Callable[[torch.nn.Module], None]:
-    """Warm start of a semantic-ID network (TIGER, SID-split) after its codebook grew: every
-    weight is copied; the code-token table may have grown at its end (a longer collision
-    level, the last one), where the new rows keep their fresh initialisation."""
-
-    def warm_start(net: torch.nn.Module) -> None:
-        state = net.state_dict()
-        missing = sorted(set(state) ^ set(old))
-        if missing:
-            raise UpdateError(f"the saved weights and the new network differ in {missing[:5]}")
-        for key, fresh in state.items():
-            o = old[key].to(fresh.dtype)
-            if o.shape == fresh.shape:
-                state[key] = o
-            elif (
-                key == "token_emb.weight"
-                and o.shape[1:] == fresh.shape[1:]
-                and o.shape[0] < fresh.shape[0]
-            ):
-                fresh[: o.shape[0]] = o  # old tokens keep their ids; the new ones are at the end
-            else:
-                raise UpdateError(
-                    f"{key}: shape {tuple(o.shape)} cannot grow to {tuple(fresh.shape)}"
-                )
-        net.load_state_dict(state)
-
-    return warm_start
-
-
 # ---------------------------------------------------------------------- update
 def _affected(ds: Dataset, is_new: np.ndarray) -> np.ndarray:
     """Internal ids of users with new interactions."""
@@ -422,12 +392,14 @@ def update_model(
             except ConfigError as exc:  # no tokenizer to code the new items with
                 raise UpdateError(str(exc)) from exc
             fresh.preset_codebook(grown, model.tokenizer_)
-            warm_start = _semantic_id_warm_start(old_state)
+            # only the code-token table can grow: at its end, when the collision level did
+            n_tokens = old_state["token_emb.weight"].shape[0]  # 1 + sum of the level sizes
+            sizes = {n_tokens - 1: 1 + sum(grown.codebook_sizes) - n_tokens}
         else:
             sizes = {model.item_map.size: n_new_items, model.user_map.size: n_new_users}  # type: ignore[union-attr]
 
-            def warm_start(net: torch.nn.Module) -> None:
-                net.load_state_dict(grow_state(old_state, net.state_dict(), sizes))
+        def warm_start(net: torch.nn.Module) -> None:
+            net.load_state_dict(grow_state(old_state, net.state_dict(), sizes))
 
         fresh.fit(train, valid, warm_start=warm_start)
         _take_history(fresh, ds)

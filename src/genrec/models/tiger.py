@@ -183,6 +183,15 @@ class TIGERConfig(NeuralConfig):
             )
 
 
+def _for_catalogue(cb: ItemCodebook, ids: list[Any], source: str) -> ItemCodebook:
+    """``cb`` after checking that it codes exactly the catalogue ``ids`` (``source`` names it
+    in the error)."""
+    cb.check_catalogue(ids)
+    if cb.n_items != len(ids):
+        raise DataValidationError(f"{source} codes {cb.n_items} items, the dataset has {len(ids)}")
+    return cb
+
+
 # --------------------------------------------------------------------------- network
 class Attention(nn.Module):
     """Multi-head attention with ``n_heads * head_dim`` inner size (T5 style, no biases).
@@ -568,10 +577,6 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
             "tokenizer (2026-12-08)"
         )
 
-    def _tokenizer_options(self) -> dict[str, Any]:
-        cfg = self.config
-        return {"balanced": cfg.rkmeans_balanced} if cfg.codebook == "rkmeans" else {}
-
     def _make_codebook(self, dataset: Dataset):
         """The training codebook: ``codebook_path``, the local random helper, or a tokenizer
         from :func:`genrec.tokenizers.get_tokenizer` fitted on item vectors."""
@@ -581,27 +586,17 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
         if self._preset is not None:
             cb, self.tokenizer_ = self._preset
             self._preset = None
-            cb.check_catalogue(ids)
-            if cb.n_items != len(ids):
-                raise DataValidationError(
-                    f"the preset codebook codes {cb.n_items} items, the dataset has {len(ids)}"
-                )
-            return cb
+            return _for_catalogue(cb, ids, "the preset codebook")
         if cfg.codebook_path:
             cb = ItemCodebook.load(cfg.codebook_path)
-            cb.check_catalogue(ids)
-            if cb.n_items != len(ids):
-                raise DataValidationError(
-                    f"codebook at {cfg.codebook_path} codes {cb.n_items} items, the dataset "
-                    f"has {len(ids)}"
-                )
-            return cb
+            return _for_catalogue(cb, ids, f"codebook at {cfg.codebook_path}")
         if cfg.codebook == "random":  # no vectors needed
             return random_codebook(len(ids), cfg.n_levels, cfg.codebook_size, cfg.seed, ids)
         vectors = self._item_vectors(dataset)  # TIGER Sec. 4.1: embedded item metadata
+        options = {"balanced": cfg.rkmeans_balanced} if cfg.codebook == "rkmeans" else {}
         self.tokenizer_, cb = fit_tokenizer(
             cfg.codebook, vectors, ids, n_levels=cfg.n_levels,
-            codebook_size=cfg.codebook_size, seed=cfg.seed, **self._tokenizer_options(),
+            codebook_size=cfg.codebook_size, seed=cfg.seed, **options,
         )  # fmt: skip
         return cb
 
@@ -650,8 +645,11 @@ class TIGER(NeuralTrainingMixin, GenerativeRecommender):
         if len(new) == 0 or L == 1:  # nothing to code, or a collision level alone
             sem = np.empty((len(new), L - 1), dtype=np.int64)
         elif self.tokenizer_ is not None:
-            x = self._item_vectors(dataset) if vectors is None else vectors
-            x = check_item_vectors(x, len(ids), what="vectors")
+            x = (
+                self._item_vectors(dataset)
+                if vectors is None
+                else check_item_vectors(vectors, len(ids), what="vectors")
+            )
             sem = self.tokenizer_.encode(x[new])
         elif self.config.codebook == "random" and not self.config.codebook_path:
             rng = np.random.default_rng([self.config.seed, len(old_ids)])

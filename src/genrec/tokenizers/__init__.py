@@ -16,7 +16,6 @@ from genrec.tokenizers.build import (
     codebook_health,
     fit_codebook,
     fit_tokenizer,
-    make_tokenizer,
     random_codebook,
 )
 from genrec.tokenizers.codebook import ItemCodebook
@@ -44,7 +43,6 @@ __all__ = [
     "deduplicate",
     "fit_codebook",
     "fit_tokenizer",
-    "make_tokenizer",
     "get_tokenizer",
     "kmeans",
     "list_tokenizers",

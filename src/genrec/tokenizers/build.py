@@ -112,16 +112,6 @@ def fit_codebook(
     )[1]  # fmt: skip
 
 
-def make_tokenizer(
-    name: str, *, n_levels: int, codebook_size: int, seed: int = 0, **options: Any
-) -> SemanticIDTokenizer:
-    """The unfitted ``name`` tokenizer as :func:`fit_codebook` configures it: ``n_levels - 1``
-    semantic levels (the last level is the collision level) of ``codebook_size`` codes."""
-    return get_tokenizer(name)(
-        n_levels=max(n_levels - 1, 1), codebook_size=codebook_size, seed=seed, **options
-    )
-
-
 def fit_tokenizer(
     name: str,
     vectors: np.ndarray,
@@ -137,8 +127,8 @@ def fit_tokenizer(
     """:func:`fit_codebook` for a registered tokenizer, returning the fitted tokenizer too:
     its :meth:`~genrec.tokenizers.base.SemanticIDTokenizer.encode` codes new items later
     (continuous training) without refitting. Arguments as :func:`fit_codebook`'s."""
-    tokenizer = make_tokenizer(
-        name, n_levels=n_levels, codebook_size=codebook_size, seed=seed, **options
+    tokenizer = get_tokenizer(name)(
+        n_levels=max(n_levels - 1, 1), codebook_size=codebook_size, seed=seed, **options
     )
     cfg = tokenizer.config
     cooc = getattr(cfg, "cooc_weight", 0) > 0
